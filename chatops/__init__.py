@@ -1,0 +1,1 @@
+"""Slack: run notifications, slash commands and buttons. Uses ``runner`` and ``gitops``."""

@@ -1,0 +1,84 @@
+"""The one small interface every backend implements, and the per-stage handle the engine gives it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from runner.events import StageState
+from runner.model import Pipeline, Stage
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every stage of one run shares."""
+
+    run_id: str
+    pipeline: Pipeline
+    # The checkout of exactly `commit`; module paths are relative to it.
+    source_dir: Path
+    commit: str
+    # Where the run deploys: a Kubernetes namespace, or a name that keeps local services apart.
+    environment: str
+
+
+@dataclass
+class StageJob:
+    """One stage of one run, as handed to a backend. Backends report through its callbacks."""
+
+    run: RunContext
+    stage: Stage
+    # Environment variables the engine sets: GIT_COMMIT_HASH, and EXCEPTION_MESSAGE for run_on_failure.
+    env: Mapping[str, str]
+    log: Callable[[str], None]
+    attempt_started: Callable[[int], None]
+    attempt_failed: Callable[[int, str], None]
+    # Secret values the backend resolved; the engine masks them in every log line and reason.
+    secret_values: set[str] = field(default_factory=set)
+
+    @property
+    def module_path(self) -> Path:
+        return self.run.source_dir / self.stage.executable_module_path
+
+
+@dataclass(frozen=True)
+class StageResult:
+    state: StageState
+    attempts: int = 1
+    reason: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state is StageState.SUCCEEDED
+
+
+class StageError(Exception):
+    """An expected failure of a stage, with a message that names the problem and the fix."""
+
+
+class Backend(Protocol):
+    name: str
+
+    async def start_run(self, run: RunContext) -> None:
+        """Prepares the environment (namespace, service account, ...). Raises StageError on failure."""
+
+    async def run_batch(self, job: StageJob) -> StageResult:
+        """Runs a batch stage to completion: every attempt (1 + retries), each within its time limit.
+
+        Cancellation (asyncio.CancelledError) must stop whatever the stage started, then propagate.
+        """
+
+    async def deploy_service(self, job: StageJob) -> StageResult:
+        """Deploys a service stage and waits until it is ready within max_startup_time_seconds.
+
+        When it is not ready in time, the previous version is restored (or the new one removed when
+        there was none) and the result is ROLLED_BACK with the reason. Cancellation rolls back too.
+        """
+
+    async def finish_run(self, run: RunContext, succeeded: bool) -> None:
+        """Called once after the last stage; a successful run removes services no longer in the DAG."""
+
+    async def close(self) -> None:
+        """Releases what the backend holds (the local backend stops its services)."""

@@ -1,0 +1,1 @@
+"""One module per ``bodywork`` subcommand. Each has ``add_parser(subparsers)`` and ``run(args) -> int``."""
