@@ -85,7 +85,8 @@ class Engine:
     async def _run_steps(
         self, context: RunContext, redactor: Redactor, results: dict[str, StageResult]
     ) -> tuple[RunState, str]:
-        problems = [p for s in context.pipeline.stages_in_dag() if (p := module_problem(context.source_dir, s))]
+        stages = context.pipeline.stages_in_dag()
+        problems = [p for s in stages if (p := module_problem(context.source_dir, s))]
         if problems:
             return await self._fail(context, redactor, results, "; ".join(problems))
         try:

@@ -1,0 +1,1 @@
+"""Scripts that run inside a stage's own interpreter: standard library only, no imports from runner."""
