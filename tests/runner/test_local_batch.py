@@ -1,0 +1,259 @@
+"""The engine with the local backend running real stages as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.events import RunFinished, RunState, StageAttemptFailed, StageStarted, StageState
+from tests.runner.builders import batch, pipeline, write
+from tests.runner.conftest import Harness
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_steps_run_in_order_with_the_commit_hash(harness: Harness, tmp_path: Path) -> None:
+    source = write(tmp_path / "repo", {
+        "prepare/prepare.py": """
+            import os, sys
+            print("prepare", os.environ["GIT_COMMIT_HASH"], sys.argv[1:])
+            open("prepared.txt", "w").write("x")
+        """,
+        "train/train.py": "print('train in', __import__('os').getcwd().rsplit('/', 1)[-1])",
+    })
+    p = pipeline(
+        "prepare >> train",
+        batch("prepare", "prepare/prepare.py", args=("--rows", "10")),
+        batch("train", "train/train.py"),
+    )
+
+    outcome = harness.run(p, source, COMMIT)
+
+    assert outcome.state is RunState.SUCCEEDED
+    assert harness.recorder.logs("prepare") == [f"prepare {COMMIT} ['--rows', '10']"]
+    assert harness.recorder.logs("train") == ["train in train"]
+    started = [e.stage for e in harness.recorder.of(StageStarted)]
+    assert started == ["prepare", "train"]
+    # Stages run in a copy of the commit: the repository itself is never written to.
+    assert not (source / "prepare" / "prepared.txt").exists()
+
+
+def test_retries_then_failure_runs_run_on_failure_with_the_message(
+    harness: Harness, tmp_path: Path
+) -> None:
+    source = write(tmp_path / "repo", {
+        "flaky.py": "import sys; print('attempt failing'); sys.exit(3)",
+        "never.py": "print('must not run')",
+        "on_failure.py": """
+            import os
+            print("handler got:", os.environ["EXCEPTION_MESSAGE"])
+        """,
+    })
+    p = pipeline(
+        "flaky >> never",
+        batch("flaky", "flaky.py", retries=2),
+        batch("never", "never.py"),
+        batch("on-failure", "on_failure.py"),
+        run_on_failure="on-failure",
+    )
+
+    outcome = harness.run(p, source)
+
+    assert outcome.state is RunState.FAILED
+    assert outcome.reason == "stage flaky failed: exited with code 3"
+    assert [e.attempt for e in harness.recorder.of(StageAttemptFailed)] == [1, 2]
+    assert harness.recorder.finished("flaky").attempts == 3
+    assert harness.recorder.logs("flaky") == ["attempt failing"] * 3
+    assert harness.recorder.logs("never") == []
+    assert harness.recorder.logs("on-failure") == [
+        "handler got: stage flaky failed: exited with code 3"
+    ]
+    assert harness.recorder.finished("on-failure").state is StageState.SUCCEEDED
+
+
+def test_time_limit_kills_the_stage_and_its_children(harness: Harness, tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    source = write(tmp_path / "repo", {
+        "slow.py": f"""
+            import subprocess, time
+            child = subprocess.Popen(["sleep", "600"])
+            open({str(pid_file)!r}, "w").write(str(child.pid))
+            print("started child", flush=True)
+            time.sleep(600)
+        """,
+    })
+    p = pipeline("slow", batch("slow", "slow.py", limit=2))
+
+    started = time.monotonic()
+    outcome = harness.run(p, source)
+
+    assert time.monotonic() - started < 15
+    assert outcome.state is RunState.FAILED
+    assert "did not finish within max_completion_time_seconds (2s)" in outcome.reason
+    child = int(pid_file.read_text())
+    assert not _alive(child), "the stage's child process survived the time limit"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed child may linger as a zombie until reaped by init.
+    status = Path(f"/proc/{pid}/status").read_text() if Path(f"/proc/{pid}").exists() else ""
+    return "State:\tZ" not in status and bool(status)
+
+
+def test_stages_of_one_step_overlap_in_time(harness: Harness, tmp_path: Path) -> None:
+    stage_code = """
+        import json, sys, time
+        start = time.time(); time.sleep(1.0)
+        print(json.dumps([start, time.time()]))
+    """
+    source = write(tmp_path / "repo", {"a.py": stage_code, "b.py": stage_code})
+    p = pipeline("a, b", batch("a", "a.py"), batch("b", "b.py"))
+
+    outcome = harness.run(p, source)
+
+    assert outcome.state is RunState.SUCCEEDED
+    (a_start, a_end), = [json.loads(x) for x in harness.recorder.logs("a")]
+    (b_start, b_end), = [json.loads(x) for x in harness.recorder.logs("b")]
+    assert max(a_start, b_start) < min(a_end, b_end), "stages of one step did not overlap"
+
+
+def test_notebook_stage_executes_its_code_cells(harness: Harness, tmp_path: Path) -> None:
+    notebook = {
+        "cells": [
+            {"cell_type": "markdown", "source": ["# Train\n"]},
+            {"cell_type": "code", "source": ["x = 20\n", "%matplotlib inline\n"]},
+            {"cell_type": "code", "source": "print('answer', x + 22)"},
+        ],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+    }
+    source = write(tmp_path / "repo", {"nb/train.ipynb": json.dumps(notebook)})
+    p = pipeline("train", batch("train", "nb/train.ipynb"))
+
+    outcome = harness.run(p, source)
+
+    assert outcome.state is RunState.SUCCEEDED, outcome.reason
+    assert harness.recorder.logs("train")[-1] == "answer 42"
+
+
+def test_binary_garbage_output_reaches_the_log_as_readable_text(harness: Harness, tmp_path: Path) -> None:
+    source = write(tmp_path / "repo", {
+        "noisy.py": r"""
+            import sys
+            sys.stdout.buffer.write(b"ok \xff\xfe\x00\x1b[31m red\n" + b"x" * 100000)
+        """,
+    })
+    outcome = harness.run(pipeline("noisy", batch("noisy", "noisy.py")), source)
+
+    assert outcome.state is RunState.SUCCEEDED
+    lines = harness.recorder.logs("noisy")
+    assert lines[0] == "ok \ufffd\ufffd\ufffd\ufffd[31m red"
+    assert all(line.isprintable() for line in lines)
+    assert sum(len(line) for line in lines[1:]) == 100000
+
+
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [
+        ("../../etc/passwd.py", "executable_module_path '../../etc/passwd.py' leaves the repository"),
+        ("missing/train.py", "executable_module_path 'missing/train.py' does not exist at this commit"),
+    ],
+)
+def test_bad_module_paths_fail_the_run_before_any_stage(
+    harness: Harness, tmp_path: Path, module: str, message: str
+) -> None:
+    source = write(tmp_path / "repo", {"ok.py": "print('ok')"})
+    p = pipeline("ok >> bad", batch("ok", "ok.py"), batch("bad", module))
+
+    outcome = harness.run(p, source)
+
+    assert outcome.state is RunState.FAILED
+    assert outcome.reason.startswith(f"stage bad: {message}")
+    assert harness.recorder.of(StageStarted) == []
+
+
+def test_symlink_out_of_the_repository_is_refused(harness: Harness, tmp_path: Path) -> None:
+    outside = write(tmp_path / "outside", {"evil.py": "print('escaped')"})
+    source = write(tmp_path / "repo", {"ok.py": "print('ok')"})
+    (source / "link.py").symlink_to(outside / "evil.py")
+
+    outcome = harness.run(pipeline("link", batch("link", "link.py")), source)
+
+    assert outcome.state is RunState.FAILED
+    assert "resolves outside the repository" in outcome.reason
+
+
+def test_secrets_reach_the_stage_and_are_masked_in_logs(tmp_path: Path, venv_cache: Path) -> None:
+    from runner.backends.local import LocalBackend
+    from runner.engine import Engine, RunRequest
+    from runner.events import EventBus
+    from tests.runner.conftest import Recorder
+
+    source = write(tmp_path / "repo", {
+        "use.py": """
+            import os, sys
+            print("password is", os.environ["DB_PASSWORD"])
+            sys.exit(0 if os.environ["DB_PASSWORD"] == "hunter2-very-secret" else 1)
+        """,
+    })
+    stage = batch("use", "use.py", secrets=(("DB_PASSWORD", "database"),))
+    backend = LocalBackend(
+        cache_dir=venv_cache, state_dir=tmp_path / "state",
+        secrets={"database": {"DB_PASSWORD": "hunter2-very-secret"}},
+    )
+    recorder = Recorder()
+
+    outcome = asyncio.run(Engine(backend, EventBus(recorder)).run(
+        RunRequest(pipeline("use", stage), source, COMMIT)
+    ))
+
+    assert outcome.state is RunState.SUCCEEDED
+    assert recorder.logs("use") == ["password is ********"]
+
+
+def test_a_missing_secret_names_the_stage_and_the_fix(harness: Harness, tmp_path: Path) -> None:
+    source = write(tmp_path / "repo", {"use.py": "print('x')"})
+    stage = batch("use", "use.py", secrets=(("API_KEY", "external-api"),))
+
+    outcome = harness.run(pipeline("use", stage), source)
+
+    assert outcome.state is RunState.FAILED
+    assert outcome.reason == (
+        "stage use failed: stage use needs key 'API_KEY' of secret 'external-api', which the secrets "
+        "file does not hold; add it there and pass the file with --secrets-file"
+    )
+
+
+def test_cancelling_a_run_stops_its_stages(harness: Harness, tmp_path: Path) -> None:
+    pid_file = tmp_path / "stage.pid"
+    source = write(tmp_path / "repo", {
+        "forever.py": f"""
+            import os, time
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            time.sleep(600)
+        """,
+    })
+    p = pipeline("forever", batch("forever", "forever.py", limit=600))
+
+    async def scenario() -> None:
+        task = asyncio.create_task(harness.run_async(p, source))
+        while not pid_file.exists() or not pid_file.read_text():
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+
+    assert not _alive(int(pid_file.read_text()))
+    (finished,) = harness.recorder.of(RunFinished)
+    assert finished.state is RunState.CANCELLED
+    assert harness.recorder.finished("forever").state is StageState.CANCELLED
