@@ -58,6 +58,12 @@ class StageError(Exception):
     """An expected failure of a stage, with a message that names the problem and the fix."""
 
 
+# Every backend sets this variable in every stage: a folder shared by all stages of one environment that
+# persists across runs, so that a training stage can hand its model to a service (bodywork-core #115).
+# Locally a folder under the state directory; on Kubernetes a volume mounted into every stage pod.
+ARTIFACTS_DIR_VARIABLE = "BODYWORK_ARTIFACTS_DIR"
+
+
 class Backend(Protocol):
     name: str
 

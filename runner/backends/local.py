@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.backends.base import RunContext, StageError, StageJob, StageResult
+from runner.backends.base import ARTIFACTS_DIR_VARIABLE, RunContext, StageError, StageJob, StageResult
 from runner.backends.processes import StageProcess, stage_environment
 from runner.backends.venvs import VenvCache
 from runner.events import StageState
@@ -124,7 +124,7 @@ class LocalBackend:
 
     def _environment_for(self, job: StageJob) -> dict[str, str]:
         env = dict(job.env)
-        env["BODYWORK_ARTIFACTS_DIR"] = str(self.artifacts_dir(job.run.environment))
+        env[ARTIFACTS_DIR_VARIABLE] = str(self.artifacts_dir(job.run.environment))
         group = job.run.pipeline.pipeline.secrets_group
         for variable, secret_name in job.stage.secrets:
             secret = self.secrets.get(secret_name)
