@@ -73,6 +73,9 @@ class Pipeline:
     log_level: str = "INFO"
     # Notices that are not errors, e.g. "schema 1.0 is the older schema; run `bodywork migrate`".
     notices: tuple[str, ...] = field(default=(), compare=False)
+    # The format the pipeline was read from: "1.1", "1.0" (the `project:` schema) or "ini" (the
+    # bodywork.ini layout). `version` is always the schema the model follows ("1.1").
+    source_schema: str = field(default="1.1", compare=False)
 
     @property
     def name(self) -> str:

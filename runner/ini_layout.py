@@ -1,0 +1,348 @@
+"""The older layout (Bodywork 0.x and 1.x): a ``bodywork.ini`` at the root and, for every stage in the
+DAG, a folder named after the stage holding ``config.ini``, ``requirements.txt`` and the module.
+The only module that imports ``configparser``.
+
+Read as Bodywork 1.0.1 read it, except that a missing ``INGRESS`` is read as ``False`` with a notice
+(as Bodywork 0.2.23 did), a DAG wrapped in quotes is reported as such, and unknown keys are errors.
+Problems are ``<file> [<section>] <KEY> -> <message>``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import math
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from runner.dag import parse_dag
+from runner.hints import close_names, quoted, unknown_key_message
+from runner.model import (
+    LOG_LEVELS,
+    BatchSettings,
+    Pipeline,
+    PipelineSettings,
+    ServiceSettings,
+    Stage,
+)
+from runner.yaml_schema import K8S_NAME, SCHEMA_VERSION
+
+INI_FILE = "bodywork.ini"
+STAGE_FILE = "config.ini"
+REQUIREMENTS_FILE = "requirements.txt"
+MAX_INI_BYTES = 1_000_000
+
+PROJECT_KEYS = {"default": ("PROJECT_NAME", "DOCKER_IMAGE"), "workflow": ("DAG",), "logging": ("LOG_LEVEL",)}
+STAGE_KEYS = {
+    "default": ("STAGE_TYPE", "EXECUTABLE_SCRIPT", "CPU_REQUEST", "MEMORY_REQUEST_MB"),
+    "batch": ("MAX_COMPLETION_TIME_SECONDS", "RETRIES"),
+    "service": ("MAX_STARTUP_TIME_SECONDS", "REPLICAS", "PORT", "INGRESS"),
+}
+INI_NOTICE = (
+    "bodywork.ini -> the bodywork.ini layout (Bodywork 0.x and 1.x) is the oldest format; it "
+    "loads, but run `bodywork migrate` to write the equivalent bodywork.yaml"
+)
+
+
+@dataclass
+class _Report:
+    problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Ini:
+    """One parsed ini file: upper-cased keys per section, as configparser's case-insensitive keys."""
+
+    label: str
+    sections: dict[str, dict[str, str]]
+
+    def where(self, section: str, key: str = "") -> str:
+        return f"{self.label} [{section}]" + (f" {key}" if key else "")
+
+
+def _read_ini(path: Path, label: str, report: _Report) -> _Ini | None:
+    if not path.is_file():
+        report.problems.append(
+            f"{label} -> missing; "
+            + (
+                "create it (see docs/bodywork-yaml.md)"
+                if label.endswith(INI_FILE)
+                else "every stage folder needs a config.ini"
+            )
+        )
+        return None
+    try:
+        if path.stat().st_size > MAX_INI_BYTES:
+            report.problems.append(f"{label} -> larger than 1 MB; is this the right file?")
+            return None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        report.problems.append(f"{label} -> not UTF-8 text (byte {error.start}); is this the right file?")
+        return None
+    except OSError as error:
+        report.problems.append(f"{label} -> cannot be read: {error.strerror}")
+        return None
+    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(text, source=label)
+    except configparser.Error as error:
+        message = str(error).replace("\n", " ")
+        report.problems.append(f"{label} -> cannot be read as an ini file: {message}")
+        return None
+    sections: dict[str, dict[str, str]] = {}
+    for name in parser.sections():
+        values: dict[str, str] = {}
+        for key, value in parser.items(name):
+            upper = key.upper()
+            if upper in values:
+                report.problems.append(f"{label} [{name}] {upper} -> set twice; remove one")
+            values[upper] = value.strip()
+        sections[name] = values
+    return _Ini(label, sections)
+
+
+def _check_keys(
+    ini: _Ini, known: dict[str, tuple[str, ...]], report: _Report, free_sections: tuple[str, ...] = ()
+) -> None:
+    for section, values in ini.sections.items():
+        if section in free_sections:
+            continue
+        if section not in known:
+            report.problems.append(
+                f"{ini.where(section)} -> unknown section; "
+                + unknown_key_message(section, [*known, *free_sections]).replace("key", "section")
+            )
+            continue
+        for key in values:
+            if key not in known[section]:
+                report.problems.append(
+                    f"{ini.where(section, key)} -> " + unknown_key_message(key, known[section])
+                )
+
+
+def _value(ini: _Ini, section: str, key: str, report: _Report) -> str | None:
+    values = ini.sections.get(section)
+    if values is None:
+        report.problems.append(f"{ini.where(section)} -> missing section; add [{section}] with {key}=...")
+        return None
+    if key not in values or values[key] == "":
+        report.problems.append(f"{ini.where(section, key)} -> missing; add {key}=...")
+        return None
+    return values[key]
+
+
+def _integer(
+    ini: _Ini, section: str, key: str, report: _Report, low: int = 0, high: int | None = None
+) -> int | None:
+    text = _value(ini, section, key, report)
+    if text is None:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        number = None
+    if number is None or number < low or (high is not None and number > high):
+        rule = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+        report.problems.append(f"{ini.where(section, key)} -> must be {rule}, got {quoted(text)}")
+        return None
+    return number
+
+
+def read_project_ini(path: Path, label: str = INI_FILE) -> tuple[tuple[str, str, str, str] | None, list[str]]:
+    """(PROJECT_NAME, DOCKER_IMAGE, DAG, LOG_LEVEL) of a bodywork.ini, or None and its problems."""
+    report = _Report()
+    ini = _read_ini(path, label, report)
+    if ini is None:
+        return None, report.problems
+    _check_keys(ini, PROJECT_KEYS, report)
+    name = _value(ini, "default", "PROJECT_NAME", report)
+    if name is not None and not K8S_NAME.fullmatch(name):
+        report.problems.append(
+            f"{ini.where('default', 'PROJECT_NAME')} -> must be letters, "
+            f"digits, '-' and '.', got {quoted(name)}"
+        )
+    image = _value(ini, "default", "DOCKER_IMAGE", report)
+    dag = _value(ini, "workflow", "DAG", report)
+    level = _value(ini, "logging", "LOG_LEVEL", report)
+    if level is not None and level not in LOG_LEVELS:
+        report.problems.append(
+            f"{ini.where('logging', 'LOG_LEVEL')} -> must be one of "
+            f"{', '.join(LOG_LEVELS)}, got {quoted(level)}"
+        )
+    if report.problems or name is None or image is None or dag is None or level is None:
+        return None, report.problems
+    return (name, image, dag, level), []
+
+
+def read_stage(root: Path, name: str) -> tuple[Stage | None, list[str], list[str]]:
+    """The stage in folder `root/name`, or None; with its problems and notices."""
+    report = _Report()
+    folder = root / name
+    ini = _read_ini(folder / STAGE_FILE, f"{name}/{STAGE_FILE}", report)
+    requirements = _requirements(folder / REQUIREMENTS_FILE, f"{name}/{REQUIREMENTS_FILE}", report)
+    if ini is None:
+        return None, report.problems, report.notices
+    _check_keys(ini, STAGE_KEYS, report, free_sections=("secrets",))
+    kind = _value(ini, "default", "STAGE_TYPE", report)
+    if kind is not None and kind.lower() not in ("batch", "service"):
+        report.problems.append(
+            f"{ini.where('default', 'STAGE_TYPE')} -> must be batch or service, got {quoted(kind)}"
+        )
+        kind = None
+    script = _script(ini, folder, name, report)
+    cpu = _cpu(ini, report)
+    memory = _integer(ini, "default", "MEMORY_REQUEST_MB", report)
+    secrets = tuple(ini.sections.get("secrets", {}).items())
+    batch: BatchSettings | None = None
+    service: ServiceSettings | None = None
+    if kind is not None and kind.lower() == "batch":
+        timeout = _integer(ini, "batch", "MAX_COMPLETION_TIME_SECONDS", report)
+        retries = _integer(ini, "batch", "RETRIES", report)
+        if timeout is not None and retries is not None:
+            batch = BatchSettings(max_completion_time_seconds=timeout, retries=retries)
+    elif kind is not None:
+        service = _service(ini, report)
+    if (
+        report.problems
+        or kind is None
+        or script is None
+        or cpu is None
+        or memory is None
+        or requirements is None
+        or (batch is None and service is None)
+    ):
+        return None, report.problems, report.notices
+    return (
+        Stage(
+            name=name,
+            executable_module_path=f"{name}/{script}",
+            cpu_request=cpu,
+            memory_request_mb=memory,
+            requirements=requirements,
+            secrets=secrets,
+            batch=batch,
+            service=service,
+        ),
+        [],
+        report.notices,
+    )
+
+
+def _script(ini: _Ini, folder: Path, name: str, report: _Report) -> str | None:
+    script = _value(ini, "default", "EXECUTABLE_SCRIPT", report)
+    if script is None:
+        return None
+    where = ini.where("default", "EXECUTABLE_SCRIPT")
+    relative = PurePosixPath(script)
+    if relative.is_absolute() or ".." in relative.parts:
+        report.problems.append(
+            f"{where} -> {quoted(script)} leaves the stage folder; name a file inside {name}/"
+        )
+        return None
+    if not script.endswith((".py", ".ipynb")):
+        report.problems.append(f"{where} -> must name a .py or .ipynb file, got {quoted(script)}")
+        return None
+    if not (folder / script).is_file():
+        present = sorted(p.name for p in folder.glob("*") if p.suffix in (".py", ".ipynb"))
+        hint = f" (it holds {', '.join(present)})" if present else ""
+        report.problems.append(
+            f"{where} -> {quoted(script)} does not exist in {name}/{hint}; "
+            "add the file or correct EXECUTABLE_SCRIPT"
+        )
+        return None
+    return script
+
+
+def _cpu(ini: _Ini, report: _Report) -> float | None:
+    text = _value(ini, "default", "CPU_REQUEST", report)
+    if text is None:
+        return None
+    try:
+        cpu = float(text)
+    except ValueError:
+        cpu = -1.0
+    if not math.isfinite(cpu) or cpu < 0:
+        report.problems.append(
+            f"{ini.where('default', 'CPU_REQUEST')} -> must be a number >= 0 "
+            f"(CPU cores, e.g. 0.5), got {quoted(text)}"
+        )
+        return None
+    return cpu
+
+
+def _service(ini: _Ini, report: _Report) -> ServiceSettings | None:
+    startup = _integer(ini, "service", "MAX_STARTUP_TIME_SECONDS", report)
+    replicas = _integer(ini, "service", "REPLICAS", report)
+    port = _integer(ini, "service", "PORT", report, 1, 65535)
+    values = ini.sections.get("service", {})
+    ingress: bool | None = False
+    if "INGRESS" not in values:
+        report.notices.append(
+            f"{ini.where('service', 'INGRESS')} -> missing; read as False (no "
+            "ingress), as Bodywork 0.2 did; Bodywork 1.0 required it"
+        )
+    elif values["INGRESS"] in ("True", "False"):
+        ingress = values["INGRESS"] == "True"
+    else:
+        report.problems.append(
+            f"{ini.where('service', 'INGRESS')} -> must be True or False, got {quoted(values['INGRESS'])}"
+        )
+        ingress = None
+    if startup is None or replicas is None or port is None or ingress is None:
+        return None
+    return ServiceSettings(max_startup_time_seconds=startup, replicas=replicas, port=port, ingress=ingress)
+
+
+def _requirements(path: Path, label: str, report: _Report) -> tuple[str, ...] | None:
+    if not path.is_file():
+        report.problems.append(f"{label} -> missing; create it, one requirement a line (it may be empty)")
+        return None
+    try:
+        text = path.read_bytes()[:MAX_INI_BYTES].decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        report.problems.append(f"{label} -> cannot be read as UTF-8 text")
+        return None
+    lines = (line.strip() for line in text.splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+def load_ini_layout(root: Path, ini_name: str = INI_FILE) -> tuple[Pipeline | None, list[str], list[str]]:
+    """The pipeline of the ini layout at `root`, or None; with every problem and notice."""
+    settings, problems = read_project_ini(root / ini_name, ini_name)
+    if settings is None:
+        return None, problems, []
+    name, image, dag_text, level = settings
+    notices = [INI_NOTICE]
+    steps, dag_problems = parse_dag(dag_text)
+    where = f"{ini_name} [workflow] DAG"
+    problems += [f"{where} -> {message}" for message in dag_problems]
+    if dag_problems:
+        return None, problems, notices
+    folders = sorted(p.name for p in root.iterdir() if (p / STAGE_FILE).is_file())
+    stages: dict[str, Stage] = {}
+    for step in steps:
+        for stage_name in step:
+            if not (root / stage_name).is_dir():
+                problems.append(
+                    f"{where} -> names stage {quoted(stage_name)}, but there is no "
+                    f"folder {stage_name}/ next to {ini_name}"
+                    f"{close_names(stage_name, folders)}"
+                )
+                continue
+            stage, stage_problems, stage_notices = read_stage(root, stage_name)
+            problems += stage_problems
+            notices += stage_notices
+            if stage is not None:
+                stages[stage_name] = stage
+    if problems:
+        return None, problems, notices
+    pipeline = Pipeline(
+        version=SCHEMA_VERSION,
+        pipeline=PipelineSettings(name=name, docker_image=image, dag=steps),
+        stages=stages,
+        log_level=level,
+        notices=tuple(notices),
+        source_schema="ini",
+    )
+    return pipeline, [], notices

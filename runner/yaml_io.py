@@ -1,0 +1,165 @@
+"""Reading YAML text into plain Python values, with the line of every value. The only module that
+imports ``yaml``.
+
+Safe-load semantics (no Python tags), plus guards against hostile input: at most ``MAX_YAML_CHARS``
+characters, at most ``MAX_VALUES`` values after expanding aliases (the "billion laughs" attack), no
+recursive aliases, no merge keys (``<<``), and no deeper nesting than ``MAX_DEPTH``. Every failure is a
+:class:`YamlError` whose message names the line and column where it has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+MAX_YAML_CHARS = 1_000_000
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+# A path to a value: mapping keys and list indexes from the top of the document.
+YamlPath = tuple[object, ...]
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class YamlError(Exception):
+    """The text is not a YAML document this loader accepts; the message says where and why."""
+
+
+@dataclass
+class YamlDocument:
+    """A parsed document: the plain value, the 1-based line of each value and each key, and the
+    keys that appeared twice in one mapping (YAML keeps the last; we report them)."""
+
+    value: Any
+    value_lines: dict[YamlPath, int] = field(default_factory=dict)
+    key_lines: dict[YamlPath, int] = field(default_factory=dict)
+    duplicate_keys: list[tuple[YamlPath, int]] = field(default_factory=list)
+
+
+def parse_yaml(text: str) -> YamlDocument:
+    """Parse one YAML document; raise YamlError (never anything else) when it cannot be read."""
+    if len(text) > MAX_YAML_CHARS:
+        raise YamlError(
+            f"the file has {len(text):,} characters, more than the {MAX_YAML_CHARS:,} allowed; "
+            "is this the right file?"
+        )
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        document = YamlDocument(value=None)
+        if node is not None:
+            document.value = _Converter(loader, document).convert(node, (), 0)
+        return document
+    except yaml.MarkedYAMLError as error:
+        raise YamlError(_describe_marked(error)) from None
+    except yaml.reader.ReaderError as error:
+        line, column = _line_column(text, error.position)
+        raise YamlError(
+            f"line {line}, column {column}: unacceptable character #x{error.character:04x} "
+            "(binary data?); a bodywork.yaml is plain UTF-8 text"
+        ) from None
+    except yaml.YAMLError as error:
+        raise YamlError(f"cannot read the YAML: {error}") from None
+    except RecursionError:
+        raise YamlError(
+            f"the document is nested more than {MAX_DEPTH} levels deep; is this the right file?"
+        ) from None
+    except (ValueError, TypeError, OverflowError) as error:
+        # e.g. `!!timestamp 2021-13-45` reaches datetime() and fails there
+        raise YamlError(f"a value cannot be read: {error}") from None
+    finally:
+        loader.dispose()
+
+
+def _describe_marked(error: yaml.MarkedYAMLError) -> str:
+    mark = error.problem_mark or error.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = error.problem or "invalid YAML"
+    context = ""
+    if error.context and error.context_mark is not None and error.context_mark is not mark:
+        context_mark = error.context_mark
+        context = f" ({error.context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    return f"YAML syntax error at {where}{problem}{context}"
+
+
+def _line_column(text: str, position: int) -> tuple[int, int]:
+    before = text[:position]
+    line = before.count("\n") + 1
+    return line, position - (before.rfind("\n") + 1) + 1
+
+
+class _Converter:
+    """Turns the composed node graph into plain values, counting values to stop alias bombs."""
+
+    def __init__(self, loader: yaml.SafeLoader, document: YamlDocument) -> None:
+        self._loader = loader
+        self._document = document
+        self._count = 0
+        self._active: set[int] = set()
+
+    def convert(self, node: Node, path: YamlPath, depth: int) -> Any:
+        self._count += 1
+        line = node.start_mark.line + 1
+        if self._count > MAX_VALUES:
+            raise YamlError(
+                f"line {line}: the document expands to more than {MAX_VALUES:,} values "
+                "(through YAML aliases?); a bodywork.yaml needs far fewer"
+            )
+        if depth > MAX_DEPTH:
+            raise YamlError(f"line {line}: values are nested more than {MAX_DEPTH} levels deep")
+        self._document.value_lines.setdefault(path, line)
+        if isinstance(node, ScalarNode):
+            return self._loader.construct_object(node, deep=True)
+        if id(node) in self._active:
+            raise YamlError(f"line {line}: a YAML alias refers to a value that contains itself")
+        self._active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                self._check_tag(node, _SEQ_TAG)
+                return [
+                    self.convert(item, (*path, index), depth + 1) for index, item in enumerate(node.value)
+                ]
+            if isinstance(node, MappingNode):
+                self._check_tag(node, _MAP_TAG)
+                return self._mapping(node, path, depth)
+        finally:
+            self._active.discard(id(node))
+        raise YamlError(f"line {line}: unexpected YAML node {type(node).__name__}")
+
+    def _mapping(self, node: MappingNode, path: YamlPath, depth: int) -> dict[object, Any]:
+        result: dict[object, Any] = {}
+        for key_node, value_node in node.value:
+            key_line = key_node.start_mark.line + 1
+            if key_node.tag == _MERGE_TAG:
+                raise YamlError(
+                    f"line {key_line}, column {key_node.start_mark.column + 1}: YAML merge keys "
+                    "(<<) are not supported; write the keys out in full"
+                )
+            if not isinstance(key_node, ScalarNode):
+                raise YamlError(
+                    f"line {key_line}, column {key_node.start_mark.column + 1}: a key must be "
+                    "a plain word, not a list or mapping"
+                )
+            self._count += 1
+            key = self._loader.construct_object(key_node, deep=True)
+            child = (*path, key)
+            if key in result:
+                self._document.duplicate_keys.append((child, key_line))
+            self._document.key_lines[child] = key_line
+            result[key] = self.convert(value_node, child, depth + 1)
+        return result
+
+    @staticmethod
+    def _check_tag(node: Node, expected: str) -> None:
+        if node.tag != expected:
+            mark = node.start_mark
+            raise YamlError(
+                f"line {mark.line + 1}, column {mark.column + 1}: the YAML tag {node.tag!r} is "
+                "not supported here; remove it"
+            )
