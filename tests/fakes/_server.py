@@ -1,0 +1,192 @@
+"""A small threaded HTTP server on loopback that fake SaaS APIs build on.
+
+Each fake decides what a request means in ``handle``; this module runs the server, records every
+request, and plays scripted answers (rate limits, server errors, hangs) before the fake sees a call.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    raw_path: str
+    """The path as sent, still percent-encoded (``/projects/group%2Fname/...``)."""
+    headers: dict[str, str]
+    """Lower-case names."""
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any = None
+    """JSON-encoded unless it is ``bytes``."""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A call the fake refused the way the real service would: the client sent something wrong."""
+
+    request: RecordedRequest
+    answer: Answer
+
+    @property
+    def status(self) -> int:
+        return self.answer.status
+
+
+class _Hang:
+    """A scripted answer that holds the connection open until the fake is closed."""
+
+
+class FakeApiServer:
+    """Start with ``with Fake(...) as fake:``; point the client at ``fake.base_url``."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.rejected: list[Rejection] = []
+        self.scripted: list[tuple[RecordedRequest, Answer]] = []
+        self._script: deque[Answer | _Hang] = deque()
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Scripting: the next calls get these answers, whatever they hold.
+
+    def respond_next(
+        self,
+        status: int,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        answer = Answer(status, body if body is not None else {"message": "scripted"}, headers or {})
+        with self._lock:
+            self._script.extend([answer] * times)
+
+    def fail_next(self, times: int = 1, status: int = 500) -> None:
+        self.respond_next(status, {"message": "Server Error"}, times=times)
+
+    def hang_next(self, times: int = 1) -> None:
+        """The next calls get no answer until the fake closes (the client's timeout fires first)."""
+        with self._lock:
+            self._script.extend([_Hang()] * times)
+
+    # Running.
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake is not running: use it as a context manager")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> FakeApiServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                fake._dispatch(self)
+
+            do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that went away mid-answer (timeouts) is expected here
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._released.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    # Serving.
+
+    def handle(self, request: RecordedRequest) -> Answer:
+        raise NotImplementedError
+
+    def reject(self, request: RecordedRequest, answer: Answer) -> Answer:
+        with self._lock:
+            self.rejected.append(Rejection(request, answer))
+        return answer
+
+    def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        request = RecordedRequest(
+            method=handler.command,
+            raw_path=handler.path,
+            headers={name.lower(): value for name, value in handler.headers.items()},
+            body=body,
+        )
+        with self._lock:
+            self.requests.append(request)
+            scripted = self._script.popleft() if self._script else None
+        if isinstance(scripted, _Hang):
+            self._released.wait()
+            handler.close_connection = True
+            return
+        if scripted is not None:
+            with self._lock:
+                self.scripted.append((request, scripted))
+            answer = scripted
+        else:
+            answer = self.handle(request)
+        payload = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
+        handler.send_response(answer.status)
+        handler.send_header("Content-Type", "application/json; charset=utf-8")
+        handler.send_header("Content-Length", str(len(payload)))
+        for name, value in answer.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+
+def parse_json_object(request: RecordedRequest) -> dict[str, Any] | None:
+    try:
+        body = json.loads(request.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
