@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.fakes.clock import FakeTime
 from gitops.statuses import CommitStatus, StatusPublisher, StatusState, create_publisher
+from tests.fakes.clock import FakeTime
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 OTHER_SHA = "fedcba9876543210fedcba9876543210fedcba98"
