@@ -1,0 +1,40 @@
+"""``bodywork validate [PATH] [--check-files]``: report every problem of a pipeline's config."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from runner.config import ConfigError, find_config, load_pipeline
+from runner.yaml_schema import describe
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "validate",
+        help="check a bodywork.yaml (or the older bodywork.ini layout) and list every problem",
+        description="Checks the pipeline config in PATH (a folder, a bodywork.yaml or a "
+        "bodywork.ini) and prints every problem as `<dotted.path> -> <message>`. Exit code 0 when "
+        "it is valid, 1 when it is not.",
+    )
+    parser.add_argument("path", nargs="?", default=".", type=Path, help="folder or config file (default: .)")
+    parser.add_argument(
+        "--check-files",
+        action="store_true",
+        help="also check that every stage's module exists inside the folder",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = find_config(args.path)
+        pipeline = load_pipeline(config, check_files=args.check_files)
+    except ConfigError as error:
+        print(error)
+        return 1
+    print(f"{config.name} is valid: {describe(pipeline)}")
+    for notice in pipeline.notices:
+        print(f"notice: {notice}")
+    return 0
