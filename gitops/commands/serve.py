@@ -1,0 +1,72 @@
+"""``bodywork serve``: the GitOps service under uvicorn. The only module that uses uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from gitops.app import create_app
+from gitops.service import Service
+from gitops.settings import Settings, SettingsError, load_settings
+from runner.errors import FatalError
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run the GitOps service: webhooks in, runs, commit statuses out",
+        description="Run the GitOps service. Settings come from --config (YAML), then BODYWORK_* "
+        "environment variables; secrets only from environment variables or mounted files.",
+    )
+    parser.add_argument(
+        "--config", type=Path, default=os.environ.get("BODYWORK_CONFIG"),
+        help="the service's YAML config file (default: $BODYWORK_CONFIG)",
+    )
+    parser.add_argument("--host", help="address to listen on (overrides the config)")
+    parser.add_argument("--port", type=int, help="port to listen on (overrides the config)")
+    return parser
+
+
+def serve(settings: Settings, sock: socket.socket | None = None, **service_options: Any) -> None:
+    """Runs the service until it receives SIGINT/SIGTERM (or `sock`'s server is told to exit)."""
+    server = build_server(settings, **service_options)
+    asyncio.run(server.serve(sockets=[sock] if sock is not None else None))
+
+
+def build_server(settings: Settings, **service_options: Any) -> uvicorn.Server:
+    app = create_app(Service(settings, **service_options))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return uvicorn.Server(config)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as error:
+        raise FatalError(str(error)) from None
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if overrides:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, **overrides)
+    print(f"bodywork serve: listening on http://{settings.host}:{settings.port}", flush=True)
+    serve(settings)
+    return 0

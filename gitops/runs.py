@@ -1,0 +1,261 @@
+"""Executes one queued run: fetch, check out, load bodywork.yaml, run the engine, record, report.
+
+Also the one place that decides WHEN and WHAT commit status to publish for a run (through the
+:class:`~gitops.statuses.StatusPublisher`, which never blocks and never raises).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from gitops.mirrors import CommitNotFound, MirrorError, Mirrors
+from gitops.settings import RepositorySettings, Settings
+from gitops.statuses import CommitStatus, StatusPublisher, StatusState
+from gitops.store import RunRecord, Store
+from runner.backends.base import Backend, RunContext
+from runner.config import ConfigError, load_pipeline
+from runner.engine import Engine, RunRequest
+from runner.events import (
+    Event,
+    EventBus,
+    LogLine,
+    RunState,
+    StageAttemptFailed,
+    StageFinished,
+    StageStarted,
+)
+from runner.model import Pipeline, PipelineSettings
+
+log = logging.getLogger(__name__)
+
+# How many configuration problems the commit status names (the run page lists all of them).
+_PROBLEMS_IN_STATUS = 2
+_LOG_FLUSH_SECONDS = 0.25
+
+
+def short(sha: str) -> str:
+    return sha[:10]
+
+
+class StatusReporter:
+    """Builds commit statuses for runs and hands them to the publisher."""
+
+    def __init__(self, settings: Settings, publisher: StatusPublisher | None) -> None:
+        self.settings = settings
+        self.publisher = publisher
+
+    def target_url(self, run_id: str) -> str:
+        return f"{self.settings.public_url}/runs/{run_id}"
+
+    def report(self, run: RunRecord, state: StatusState, description: str) -> None:
+        repository = self.settings.repository(run.provider, run.repository_name)
+        if self.publisher is None or repository is None or repository.api_token is None:
+            return
+        if len(run.commit) != 40 or run.commit == "0" * 40:
+            return
+        try:
+            status = CommitStatus(
+                provider=repository.provider,
+                api_base=repository.api_base,
+                repository=repository.name,
+                token=repository.api_token.reveal(),
+                sha=run.commit,
+                ref=run.ref,
+                context=f"bodywork/{run.environment}",
+                state=state,
+                description=description,
+                target_url=self.target_url(run.id),
+            )
+            self.publisher.publish(status)
+        except Exception:  # reporting never fails a run
+            log.exception("could not publish a status for run %s", run.id)
+
+    def queued(self, run: RunRecord) -> None:
+        what = "teardown" if run.action == "teardown" else "run"
+        self.report(run, StatusState.PENDING, f"Queued: {what} of {run.environment} waits for its turn")
+
+    def superseded(self, run: RunRecord, by: RunRecord) -> None:
+        self.report(run, StatusState.CANCELED, f"Superseded by {short(by.commit)}; not run")
+
+    def final(self, run: RunRecord) -> None:
+        state, description = _final_status(run)
+        self.report(run, state, description)
+
+
+def _final_status(run: RunRecord) -> tuple[StatusState, str]:
+    elapsed = ""
+    if run.started_at and run.finished_at:
+        elapsed = f" in {run.finished_at - run.started_at:.0f}s"
+    if run.state is RunState.SUCCEEDED:
+        done = "Torn down" if run.action == "teardown" else "Deployed"
+        return StatusState.SUCCESS, f"{done} {run.environment}{elapsed}"
+    if run.state is RunState.SUPERSEDED:
+        return StatusState.CANCELED, f"Superseded; not run ({run.reason})"
+    if run.state is RunState.CANCELLED:
+        return StatusState.CANCELED, f"Cancelled: {run.reason}" if run.reason else "Cancelled"
+    if run.problems:
+        first = "; ".join(run.problems[:_PROBLEMS_IN_STATUS])
+        more = len(run.problems) - _PROBLEMS_IN_STATUS
+        suffix = f" (+{more} more on the run page)" if more > 0 else ""
+        return StatusState.FAILURE, f"Invalid bodywork.yaml: {first}{suffix}"
+    if run.reason.startswith("git:"):
+        return StatusState.ERROR, f"Could not get the commit: {run.reason[4:].strip()}"
+    return StatusState.FAILURE, f"Failed{elapsed}: {run.reason}"
+
+
+class _Recorder:
+    """Subscribes to the engine's events: stages and logs into the store, progress into statuses."""
+
+    def __init__(self, store: Store, reporter: StatusReporter, run: RunRecord, pipeline: Pipeline) -> None:
+        self.store = store
+        self.reporter = reporter
+        self.run = run
+        self.steps = pipeline.steps
+        self.total = len(pipeline.stages_in_dag())
+        self.started: set[str] = set()
+        self._buffer: list[tuple[str, str, float]] = []
+
+    def __call__(self, event: Event) -> None:
+        run_id = self.run.id
+        if isinstance(event, LogLine):
+            self._buffer.append((event.stage, event.line, event.at))
+            return
+        if isinstance(event, StageStarted):
+            self.store.stage_started(run_id, event.stage, event.kind, event.attempt, event.at)
+            self.started.add(event.stage)
+            step = next((i for i, s in enumerate(self.steps) if event.stage in s), -1) + 1
+            attempt = f", attempt {event.attempt}" if event.attempt > 1 else ""
+            self.reporter.report(
+                self.run,
+                StatusState.RUNNING,
+                f"Running step {step}/{len(self.steps)}: stage {event.stage}{attempt} "
+                f"({len(self.started)}/{self.total} stages started)",
+            )
+        elif isinstance(event, StageAttemptFailed):
+            self._buffer.append((event.stage, f"attempt {event.attempt} failed: {event.reason}", event.at))
+        elif isinstance(event, StageFinished):
+            self.flush()
+            self.store.stage_finished(
+                run_id, event.stage, event.state.value, event.attempts, event.started_at, event.at,
+                event.reason,
+            )
+
+    def flush(self) -> None:
+        if self._buffer:
+            lines, self._buffer = self._buffer, []
+            self.store.add_logs(self.run.id, lines)
+
+    async def flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(_LOG_FLUSH_SECONDS)
+            self.flush()
+
+
+class RunExecutor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        mirrors: Mirrors,
+        backend: Backend,
+        reporter: StatusReporter,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.mirrors = mirrors
+        self.backend = backend
+        self.reporter = reporter
+        self.shutting_down = False
+
+    def note(self, run_id: str, line: str) -> None:
+        self.store.add_logs(run_id, [("", line, time.time())])
+
+    def _finish(
+        self, run: RunRecord, state: RunState, reason: str, problems: list[str] | None = None
+    ) -> None:
+        done = self.store.finish(run.id, state, reason, problems or [])
+        if done is not None:
+            self.reporter.final(done)
+
+    async def execute(self, run: RunRecord) -> None:
+        """Runs `run` (already marked running) to its end, or until cancelled."""
+        checkout = self.settings.work_dir / run.id
+        try:
+            await self._execute(run, checkout)
+        except asyncio.CancelledError:
+            if not self.shutting_down:
+                self._finish(run, RunState.CANCELLED, "cancelled through the API")
+            # When the service shuts down the run stays 'running': the next start re-runs it.
+            raise
+        except Exception as error:
+            log.exception("run %s failed in the service", run.id)
+            self._finish(run, RunState.FAILED, f"internal error: {type(error).__name__}: {error}")
+        finally:
+            shutil.rmtree(checkout, ignore_errors=True)
+
+    async def _execute(self, run: RunRecord, checkout: Path) -> None:
+        repository = self.settings.repository(run.provider, run.repository_name)
+        if repository is None:
+            self._finish(run, RunState.FAILED, f"repository {run.repository_name} is no longer configured")
+            return
+        if run.action == "teardown":
+            await self._teardown(run)
+            return
+        self.reporter.report(run, StatusState.RUNNING, f"Running: fetching {short(run.commit)}")
+        try:
+            await self.mirrors.ensure_commit(
+                repository, run.commit, self.settings.fetch_attempts, self.settings.fetch_retry_seconds
+            )
+            await self.mirrors.checkout(repository, run.commit, checkout)
+        except (CommitNotFound, MirrorError) as error:
+            self.note(run.id, str(error))
+            self._finish(run, RunState.FAILED, f"git: {error}")
+            return
+        pipeline = await self._load(run, repository, checkout)
+        if pipeline is None:
+            return
+        await self._run_engine(run, pipeline, checkout / repository.pipeline_path)
+
+    async def _load(self, run: RunRecord, repository: RepositorySettings, checkout: Path) -> Pipeline | None:
+        folder = checkout / repository.pipeline_path
+        try:
+            return await asyncio.to_thread(load_pipeline, folder)
+        except ConfigError as error:
+            problems = list(error.problems) or [str(error)]
+            for problem in problems:
+                self.note(run.id, f"bodywork.yaml: {problem}")
+            self._finish(
+                run, RunState.FAILED, f"bodywork.yaml is invalid ({len(problems)} problems)", problems
+            )
+            return None
+
+    async def _run_engine(self, run: RunRecord, pipeline: Pipeline, source: Path) -> None:
+        namespace = run.namespace or pipeline.default_namespace
+        self.store.set_pipeline(run.id, pipeline.name, pipeline.steps, namespace)
+        run = self.store.get(run.id) or run
+        recorder = _Recorder(self.store, self.reporter, run, pipeline)
+        flusher = asyncio.create_task(recorder.flush_periodically())
+        engine = Engine(self.backend, EventBus(recorder))
+        try:
+            outcome = await engine.run(RunRequest(pipeline, source, run.commit, namespace, run.id))
+        finally:
+            flusher.cancel()
+            recorder.flush()
+        self._finish(run, outcome.state, outcome.reason)
+
+    async def _teardown(self, run: RunRecord) -> None:
+        environment = run.namespace or run.environment
+        teardown = getattr(self.backend, "teardown", None)
+        if teardown is not None:
+            await teardown(environment)
+        else:
+            # A successful run of an empty pipeline removes every service of the environment.
+            empty = Pipeline("1.1", PipelineSettings(f"teardown-{environment}", "", ()), {})
+            context = RunContext(run.id, empty, self.settings.work_dir, run.commit, environment)
+            await self.backend.finish_run(context, True)
+        self.note(run.id, f"environment {environment} torn down: its services are stopped")
+        self._finish(run, RunState.SUCCEEDED, "")

@@ -1,0 +1,187 @@
+"""The service's parts wired together: store, mirrors, backend, statuses, dispatcher.
+
+No HTTP here: :mod:`gitops.app` turns requests into calls of :class:`Service`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gitops.environments import Target, target_for
+from gitops.mirrors import Mirrors
+from gitops.queue import Dispatcher
+from gitops.runs import RunExecutor, StatusReporter
+from gitops.settings import RepositorySettings, Settings
+from gitops.statuses import StatusPublisher, StatusState, create_publisher
+from gitops.store import NewRun, RunRecord, Store
+from gitops.webhooks import PushEvent
+from runner.backends import create_backend
+from runner.backends.base import Backend
+from runner.events import RunState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What became of a push: a run (new or the one a redelivery already started), or a reason."""
+
+    run: RunRecord | None
+    duplicate: bool = False
+    reason: str = ""
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        publisher: StatusPublisher | None = None,
+        backend: Backend | None = None,
+        status_min_interval: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self._publisher = publisher
+        self._own_publisher = publisher is None
+        self._backend = backend
+        self._own_backend = backend is None
+        self._status_min_interval = status_min_interval
+        self.store: Store | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.executor: RunExecutor | None = None
+        self.reporter = StatusReporter(settings, publisher)
+        self.mirrors: Mirrors | None = None
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.store_path)
+        self.mirrors = Mirrors(settings.mirrors_dir, settings.repositories)
+        if self._publisher is None:
+            self._publisher = create_publisher(min_interval_seconds=self._status_min_interval)
+        await self._publisher.start()
+        self.reporter = StatusReporter(settings, self._publisher)
+        if self._backend is None:
+            options: dict[str, Any] = dict(settings.backend_options)
+            if settings.backend == "local":
+                options.setdefault("cache_dir", settings.data_dir / "local-cache")
+                options.setdefault("state_dir", settings.data_dir / "local-state")
+            self._backend = create_backend(settings.backend, **options)
+        self.executor = RunExecutor(settings, self.store, self.mirrors, self._backend, self.reporter)
+        recovered = self.store.recover(settings.restart_reruns)
+        for run in recovered.requeued:
+            self.reporter.report(run, *_requeued_status(run))
+        for run in recovered.failed:
+            self.reporter.final(run)
+        for run in self.store.queued():
+            if run not in recovered.requeued:
+                self.reporter.queued(run)
+        self.dispatcher = Dispatcher(self.store, self.executor.execute, settings.max_concurrent_runs)
+        self.dispatcher.start()
+
+    async def stop(self) -> None:
+        if self.executor is not None:
+            self.executor.shutting_down = True
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        if self._backend is not None and self._own_backend:
+            await self._backend.close()
+        if self._publisher is not None and self._own_publisher:
+            await self._publisher.stop()
+        if self.store is not None:
+            self.store.close()
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.store is not None
+            and self.dispatcher is not None
+            and self.dispatcher.running
+            and self.store.ping()
+        )
+
+    @property
+    def publisher(self) -> StatusPublisher | None:
+        return self._publisher
+
+    def _store(self) -> Store:
+        if self.store is None:
+            raise RuntimeError("the service is not started")
+        return self.store
+
+    # -- accepting runs -------------------------------------------------------------------------
+
+    def matching_repositories(self, provider: str) -> list[RepositorySettings]:
+        return [r for r in self.settings.repositories if r.provider == provider]
+
+    def accept_push(self, repository: RepositorySettings, event: PushEvent) -> Decision:
+        """Records the run a verified push asks for (before the webhook is answered), or says why not."""
+        target = target_for(repository, event.ref, event.deleted)
+        if isinstance(target, str):
+            return Decision(None, reason=target)
+        commit = event.before if target.action == "teardown" else event.commit
+        keys = [f"{event.provider}:delivery:{event.idempotency_key}"]
+        if event.delivery_id and event.delivery_id != event.idempotency_key:
+            keys.append(f"{event.provider}:delivery:{event.delivery_id}")
+        return self._enqueue(repository, event.ref, commit, target, "webhook", event.delivery_id, keys)
+
+    def trigger(
+        self, repository: RepositorySettings, ref: str, commit: str, target: Target, key: str | None
+    ) -> Decision:
+        keys = [f"manual:{key}"] if key else []
+        return self._enqueue(repository, ref, commit, target, "manual", "", keys)
+
+    def _enqueue(
+        self,
+        repository: RepositorySettings,
+        ref: str,
+        commit: str,
+        target: Target,
+        trigger: str,
+        delivery_id: str,
+        keys: list[str],
+    ) -> Decision:
+        new = NewRun(
+            repository=repository.key,
+            provider=repository.provider,
+            ref=ref,
+            commit=commit,
+            environment=target.environment,
+            namespace=target.namespace,
+            preview=target.preview,
+            action=target.action,
+            trigger=trigger,
+            delivery_id=delivery_id,
+        )
+        accepted = self._store().accept(new, keys)
+        if accepted.duplicate:
+            return Decision(accepted.run, duplicate=True)
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+        self.reporter.queued(accepted.run)
+        for old in accepted.superseded:
+            self.reporter.superseded(old, accepted.run)
+        return Decision(accepted.run)
+
+    def cancel(self, run_id: str) -> RunRecord | None:
+        """Cancels a queued or running run; returns the run as it is now (None when unknown)."""
+        store = self._store()
+        run = store.get(run_id)
+        if run is None or run.state.is_final:
+            return run
+        if run.state is RunState.QUEUED:
+            done = store.finish(run_id, RunState.CANCELLED, "cancelled through the API before it started")
+            if done is not None:
+                self.reporter.final(done)
+                return done
+        elif self.dispatcher is not None:
+            self.dispatcher.cancel(run_id)
+        return store.get(run_id)
+
+
+def _requeued_status(run: RunRecord) -> tuple[StatusState, str]:
+    return StatusState.PENDING, "Queued again: the service restarted while this run was running"

@@ -1,0 +1,350 @@
+"""The service's typed settings: a YAML config file, then environment variables, then defaults.
+
+Secrets (webhook secrets, API tokens, SSH keys) never sit in the config file: it names the environment
+variable or the mounted file that holds each one. Loaded once, in :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from gitops.secret import Secret
+
+PROVIDERS = ("github", "gitlab")
+BACKENDS = ("local", "kubernetes")
+DEFAULT_API_BASES = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
+# GitHub sends payloads up to 25 MB.
+DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
+
+
+class SettingsError(Exception):
+    """The config is invalid; `problems` lists every problem as ``dotted.path -> message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid service configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class RepositorySettings:
+    """One repository the service deploys from."""
+
+    url: str
+    """Clone URL (https://... or ssh://... or git@host:path)."""
+    provider: str
+    """``github`` or ``gitlab``: how webhooks are verified and statuses posted."""
+    name: str
+    """``owner/name`` (GitHub) or the project path (GitLab); derived from `url` by default."""
+    api_base: str
+    """API root: https://api.github.com, https://HOST/api/v3 (Enterprise), https://HOST/api/v4 (GitLab)."""
+    webhook_secret: Secret
+    api_token: Secret | None = None
+    ssh_key_file: Path | None = None
+    """Private key for ssh:// URLs; its public key is expected beside it as ``<file>.pub``."""
+    known_hosts_file: Path | None = None
+    """known_hosts used to verify SSH host keys (default ~/.ssh/known_hosts)."""
+    verify_host_keys: bool = True
+    deploy_branches: tuple[str, ...] = ("main",)
+    preview_branches: tuple[str, ...] = ()
+    """fnmatch patterns; a matching branch gets its own preview environment."""
+    deploy_tags: tuple[str, ...] = ()
+    """fnmatch patterns; a matching tag deploys to the deploy environment."""
+    pipeline_path: str = "."
+    """Folder inside the repository that holds bodywork.yaml."""
+    environment: str | None = None
+    """Environment of deploy branches and tags; default: the pipeline's namespace (see docs)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.name.lower()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    repositories: tuple[RepositorySettings, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    """Base of the links in commit statuses (the run pages)."""
+    data_dir: Path = Path(".bodywork/service")
+    """Holds the store (SQLite), the mirrors and the checkouts."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Webhook bodies above this answer 413."""
+    max_concurrent_runs: int = 4
+    """Global bound on runs executing at once (runs of one environment are always serialized)."""
+    backend: str = "local"
+    api_token: Secret | None = None
+    """Bearer token for POST /api/runs and cancel; when unset, those endpoints answer 403."""
+    fetch_attempts: int = 5
+    """How often a commit that is not fetchable yet is fetched again before the run fails."""
+    fetch_retry_seconds: float = 1.0
+    """Delay before the first re-fetch; doubles each time."""
+    restart_reruns: int = 1
+    """How often a run interrupted by a restart is re-run before it is failed."""
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "store.sqlite3"
+
+    @property
+    def mirrors_dir(self) -> Path:
+        return self.data_dir / "mirrors"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "checkouts"
+
+    def repository(self, provider: str, name: str) -> RepositorySettings | None:
+        key = f"{provider}:{name.lower()}"
+        return next((r for r in self.repositories if r.key == key), None)
+
+
+def repository_name_from_url(url: str) -> str:
+    """``owner/name`` from an https, ssh:// or scp-like (git@host:owner/name.git) URL."""
+    path = (urlsplit(url).path if "://" in url else url.split(":", 1)[-1]).strip("/")
+    return path[:-4] if path.endswith(".git") else path
+
+
+def default_backend(environ: Mapping[str, str]) -> str:
+    return "kubernetes" if environ.get("KUBERNETES_SERVICE_HOST") else "local"
+
+
+class _Reader:
+    """Reads typed values out of a mapping, collecting every problem with its dotted path."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{path} -> {message}")
+
+    def string(self, data: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str | None:
+        value = data.get(key, default)
+        if value is None or isinstance(value, str):
+            return value
+        self.problem(f"{path}.{key}", f"must be a string, not {type(value).__name__} {value!r}")
+        return default
+
+    def integer(self, data: Mapping[str, Any], key: str, path: str, default: int, minimum: int) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(f"{path}.{key}", f"must be an integer, not {value!r}")
+            return default
+        if value < minimum:
+            self.problem(f"{path}.{key}", f"must be at least {minimum}, not {value}")
+            return default
+        return value
+
+    def number(self, data: Mapping[str, Any], key: str, path: str, default: float) -> float:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            self.problem(f"{path}.{key}", f"must be a non-negative number, not {value!r}")
+            return default
+        return float(value)
+
+    def patterns(
+        self, data: Mapping[str, Any], key: str, path: str, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        value = data.get(key, list(default))
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problem(f"{path}.{key}", f"must be a list of non-empty strings, not {value!r}")
+            return default
+        return tuple(value)
+
+    def secret(self, data: Mapping[str, Any], key: str, path: str, required: bool) -> Secret | None:
+        """A secret named by ``<key>_env`` (an environment variable) or ``<key>_file`` (a file)."""
+        if key in data:
+            self.problem(
+                f"{path}.{key}",
+                f"secrets are not read from the config file; set {key}_env to the name of an "
+                f"environment variable or {key}_file to a mounted file",
+            )
+            return None
+        env_name = self.string(data, f"{key}_env", path)
+        file_name = self.string(data, f"{key}_file", path)
+        if env_name:
+            value = self.environ.get(env_name)
+            if not value:
+                self.problem(f"{path}.{key}_env", f"environment variable {env_name} is not set or empty")
+                return None
+            return Secret(value)
+        if file_name:
+            try:
+                text = Path(file_name).read_text().strip()
+            except OSError as error:
+                self.problem(f"{path}.{key}_file", f"cannot read {file_name}: {error.strerror}")
+                return None
+            if not text:
+                self.problem(f"{path}.{key}_file", f"{file_name} is empty")
+                return None
+            return Secret(text)
+        if required:
+            self.problem(f"{path}.{key}_env", f"required: name the environment variable holding the {key}")
+        return None
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _repository(reader: _Reader, data: Any, path: str) -> RepositorySettings | None:
+    if not isinstance(data, Mapping):
+        reader.problem(path, f"must be a mapping, not {data!r}")
+        return None
+    known = {
+        "url", "provider", "name", "api_base", "webhook_secret_env", "webhook_secret_file",
+        "api_token_env", "api_token_file", "ssh_key_file", "known_hosts_file", "verify_host_keys",
+        "deploy_branches", "preview_branches", "deploy_tags", "pipeline_path", "environment",
+        "webhook_secret", "api_token",
+    }
+    for key in sorted(set(data) - known):
+        reader.problem(f"{path}.{key}", "unknown setting; see docs/service.md for the accepted keys")
+    url = reader.string(data, "url", path)
+    if not url:
+        reader.problem(f"{path}.url", "required: the repository's clone URL")
+        url = ""
+    provider = reader.string(data, "provider", path) or ""
+    if provider not in PROVIDERS:
+        reader.problem(f"{path}.provider", f"must be one of {', '.join(PROVIDERS)}, not {provider!r}")
+    name = reader.string(data, "name", path) or repository_name_from_url(url)
+    api_base = reader.string(data, "api_base", path) or DEFAULT_API_BASES.get(provider, "")
+    if api_base and not api_base.startswith(("http://", "https://")):
+        reader.problem(f"{path}.api_base", f"must be an http(s) URL, not {api_base!r}")
+    webhook_secret = reader.secret(data, "webhook_secret", path, required=True)
+    api_token = reader.secret(data, "api_token", path, required=False)
+    environment = reader.string(data, "environment", path)
+    if environment is not None and not _DNS_LABEL.match(environment):
+        reader.problem(
+            f"{path}.environment",
+            f"must be a DNS label (a-z, 0-9, '-', at most 63), not {environment!r}",
+        )
+    verify = data.get("verify_host_keys", True)
+    if not isinstance(verify, bool):
+        reader.problem(f"{path}.verify_host_keys", f"must be true or false, not {verify!r}")
+        verify = True
+    ssh_key = reader.string(data, "ssh_key_file", path)
+    known_hosts = reader.string(data, "known_hosts_file", path)
+    if webhook_secret is None:
+        return None
+    return RepositorySettings(
+        url=url,
+        provider=provider,
+        name=name,
+        api_base=api_base.rstrip("/"),
+        webhook_secret=webhook_secret,
+        api_token=api_token,
+        ssh_key_file=Path(ssh_key) if ssh_key else None,
+        known_hosts_file=Path(known_hosts) if known_hosts else None,
+        verify_host_keys=verify,
+        deploy_branches=reader.patterns(data, "deploy_branches", path, ("main",)),
+        preview_branches=reader.patterns(data, "preview_branches", path, ()),
+        deploy_tags=reader.patterns(data, "deploy_tags", path, ()),
+        pipeline_path=reader.string(data, "pipeline_path", path, ".") or ".",
+        environment=environment,
+    )
+
+
+_ENV_OVERRIDES: dict[str, tuple[str, type]] = {
+    "BODYWORK_HOST": ("host", str),
+    "BODYWORK_PORT": ("port", int),
+    "BODYWORK_PUBLIC_URL": ("public_url", str),
+    "BODYWORK_DATA_DIR": ("data_dir", str),
+    "BODYWORK_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "BODYWORK_MAX_CONCURRENT_RUNS": ("max_concurrent_runs", int),
+    "BODYWORK_BACKEND": ("backend", str),
+}
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the YAML file at `path` (optional), overridden by BODYWORK_* variables.
+
+    Raises :class:`SettingsError` listing every problem at once.
+    """
+    environ = os.environ if environ is None else environ
+    reader = _Reader(environ)
+    data: Any = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as error:
+            raise SettingsError([f"{path} -> cannot read the config file: {error.strerror}"]) from None
+        except yaml.YAMLError as error:
+            raise SettingsError([f"{path} -> not valid YAML: {error}"]) from None
+    if not isinstance(data, Mapping):
+        raise SettingsError([f"{path} -> must be a mapping with 'service' and 'repositories'"])
+    for key in sorted(set(data) - {"service", "repositories"}):
+        reader.problem(key, "unknown section; expected 'service' and 'repositories'")
+    service: Mapping[str, Any] = data.get("service") or {}
+    if not isinstance(service, Mapping):
+        reader.problem("service", f"must be a mapping, not {service!r}")
+        service = {}
+    service = dict(service)
+    for variable, (key, cast) in _ENV_OVERRIDES.items():
+        if variable in environ:
+            raw = environ[variable]
+            try:
+                service[key] = cast(raw)
+            except ValueError:
+                reader.problem(variable, f"must be {cast.__name__}, not {raw!r}")
+    known = {
+        "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
+        "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
+        "restart_reruns", "backend_options",
+    }
+    for key in sorted(set(service) - known):
+        reader.problem(f"service.{key}", "unknown setting; see docs/service.md for the accepted keys")
+    defaults = Settings()
+    backend = reader.string(service, "backend", "service") or default_backend(environ)
+    if backend not in BACKENDS:
+        reader.problem("service.backend", f"must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    port = reader.integer(service, "port", "service", defaults.port, 0)
+    host = reader.string(service, "host", "service", defaults.host) or defaults.host
+    public_url = reader.string(service, "public_url", "service") or f"http://{host}:{port}"
+    backend_options = service.get("backend_options") or {}
+    if not isinstance(backend_options, Mapping):
+        reader.problem("service.backend_options", f"must be a mapping, not {backend_options!r}")
+        backend_options = {}
+    raw_repositories = data.get("repositories") or []
+    if not isinstance(raw_repositories, list):
+        reader.problem("repositories", "must be a list of repositories")
+        raw_repositories = []
+    repositories: list[RepositorySettings] = []
+    for index, item in enumerate(raw_repositories):
+        repository = _repository(reader, item, f"repositories.{index}")
+        if repository is not None:
+            if any(r.key == repository.key for r in repositories):
+                reader.problem(f"repositories.{index}.name", f"{repository.name!r} is listed twice")
+            repositories.append(repository)
+    settings = Settings(
+        repositories=tuple(repositories),
+        host=host,
+        port=port,
+        public_url=public_url.rstrip("/"),
+        data_dir=Path(reader.string(service, "data_dir", "service", str(defaults.data_dir)) or "."),
+        max_body_bytes=reader.integer(service, "max_body_bytes", "service", defaults.max_body_bytes, 1),
+        max_concurrent_runs=reader.integer(
+            service, "max_concurrent_runs", "service", defaults.max_concurrent_runs, 1
+        ),
+        backend=backend,
+        api_token=reader.secret(service, "api_token", "service", required=False),
+        fetch_attempts=reader.integer(service, "fetch_attempts", "service", defaults.fetch_attempts, 1),
+        fetch_retry_seconds=reader.number(
+            service, "fetch_retry_seconds", "service", defaults.fetch_retry_seconds
+        ),
+        restart_reruns=reader.integer(service, "restart_reruns", "service", defaults.restart_reruns, 0),
+        backend_options=dict(backend_options),
+    )
+    if reader.problems:
+        raise SettingsError(reader.problems)
+    return settings
