@@ -19,12 +19,20 @@ MAX_YAML_CHARS = 1_000_000
 MAX_VALUES = 100_000
 MAX_DEPTH = 64
 
-# A path to a value: mapping keys and list indexes from the top of the document.
+# A path to a value: mapping keys and list indexes (as Index) from the top of the document.
 YamlPath = tuple[object, ...]
+
+
+class Index(int):
+    """A list index in a YamlPath, told apart from a mapping key that is a number."""
+
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_SCALAR_TAGS = tuple(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp", "binary")
+)
 
 
 class YamlError(Exception):
@@ -49,8 +57,9 @@ def parse_yaml(text: str) -> YamlDocument:
             f"the file has {len(text):,} characters, more than the {MAX_YAML_CHARS:,} allowed; "
             "is this the right file?"
         )
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         document = YamlDocument(value=None)
         if node is not None:
@@ -74,18 +83,26 @@ def parse_yaml(text: str) -> YamlDocument:
         # e.g. `!!timestamp 2021-13-45` reaches datetime() and fails there
         raise YamlError(f"a value cannot be read: {error}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _describe_marked(error: yaml.MarkedYAMLError) -> str:
     mark = error.problem_mark or error.context_mark
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     problem = error.problem or "invalid YAML"
-    context = ""
-    if error.context and error.context_mark is not None and error.context_mark is not mark:
+    if error.context and problem.startswith("but "):
+        problem = f"{error.context}, {problem}"
+    elif error.context and error.context_mark is not None and error.context_mark is not mark:
         context_mark = error.context_mark
-        context = f" ({error.context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
-    return f"YAML syntax error at {where}{problem}{context}"
+        problem += f" ({error.context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    if "\\t" in problem:
+        fix = "indent with spaces, not tabs"
+    elif "another document" in problem:
+        fix = "a bodywork.yaml holds one document: remove the second '---' and what follows"
+    else:
+        fix = "check the indentation, and quote values that hold ': ' or start with a special character"
+    return f"YAML syntax error at {where}{problem}; {fix}"
 
 
 def _line_column(text: str, position: int) -> tuple[int, int]:
@@ -115,7 +132,7 @@ class _Converter:
             raise YamlError(f"line {line}: values are nested more than {MAX_DEPTH} levels deep")
         self._document.value_lines.setdefault(path, line)
         if isinstance(node, ScalarNode):
-            return self._loader.construct_object(node, deep=True)
+            return self._scalar(node)
         if id(node) in self._active:
             raise YamlError(f"line {line}: a YAML alias refers to a value that contains itself")
         self._active.add(id(node))
@@ -123,7 +140,8 @@ class _Converter:
             if isinstance(node, SequenceNode):
                 self._check_tag(node, _SEQ_TAG)
                 return [
-                    self.convert(item, (*path, index), depth + 1) for index, item in enumerate(node.value)
+                    self.convert(item, (*path, Index(index)), depth + 1)
+                    for index, item in enumerate(node.value)
                 ]
             if isinstance(node, MappingNode):
                 self._check_tag(node, _MAP_TAG)
@@ -147,7 +165,7 @@ class _Converter:
                     "a plain word, not a list or mapping"
                 )
             self._count += 1
-            key = self._loader.construct_object(key_node, deep=True)
+            key = self._scalar(key_node)
             child = (*path, key)
             if key in result:
                 self._document.duplicate_keys.append((child, key_line))
@@ -155,9 +173,20 @@ class _Converter:
             result[key] = self.convert(value_node, child, depth + 1)
         return result
 
+    def _scalar(self, node: ScalarNode) -> Any:
+        self._check_tag(node, *_SCALAR_TAGS)
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except (ValueError, TypeError, OverflowError) as error:
+            mark = node.start_mark
+            raise YamlError(
+                f"line {mark.line + 1}, column {mark.column + 1}: {node.value!r} cannot be read "
+                f"as a {node.tag.rsplit(':', 1)[-1]} ({error}); quote it to make it a string"
+            ) from None
+
     @staticmethod
-    def _check_tag(node: Node, expected: str) -> None:
-        if node.tag != expected:
+    def _check_tag(node: Node, *expected: str) -> None:
+        if node.tag not in expected:
             mark = node.start_mark
             raise YamlError(
                 f"line {mark.line + 1}, column {mark.column + 1}: the YAML tag {node.tag!r} is "

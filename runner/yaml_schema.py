@@ -22,7 +22,7 @@ from runner.model import (
     ServiceSettings,
     Stage,
 )
-from runner.yaml_io import YamlDocument, YamlPath
+from runner.yaml_io import Index, YamlDocument, YamlPath
 
 SCHEMA_VERSION = "1.1"
 OLD_SCHEMA_VERSION = "1.0"
@@ -82,7 +82,7 @@ def dotted(path: YamlPath) -> str:
     """`("stages", "train", "args", 1)` as ``stages.train.args[1]``; odd keys are quoted."""
     text = ""
     for part in path:
-        if isinstance(part, int) and not isinstance(part, bool):
+        if isinstance(part, Index):
             text += f"[{part}]"
             continue
         name = str(part) if not isinstance(part, bool) else str(part).lower()
@@ -174,6 +174,9 @@ class _Validator:
         return None
 
     def string_list(self, value: Any, path: YamlPath) -> tuple[str, ...] | None:
+        if value is None:
+            self.problem(path, "is empty; list the items under it (- item), or remove the key")
+            return None
         if not isinstance(value, list):
             self.problem(path, f"must be a list of strings, got {show(value)}")
             return None
@@ -185,7 +188,7 @@ class _Validator:
                 fix = f"; quote it: {quoted(str(item).lower() if isinstance(item, bool) else str(item))}"
                 scalar = isinstance(item, int | float | bool) or item is None
                 self.problem(
-                    (*path, index),
+                    (*path, Index(index)),
                     f"must be a string, got {show(item)}" + (fix if scalar and item is not None else ""),
                 )
         return tuple(items) if len(items) == len(value) else None
@@ -442,7 +445,6 @@ class _Validator:
         text = self.string(value, path)
         if text is None:
             return None
-        stage = path[1]
         if not text.endswith((".py", ".ipynb")):
             self.problem(path, f"must name a .py or .ipynb file, got {show(text)}")
             return None
@@ -450,7 +452,7 @@ class _Validator:
         if posix.is_absolute() or ".." in posix.parts:
             self.problem(
                 path,
-                f"stage {stage}: {show(text)} leaves the repository; give a path "
+                f"{show(text)} leaves the repository; give a path "
                 "relative to the folder holding bodywork.yaml, without '..'",
             )
             return None
