@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.statuses import StatusState
+from gitops.statuses import CommitStatus, StatusPublisher, StatusState
 from tests.fakes.clock import FakeTime
 from tests.fakes.github_api import FakeGitHub
 
@@ -14,7 +14,9 @@ from .helpers import github_status, publisher
 pytestmark = pytest.mark.timeout(10)
 
 
-async def _publish_all(fake_time: FakeTime, statuses: list, **settings: object):  # type: ignore[no-untyped-def]
+async def _publish_all(
+    fake_time: FakeTime, statuses: list[CommitStatus], **settings: object
+) -> StatusPublisher:
     publisher_ = publisher(fake_time, **settings)
     await publisher_.start()
     for status in statuses:
