@@ -229,7 +229,7 @@ class RunExecutor:
             for problem in problems:
                 self.note(run.id, f"bodywork.yaml: {problem}")
             self._finish(
-                run, RunState.FAILED, f"bodywork.yaml is invalid ({len(problems)} problems)", problems
+                run, RunState.FAILED, f"bodywork.yaml is invalid ({len(problems)} problem{'s' if len(problems) > 1 else ''})", problems
             )
             return None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gitops.environments import Target, target_for
@@ -40,14 +41,12 @@ class Service:
         *,
         publisher: StatusPublisher | None = None,
         backend: Backend | None = None,
-        status_min_interval: float | None = None,
     ) -> None:
         self.settings = settings
         self._publisher = publisher
         self._own_publisher = publisher is None
         self._backend = backend
         self._own_backend = backend is None
-        self._status_min_interval = status_min_interval
         self.store: Store | None = None
         self.dispatcher: Dispatcher | None = None
         self.executor: RunExecutor | None = None
@@ -62,14 +61,16 @@ class Service:
         self.store = Store(settings.store_path)
         self.mirrors = Mirrors(settings.mirrors_dir, settings.repositories)
         if self._publisher is None:
-            self._publisher = create_publisher(min_interval_seconds=self._status_min_interval)
+            self._publisher = create_publisher(
+                min_interval_seconds=settings.status_min_interval_seconds
+            )
         await self._publisher.start()
         self.reporter = StatusReporter(settings, self._publisher)
         if self._backend is None:
             options: dict[str, Any] = dict(settings.backend_options)
             if settings.backend == "local":
-                options.setdefault("cache_dir", settings.data_dir / "local-cache")
-                options.setdefault("state_dir", settings.data_dir / "local-state")
+                options["cache_dir"] = Path(options.get("cache_dir", settings.data_dir / "local-cache"))
+                options["state_dir"] = Path(options.get("state_dir", settings.data_dir / "local-state"))
             self._backend = create_backend(settings.backend, **options)
         self.executor = RunExecutor(settings, self.store, self.mirrors, self._backend, self.reporter)
         recovered = self.store.recover(settings.restart_reruns)

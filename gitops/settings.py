@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from gitops.secret import Secret
+from runner.yaml_io import YamlError, parse_yaml
 
 PROVIDERS = ("github", "gitlab")
 BACKENDS = ("local", "kubernetes")
@@ -90,6 +89,9 @@ class Settings:
     restart_reruns: int = 1
     """How often a run interrupted by a restart is re-run before it is failed."""
     backend_options: Mapping[str, Any] = field(default_factory=dict)
+    """Passed to the backend's constructor (local: cache_dir, state_dir)."""
+    status_min_interval_seconds: float | None = None
+    """Seconds between two status calls to one API host; default 1.0 on GitHub, 0.2 on GitLab."""
 
     @property
     def store_path(self) -> Path:
@@ -276,10 +278,10 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     data: Any = {}
     if path is not None:
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = parse_yaml(path.read_text()).value or {}
         except OSError as error:
             raise SettingsError([f"{path} -> cannot read the config file: {error.strerror}"]) from None
-        except yaml.YAMLError as error:
+        except YamlError as error:
             raise SettingsError([f"{path} -> not valid YAML: {error}"]) from None
     if not isinstance(data, Mapping):
         raise SettingsError([f"{path} -> must be a mapping with 'service' and 'repositories'"])
@@ -300,7 +302,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     known = {
         "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
         "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
-        "restart_reruns", "backend_options",
+        "restart_reruns", "backend_options", "status_min_interval_seconds",
     }
     for key in sorted(set(service) - known):
         reader.problem(f"service.{key}", "unknown setting; see docs/service.md for the accepted keys")
@@ -344,6 +346,11 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         ),
         restart_reruns=reader.integer(service, "restart_reruns", "service", defaults.restart_reruns, 0),
         backend_options=dict(backend_options),
+        status_min_interval_seconds=(
+            reader.number(service, "status_min_interval_seconds", "service", 1.0)
+            if "status_min_interval_seconds" in service
+            else None
+        ),
     )
     if reader.problems:
         raise SettingsError(reader.problems)

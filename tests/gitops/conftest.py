@@ -1,0 +1,116 @@
+"""Fixtures for the service's tests: Git over smart HTTP, the fake GitHub/GitLab APIs, the service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.fixtures import fake_github, fake_gitlab
+from tests.fakes.github_api import FakeGitHub
+from tests.fakes.gitlab_api import FakeGitLab
+
+from .gitserver import GitHttpServer
+from .helpers import RunningService, SourceRepo, write_config
+
+__all__ = ["fake_github", "fake_gitlab"]
+
+GITHUB_SECRET = "It's a Secret to Everybody"
+GITLAB_SECRET = "gitlab-hook-secret-4711"
+API_TOKEN = "manual-trigger-token-0815"
+
+
+@pytest.fixture(scope="session")
+def venv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared by every service in the session, so a stage's venv is built once."""
+    return tmp_path_factory.mktemp("venvs")
+
+
+@pytest.fixture
+def git_root(tmp_path: Path) -> Path:
+    root = tmp_path / "served"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def git_http(git_root: Path) -> Iterator[GitHttpServer]:
+    with GitHttpServer(git_root) as server:
+        yield server
+
+
+@pytest.fixture
+def github_repo(git_root: Path) -> SourceRepo:
+    return SourceRepo(git_root, "pipelines")
+
+
+@pytest.fixture
+def gitlab_repo(git_root: Path) -> SourceRepo:
+    return SourceRepo(git_root, "ml-project")
+
+
+ServiceFactory = Callable[..., RunningService]
+
+
+@pytest.fixture
+def make_service(
+    tmp_path: Path,
+    venv_cache: Path,
+    git_http: GitHttpServer,
+    fake_github: FakeGitHub,
+    fake_gitlab: FakeGitLab,
+) -> Iterator[ServiceFactory]:
+    """Starts the service with a config naming the GitHub repo `acme/pipelines` and the GitLab
+    project `group/ml-project`, both served over smart HTTP; `extra` is appended to `service:`."""
+    started: list[RunningService] = []
+
+    def make(service_extra: str = "", repo_extra: str = "") -> RunningService:
+        environ = {
+            "GH_SECRET": GITHUB_SECRET,
+            "GH_TOKEN": fake_github.token,
+            "GL_SECRET": GITLAB_SECRET,
+            "GL_TOKEN": fake_gitlab.token,
+            "API_TOKEN": API_TOKEN,
+        }
+        config = f"""
+service:
+  data_dir: {tmp_path / "data"}
+  public_url: http://bodywork.example.invalid
+  api_token_env: API_TOKEN
+  status_min_interval_seconds: 0
+  fetch_attempts: 4
+  fetch_retry_seconds: 0.2
+  max_concurrent_runs: 4
+  backend: local
+  backend_options:
+    cache_dir: {venv_cache}
+{service_extra}
+repositories:
+  - url: {git_http.url("pipelines")}
+    provider: github
+    name: acme/pipelines
+    api_base: {fake_github.api_base}
+    webhook_secret_env: GH_SECRET
+    api_token_env: GH_TOKEN
+    deploy_branches: [main]
+    preview_branches: ["feature/*"]
+    deploy_tags: ["v*"]
+{repo_extra}
+  - url: {git_http.url("ml-project")}
+    provider: gitlab
+    name: group/ml-project
+    api_base: {fake_gitlab.api_base}
+    webhook_secret_env: GL_SECRET
+    api_token_env: GL_TOKEN
+    deploy_branches: [main]
+    preview_branches: ["review/*"]
+"""
+        settings = write_config(tmp_path / "service.yaml", config, environ)
+        service = RunningService(settings).__enter__()
+        started.append(service)
+        return service
+
+    yield make
+    for service in reversed(started):
+        service.__exit__(None, None, None)
