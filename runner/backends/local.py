@@ -153,11 +153,11 @@ class LocalBackend:
         assert job.stage.batch is not None
         settings = job.stage.batch
         env = self._environment_for(job)
-        python = await self.venvs.ensure(job.stage.requirements, job.log)
         attempts = 1 + settings.retries
         reason = ""
         for attempt in range(1, attempts + 1):
             job.attempt_started(attempt)
+            python = await self.venvs.ensure(job.stage.requirements, job.log)
             reason = await self._attempt(job, python, env, settings.max_completion_time_seconds)
             if not reason:
                 return StageResult(StageState.SUCCEEDED, attempt)
@@ -197,6 +197,7 @@ class LocalBackend:
         if settings.replicas > 1:
             job.log(f"the local backend runs one process for {settings.replicas} replicas")
         env = self._environment_for(job)
+        job.attempt_started(1)
         python = await self.venvs.ensure(job.stage.requirements, job.log)
         previous = self._services.pop(key, None)
         if previous is not None:
@@ -206,7 +207,6 @@ class LocalBackend:
                 f"port {settings.port} is already in use by another program; stop that program or "
                 f"change stages.{job.stage.name}.service.port"
             )
-        job.attempt_started(1)
         process = await StageProcess.start(
             self._command(python, job), self._stage_folder(job), env, job.log
         )

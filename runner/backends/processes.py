@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -35,9 +36,14 @@ def stage_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+# Colour and cursor sequences (ESC [ ... letter) mean nothing in a log viewer or a Slack message.
+_TERMINAL_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
 def printable(raw: bytes) -> str:
-    """Bytes from a stage as one readable line: invalid UTF-8 and control characters replaced."""
-    text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+    """Bytes from a stage as one readable line: terminal escapes dropped, invalid UTF-8 and other
+    control characters replaced."""
+    text = _TERMINAL_ESCAPES.sub("", raw.decode("utf-8", errors="replace").rstrip("\r\n"))
     return "".join(c if c.isprintable() or c == "\t" else "\ufffd" for c in text)
 
 

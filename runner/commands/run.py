@@ -111,6 +111,7 @@ async def _run_then_serve(backend: Backend, request: RunRequest, serve: bool) ->
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, main.cancel)
     engine = Engine(backend, EventBus(ConsoleReporter()))
+    serving = False
     try:
         outcome = await engine.run(request)
         services = request.pipeline.service_stages()
@@ -118,12 +119,14 @@ async def _run_then_serve(backend: Backend, request: RunRequest, serve: bool) ->
             for stage in services:
                 assert stage.service is not None
                 print(f"service {stage.name} is serving on http://127.0.0.1:{stage.service.port}/")
-            print("press Ctrl-C to stop the services")
+            print("press Ctrl-C to stop the services", flush=True)
+            serving = True
             await asyncio.Event().wait()
         return 0 if outcome.succeeded else 1
     except asyncio.CancelledError:
-        print("\nstopping ...", file=sys.stderr)
-        return 130
+        print("\nstopping the services ..." if serving else "\nrun interrupted", file=sys.stderr)
+        # Stopping services the user was done with is the normal end of a successful run.
+        return 0 if serving else 130
     finally:
         with contextlib.suppress(asyncio.CancelledError):
             await backend.close()
