@@ -16,7 +16,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_YAML_CHARS = 1_000_000
-MAX_VALUES = 100_000
+MAX_VALUES = 20_000
 MAX_DEPTH = 64
 
 # A path to a value: mapping keys and list indexes (as Index) from the top of the document.
@@ -59,7 +59,7 @@ def parse_yaml(text: str) -> YamlDocument:
         )
     loader: yaml.SafeLoader | None = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _DepthLimitedLoader(text)
         node = loader.get_single_node()
         document = YamlDocument(value=None)
         if node is not None:
@@ -85,6 +85,25 @@ def parse_yaml(text: str) -> YamlDocument:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses deep nesting before Python's recursion limit is reached."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise YamlError(
+                    f"line {mark.line + 1}, column {mark.column + 1}: values are nested more "
+                    f"than {MAX_DEPTH} levels deep; is this the right file?"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _describe_marked(error: yaml.MarkedYAMLError) -> str:
