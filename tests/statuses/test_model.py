@@ -77,7 +77,7 @@ def test_unknown_provider_is_refused_with_the_fix() -> None:
 
 
 def test_state_given_as_text_becomes_a_status_state() -> None:
-    status = github_status("https://api.github.com", TOKEN, state="success")
+    status = github_status("https://api.github.com", TOKEN, state="success")  # type: ignore[arg-type]
     assert status.state is StatusState.SUCCESS
 
 

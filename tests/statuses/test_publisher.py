@@ -169,11 +169,12 @@ def test_publish_from_another_thread(fake_github: FakeGitHub, fake_time: FakeTim
         publisher_ = publisher(fake_time)
         await publisher_.start()
         states = [StatusState.PENDING, StatusState.SUCCESS]
-        thread = threading.Thread(
-            target=lambda: [
-                publisher_.publish(github_status(fake_github.api_base, fake_github.token, s)) for s in states
-            ]
-        )
+
+        def publish_from_thread() -> None:
+            for state in states:
+                publisher_.publish(github_status(fake_github.api_base, fake_github.token, state))
+
+        thread = threading.Thread(target=publish_from_thread)
         thread.start()
         await asyncio.to_thread(thread.join)
         await publisher_.stop(timeout=5)
