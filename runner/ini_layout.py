@@ -31,11 +31,31 @@ STAGE_FILE = "config.ini"
 REQUIREMENTS_FILE = "requirements.txt"
 MAX_INI_BYTES = 1_000_000
 
-PROJECT_KEYS = {"default": ("PROJECT_NAME", "DOCKER_IMAGE"), "workflow": ("DAG",), "logging": ("LOG_LEVEL",)}
+PROJECT_KEYS = {
+    "default": ("PROJECT_NAME", "DOCKER_IMAGE"),
+    "workflow": ("DAG",),
+    "logging": ("LOG_LEVEL",),
+}
 STAGE_KEYS = {
     "default": ("STAGE_TYPE", "EXECUTABLE_SCRIPT", "CPU_REQUEST", "MEMORY_REQUEST_MB"),
     "batch": ("MAX_COMPLETION_TIME_SECONDS", "RETRIES"),
     "service": ("MAX_STARTUP_TIME_SECONDS", "REPLICAS", "PORT", "INGRESS"),
+}
+_EXAMPLES = {
+    "PROJECT_NAME": "my-project",
+    "DOCKER_IMAGE": "bodyworkml/bodywork-core:latest",
+    "DAG": "stage-1 >> stage-2",
+    "LOG_LEVEL": "INFO",
+    "STAGE_TYPE": "batch",
+    "EXECUTABLE_SCRIPT": "main.py",
+    "CPU_REQUEST": "0.5",
+    "MEMORY_REQUEST_MB": "100",
+    "MAX_COMPLETION_TIME_SECONDS": "60",
+    "RETRIES": "2",
+    "MAX_STARTUP_TIME_SECONDS": "60",
+    "REPLICAS": "2",
+    "PORT": "5000",
+    "INGRESS": "True",
 }
 INI_NOTICE = (
     "bodywork.ini -> the bodywork.ini layout (Bodywork 0.x and 1.x) is the oldest format; it "
@@ -47,6 +67,7 @@ INI_NOTICE = (
 class _Report:
     problems: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    missing_sections: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -55,12 +76,15 @@ class _Ini:
 
     label: str
     sections: dict[str, dict[str, str]]
+    known: dict[str, tuple[str, ...]]
 
     def where(self, section: str, key: str = "") -> str:
         return f"{self.label} [{section}]" + (f" {key}" if key else "")
 
 
-def _read_ini(path: Path, label: str, report: _Report) -> _Ini | None:
+def _read_ini(
+    path: Path, label: str, report: _Report, known: dict[str, tuple[str, ...]]
+) -> _Ini | None:
     if not path.is_file():
         report.problems.append(
             f"{label} -> missing; "
@@ -77,7 +101,9 @@ def _read_ini(path: Path, label: str, report: _Report) -> _Ini | None:
             return None
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
-        report.problems.append(f"{label} -> not UTF-8 text (byte {error.start}); is this the right file?")
+        report.problems.append(
+            f"{label} -> not UTF-8 text (byte {error.start}); is this the right file?"
+        )
         return None
     except OSError as error:
         report.problems.append(f"{label} -> cannot be read: {error.strerror}")
@@ -99,11 +125,14 @@ def _read_ini(path: Path, label: str, report: _Report) -> _Ini | None:
                 report.problems.append(f"{label} [{name}] {upper} -> set twice; remove one")
             values[upper] = value.strip()
         sections[name] = values
-    return _Ini(label, sections)
+    return _Ini(label, sections, known)
 
 
 def _check_keys(
-    ini: _Ini, known: dict[str, tuple[str, ...]], report: _Report, free_sections: tuple[str, ...] = ()
+    ini: _Ini,
+    known: dict[str, tuple[str, ...]],
+    report: _Report,
+    free_sections: tuple[str, ...] = (),
 ) -> None:
     for section, values in ini.sections.items():
         if section in free_sections:
@@ -124,10 +153,18 @@ def _check_keys(
 def _value(ini: _Ini, section: str, key: str, report: _Report) -> str | None:
     values = ini.sections.get(section)
     if values is None:
-        report.problems.append(f"{ini.where(section)} -> missing section; add [{section}] with {key}=...")
+        if section not in report.missing_sections:
+            report.missing_sections.add(section)
+            keys = ini.known.get(section, (key,))
+            settings = ", ".join(f"{k}={_EXAMPLES.get(k, '...')}" for k in keys)
+            report.problems.append(
+                f"{ini.where(section)} -> missing section; add [{section}] with {settings}"
+            )
         return None
     if key not in values or values[key] == "":
-        report.problems.append(f"{ini.where(section, key)} -> missing; add {key}=...")
+        report.problems.append(
+            f"{ini.where(section, key)} -> missing; add {key}={_EXAMPLES.get(key, '...')}"
+        )
         return None
     return values[key]
 
@@ -149,10 +186,12 @@ def _integer(
     return number
 
 
-def read_project_ini(path: Path, label: str = INI_FILE) -> tuple[tuple[str, str, str, str] | None, list[str]]:
+def read_project_ini(
+    path: Path, label: str = INI_FILE
+) -> tuple[tuple[str, str, str, str] | None, list[str]]:
     """(PROJECT_NAME, DOCKER_IMAGE, DAG, LOG_LEVEL) of a bodywork.ini, or None and its problems."""
     report = _Report()
-    ini = _read_ini(path, label, report)
+    ini = _read_ini(path, label, report, PROJECT_KEYS)
     if ini is None:
         return None, report.problems
     _check_keys(ini, PROJECT_KEYS, report)
@@ -179,7 +218,7 @@ def read_stage(root: Path, name: str) -> tuple[Stage | None, list[str], list[str
     """The stage in folder `root/name`, or None; with its problems and notices."""
     report = _Report()
     folder = root / name
-    ini = _read_ini(folder / STAGE_FILE, f"{name}/{STAGE_FILE}", report)
+    ini = _read_ini(folder / STAGE_FILE, f"{name}/{STAGE_FILE}", report, STAGE_KEYS)
     requirements = _requirements(folder / REQUIREMENTS_FILE, f"{name}/{REQUIREMENTS_FILE}", report)
     if ini is None:
         return None, report.problems, report.notices
@@ -277,7 +316,9 @@ def _service(ini: _Ini, report: _Report) -> ServiceSettings | None:
     port = _integer(ini, "service", "PORT", report, 1, 65535)
     values = ini.sections.get("service", {})
     ingress: bool | None = False
-    if "INGRESS" not in values:
+    if "service" not in ini.sections:
+        ingress = None
+    elif "INGRESS" not in values:
         report.notices.append(
             f"{ini.where('service', 'INGRESS')} -> missing; read as False (no "
             "ingress), as Bodywork 0.2 did; Bodywork 1.0 required it"
@@ -291,12 +332,16 @@ def _service(ini: _Ini, report: _Report) -> ServiceSettings | None:
         ingress = None
     if startup is None or replicas is None or port is None or ingress is None:
         return None
-    return ServiceSettings(max_startup_time_seconds=startup, replicas=replicas, port=port, ingress=ingress)
+    return ServiceSettings(
+        max_startup_time_seconds=startup, replicas=replicas, port=port, ingress=ingress
+    )
 
 
 def _requirements(path: Path, label: str, report: _Report) -> tuple[str, ...] | None:
     if not path.is_file():
-        report.problems.append(f"{label} -> missing; create it, one requirement a line (it may be empty)")
+        report.problems.append(
+            f"{label} -> missing; create it, one requirement a line (it may be empty)"
+        )
         return None
     try:
         text = path.read_bytes()[:MAX_INI_BYTES].decode("utf-8")
@@ -307,7 +352,9 @@ def _requirements(path: Path, label: str, report: _Report) -> tuple[str, ...] | 
     return tuple(line for line in lines if line and not line.startswith("#"))
 
 
-def load_ini_layout(root: Path, ini_name: str = INI_FILE) -> tuple[Pipeline | None, list[str], list[str]]:
+def load_ini_layout(
+    root: Path, ini_name: str = INI_FILE
+) -> tuple[Pipeline | None, list[str], list[str]]:
     """The pipeline of the ini layout at `root`, or None; with every problem and notice."""
     settings, problems = read_project_ini(root / ini_name, ini_name)
     if settings is None:

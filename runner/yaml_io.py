@@ -31,7 +31,8 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SCALAR_TAGS = tuple(
-    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp", "binary")
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "binary")
 )
 
 
@@ -114,7 +115,9 @@ def _describe_marked(error: yaml.MarkedYAMLError) -> str:
         problem = f"{error.context}, {problem}"
     elif error.context and error.context_mark is not None and error.context_mark is not mark:
         context_mark = error.context_mark
-        problem += f" ({error.context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+        problem += (
+            f" ({error.context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+        )
     if "\\t" in problem:
         fix = "indent with spaces, not tabs"
     elif "another document" in problem:

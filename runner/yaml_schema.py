@@ -111,7 +111,9 @@ class _Validator:
         suffix = f" (line {line})" if line is not None and path else ""
         self.out.problems.append(f"{dotted(path) or self.source} -> {message}{suffix}")
 
-    def unknown_keys(self, mapping: dict[object, Any], path: YamlPath, known: tuple[str, ...]) -> None:
+    def unknown_keys(
+        self, mapping: dict[object, Any], path: YamlPath, known: tuple[str, ...]
+    ) -> None:
         for key in mapping:
             if key not in known:
                 self.problem((*path, key), unknown_key_message(key, known), at_key=True)
@@ -145,14 +147,20 @@ class _Validator:
             return None
         return value
 
-    def integer(self, value: Any, path: YamlPath, low: int = 0, high: int | None = None) -> int | None:
+    def integer(
+        self, value: Any, path: YamlPath, low: int = 0, high: int | None = None
+    ) -> int | None:
         if value is _MISSING:
             return None
         ok = isinstance(value, int) and not isinstance(value, bool)
         if ok and value >= low and (high is None or value <= high):
             return int(value)
         rule = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
-        fix = "; write it without quotes" if isinstance(value, str) and value.strip().isdigit() else ""
+        fix = (
+            "; write it without quotes"
+            if isinstance(value, str) and value.strip().isdigit()
+            else ""
+        )
         self.problem(path, f"must be {rule}, got {show(value)}{fix}")
         return None
 
@@ -189,7 +197,8 @@ class _Validator:
                 scalar = isinstance(item, int | float | bool) or item is None
                 self.problem(
                     (*path, Index(index)),
-                    f"must be a string, got {show(item)}" + (fix if scalar and item is not None else ""),
+                    f"must be a string, got {show(item)}"
+                    + (fix if scalar and item is not None else ""),
                 )
         return tuple(items) if len(items) == len(value) else None
 
@@ -219,7 +228,9 @@ class _Validator:
                 )
                 continue
             self.problem(
-                (key,), unknown_key_message(key, ("version", section_name, "stages", "logging")), at_key=True
+                (key,),
+                unknown_key_message(key, ("version", section_name, "stages", "logging")),
+                at_key=True,
             )
         fixes = {
             "stages": "add stages: with the settings of every stage in the DAG",
@@ -309,7 +320,10 @@ class _Validator:
             return None
         self.unknown_keys(section, path, PIPELINE_KEYS)
         pipeline_name = self.string(
-            self.required(section, (*path, "name")), (*path, "name"), K8S_NAME, "letters, digits, '-' and '.'"
+            self.required(section, (*path, "name")),
+            (*path, "name"),
+            K8S_NAME,
+            "letters, digits, '-' and '.'",
         )
         image = self.string(
             self.required(section, (*path, "docker_image")),
@@ -376,7 +390,9 @@ class _Validator:
         path: YamlPath = ("stages", name)
         if not isinstance(name, str) or not STAGE_NAME.fullmatch(name):
             self.problem(
-                path, f"a stage name must be letters, digits, '-', '_' and '.'; got {show(name)}", at_key=True
+                path,
+                f"a stage name must be letters, digits, '-', '_' and '.'; got {show(name)}",
+                at_key=True,
             )
             return None
         if not isinstance(config, dict):
@@ -384,7 +400,8 @@ class _Validator:
             return None
         self.unknown_keys(config, path, STAGE_KEYS)
         module = self.module_path(
-            self.required(config, (*path, "executable_module_path")), (*path, "executable_module_path")
+            self.required(config, (*path, "executable_module_path")),
+            (*path, "executable_module_path"),
         )
         cpu = self.number(self.required(config, (*path, "cpu_request")), (*path, "cpu_request"))
         memory = self.integer(
@@ -402,7 +419,9 @@ class _Validator:
         kind_ok = True
         if "batch" in config and "service" in config:
             self.problem(
-                path, "has both batch: and service:; a stage is one or the other, remove one", at_key=True
+                path,
+                "has both batch: and service:; a stage is one or the other, remove one",
+                at_key=True,
             )
             kind_ok = False
         elif "batch" in config:
@@ -458,7 +477,9 @@ class _Validator:
             return None
         return text
 
-    def secrets(self, config: dict[object, Any], path: YamlPath) -> tuple[tuple[str, str], ...] | None:
+    def secrets(
+        self, config: dict[object, Any], path: YamlPath
+    ) -> tuple[tuple[str, str], ...] | None:
         if "secrets" not in config:
             return ()
         spath = (*path, "secrets")
@@ -477,7 +498,9 @@ class _Validator:
                     at_key=True,
                 )
                 continue
-            name = self.string(secret, epath, K8S_NAME, "a secret name: letters, digits, '-' and '.'")
+            name = self.string(
+                secret, epath, K8S_NAME, "a secret name: letters, digits, '-' and '.'"
+            )
             if name is not None:
                 pairs.append((env_var, name))
         return tuple(pairs) if len(pairs) == len(value) else None
@@ -502,7 +525,8 @@ class _Validator:
             return None
         self.unknown_keys(section, path, SERVICE_KEYS)
         startup = self.integer(
-            self.required(section, (*path, "max_startup_time_seconds")), (*path, "max_startup_time_seconds")
+            self.required(section, (*path, "max_startup_time_seconds")),
+            (*path, "max_startup_time_seconds"),
         )
         replicas = self.integer(self.required(section, (*path, "replicas")), (*path, "replicas"))
         port = self.integer(self.required(section, (*path, "port")), (*path, "port"), 1, 65535)
@@ -529,11 +553,14 @@ class _Validator:
         if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
             hint = f"; write {value.strip().upper()}"
         self.problem(
-            ("logging", "log_level"), f"must be one of {', '.join(LOG_LEVELS)}, got {show(value)}{hint}"
+            ("logging", "log_level"),
+            f"must be one of {', '.join(LOG_LEVELS)}, got {show(value)}{hint}",
         )
         return None
 
-    def cross_check(self, settings: PipelineSettings, stages: dict[str, Stage], section: str) -> None:
+    def cross_check(
+        self, settings: PipelineSettings, stages: dict[str, Stage], section: str
+    ) -> None:
         configured = list(stages)
         for step in settings.dag:
             for name in step:
@@ -565,7 +592,8 @@ def validate_document(
     validator = _Validator(document, source)
     for path, line in document.duplicate_keys:
         validator.problem(
-            path, f"appears twice in one mapping (again at line {line}); YAML keeps only the last, remove one"
+            path,
+            f"appears twice in one mapping (again at line {line}); YAML keeps only the last, remove one",
         )
     pipeline = validator.run()
     if validator.out.problems:

@@ -43,9 +43,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("path", nargs="?", default=".", type=Path, help="folder or config file (default: .)")
+    parser.add_argument(
+        "path", nargs="?", default=".", type=Path, help="folder or config file (default: .)"
+    )
     parser.add_argument("--stdout", action="store_true", help="print the new file, write nothing")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing bodywork.yaml or backup")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite an existing bodywork.yaml or backup"
+    )
     return parser
 
 
@@ -71,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
             raise FatalError(f"{backup} already exists; remove it or pass --force to replace it")
         backup.write_bytes(config.read_bytes())
         target.write_text(text, encoding="utf-8")
-        print(f'rewrote {target} as schema "1.1" ({describe(pipeline)}); the original is in {backup.name}')
+        print(
+            f'rewrote {target} as schema "1.1" ({describe(pipeline)}); the original is in {backup.name}'
+        )
     else:
         if target.exists() and not args.force:
             raise FatalError(
@@ -101,6 +107,10 @@ def _check_round_trip(text: str, pipeline: Pipeline) -> None:
     try:
         migrated = parse_pipeline_yaml(text)
     except ConfigError as error:
-        raise FatalError(f"the migrated file does not load; please report this bug:\n{error}") from None
+        raise FatalError(
+            f"the migrated file does not load; please report this bug:\n{error}"
+        ) from None
     if migrated != pipeline:
-        raise FatalError("the migrated file loads into a different pipeline; please report this bug")
+        raise FatalError(
+            "the migrated file loads into a different pipeline; please report this bug"
+        )

@@ -18,7 +18,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "bodywork.ini) and prints every problem as `<dotted.path> -> <message>`. Exit code 0 when "
         "it is valid, 1 when it is not.",
     )
-    parser.add_argument("path", nargs="?", default=".", type=Path, help="folder or config file (default: .)")
+    parser.add_argument(
+        "path", nargs="?", default=".", type=Path, help="folder or config file (default: .)"
+    )
     parser.add_argument(
         "--check-files",
         action="store_true",
