@@ -1,0 +1,457 @@
+"""The only module that imports the ``kubernetes`` client: a small REST layer over plain dicts.
+
+Objects go in and come out as the API server's own JSON (camelCase dicts), the same shape the pure
+builders in :mod:`.manifests` produce; no generated model classes leak out. The client library gives us
+kubeconfig / in-cluster authentication, TLS and the connection pool; requests, retries and errors are
+ours. Every call is blocking: callers run it in a thread (see :mod:`.watching`).
+
+Errors become the types of :mod:`.errors`: 403 -> Forbidden naming the verb and resource, 404 ->
+NotFound, 409 -> Conflict, 410 -> Gone, 400/422 -> Invalid, 429/5xx and connection failures are retried
+with exponential backoff and then raised as TemporaryError / Unreachable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from runner.backends.kubernetes.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    KubeError,
+    NotFound,
+    PermanentError,
+    TemporaryError,
+    Unreachable,
+)
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Resource:
+    prefix: str  # "api/v1", "apis/batch/v1"
+    plural: str
+    namespaced: bool = True
+
+
+RESOURCES: dict[str, Resource] = {
+    "Namespace": Resource("api/v1", "namespaces", namespaced=False),
+    "ServiceAccount": Resource("api/v1", "serviceaccounts"),
+    "ConfigMap": Resource("api/v1", "configmaps"),
+    "Secret": Resource("api/v1", "secrets"),
+    "Service": Resource("api/v1", "services"),
+    "Pod": Resource("api/v1", "pods"),
+    "Event": Resource("api/v1", "events"),
+    "Job": Resource("apis/batch/v1", "jobs"),
+    "Deployment": Resource("apis/apps/v1", "deployments"),
+    "ReplicaSet": Resource("apis/apps/v1", "replicasets"),
+    "Ingress": Resource("apis/networking.k8s.io/v1", "ingresses"),
+}
+
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_TEMPORARY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class Stream:
+    """A streaming HTTP response (a watch or a followed log), read line by line in one thread.
+
+    :meth:`close` may be called from another thread: it shuts the socket down so that a blocked read
+    returns at once.
+    """
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self._closed = threading.Event()
+
+    def lines(self) -> Iterator[str]:
+        buffer = bytearray()
+        try:
+            for chunk in self._response.stream(amt=None, decode_content=True):
+                if self._closed.is_set():
+                    return
+                buffer.extend(chunk)
+                while (newline := buffer.find(b"\n")) != -1:
+                    line = buffer[:newline].decode("utf-8", errors="replace")
+                    del buffer[: newline + 1]
+                    yield line
+            if buffer and not self._closed.is_set():
+                yield buffer.decode("utf-8", errors="replace")
+        except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError) as error:
+            if not self._closed.is_set():
+                raise Unreachable(f"the stream from the API server broke: {error}") from error
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        connection = getattr(self._response, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        try:
+            self._response.close()
+            self._response.release_conn()
+        except Exception:  # closing must never raise, whatever state the response is in
+            log.debug("closing a stream failed", exc_info=True)
+
+
+class KubeApi:
+    """Blocking calls to one API server. Thread-safe (urllib3's pool is)."""
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        in_cluster: bool = False,
+        retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+        request_timeout: float = 30.0,
+    ) -> None:
+        configuration = k8s_client.Configuration()
+        try:
+            if in_cluster:
+                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            else:
+                k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=kubeconfig, context=context, client_configuration=configuration
+                )
+        except (k8s_config.ConfigException, OSError) as error:
+            where = "the in-cluster service account" if in_cluster else (kubeconfig or "~/.kube/config")
+            raise PermanentError(
+                f"cannot load Kubernetes credentials from {where}: {error}; pass --kubeconfig PATH "
+                "(or set KUBECONFIG), or run inside a cluster with --in-cluster"
+            ) from error
+        configuration.retries = 0  # we retry ourselves, with backoff and clear errors
+        self.host: str = configuration.host
+        self._client = k8s_client.ApiClient(configuration)
+        self.retry_delays = tuple(retry_delays)
+        self.request_timeout = request_timeout
+
+    def close(self) -> None:
+        self._client.close()  # type: ignore[no-untyped-call]
+
+    # ---- plain requests ----------------------------------------------------------------------
+
+    def version(self) -> Obj:
+        return self._json("GET", "/version", what="the server version")
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
+        return self._json("GET", self._path(kind, namespace, name), what=_what(kind, name, namespace))
+
+    def find(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self.get(kind, name, namespace)
+        except NotFound:
+            return None
+
+    def list_objects(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        labels: Mapping[str, str] | str | None = None,
+        fields: str | None = None,
+    ) -> Obj:
+        """The list object (``items`` and ``metadata.resourceVersion``); all namespaces when None."""
+        query = _selectors(labels, fields)
+        return self._json("GET", self._path(kind, namespace), query, what=_what(kind, None, namespace))
+
+    def create(self, kind: str, body: Obj, namespace: str | None = None) -> Obj:
+        name = body.get("metadata", {}).get("name")
+        return self._json("POST", self._path(kind, namespace), body=body, what=_what(kind, name, namespace))
+
+    def replace(self, kind: str, name: str, body: Obj, namespace: str | None = None) -> Obj:
+        path = self._path(kind, namespace, name)
+        return self._json("PUT", path, body=body, what=_what(kind, name, namespace))
+
+    def merge_patch(self, kind: str, name: str, patch: Obj, namespace: str | None = None) -> Obj:
+        return self._json(
+            "PATCH",
+            self._path(kind, namespace, name),
+            body=patch,
+            content_type="application/merge-patch+json",
+            what=_what(kind, name, namespace),
+        )
+
+    def json_patch(self, kind: str, name: str, ops: list[Obj], namespace: str | None = None) -> Obj:
+        return self._json(
+            "PATCH",
+            self._path(kind, namespace, name),
+            body=ops,
+            content_type="application/json-patch+json",
+            what=_what(kind, name, namespace),
+        )
+
+    def delete(
+        self, kind: str, name: str, namespace: str | None = None, *, propagation: str = "Background"
+    ) -> bool:
+        """Deletes the object and its dependents; False when it was already gone."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        try:
+            self._json(
+                "DELETE", self._path(kind, namespace, name), body=body, what=_what(kind, name, namespace)
+            )
+        except NotFound:
+            return False
+        return True
+
+    def read_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None = None,
+        previous: bool = False,
+        tail_lines: int | None = None,
+    ) -> str:
+        query: list[tuple[str, str]] = []
+        if container:
+            query.append(("container", container))
+        if previous:
+            query.append(("previous", "true"))
+        if tail_lines is not None:
+            query.append(("tailLines", str(tail_lines)))
+        path = self._path("Pod", namespace, pod) + "/log"
+        response = self._request("GET", path, query, what=f"the log of pod {namespace}/{pod}")
+        return bytes(response.data).decode("utf-8", errors="replace")
+
+    # ---- streams ---------------------------------------------------------------------------
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        labels: Mapping[str, str] | str | None = None,
+        fields: str | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: int = 60,
+    ) -> Stream:
+        """A watch from `resource_version`; iterate ``lines()`` and parse each with :func:`parse_event`."""
+        query = _selectors(labels, fields)
+        query += [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        response = self._request(
+            "GET",
+            self._path(kind, namespace),
+            query,
+            stream=True,
+            timeout=(self.request_timeout, timeout_seconds + 15),
+            what=_what(kind, None, namespace),
+        )
+        return Stream(response)
+
+    def follow_log(self, namespace: str, pod: str, *, container: str | None = None) -> Stream:
+        """The pod's log from its start, followed live until the container ends."""
+        query = [("follow", "true")]
+        if container:
+            query.append(("container", container))
+        path = self._path("Pod", namespace, pod) + "/log"
+        response = self._request(
+            "GET",
+            path,
+            query,
+            stream=True,
+            timeout=(self.request_timeout, None),
+            what=f"the log of pod {namespace}/{pod}",
+        )
+        return Stream(response)
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
+        resource = RESOURCES[kind]
+        path = f"/{resource.prefix}"
+        if resource.namespaced and namespace:
+            path += f"/namespaces/{namespace}"
+        path += f"/{resource.plural}"
+        if name:
+            path += f"/{name}"
+        return path
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None = None,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        what: str,
+    ) -> Obj:
+        response = self._request(method, path, query, body=body, content_type=content_type, what=what)
+        data = response.data
+        result: Obj = json.loads(data) if data else {}
+        return result
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None = None,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        stream: bool = False,
+        timeout: Any = None,
+        what: str,
+    ) -> Any:
+        """The urllib3 response of a successful request; retries temporary failures with backoff."""
+        delays = iter(self.retry_delays)
+        while True:
+            try:
+                return self._request_once(method, path, query, body, content_type, stream, timeout, what)
+            except TemporaryError as error:
+                delay = next(delays, None)
+                if delay is None:
+                    if isinstance(error, Unreachable):
+                        raise Unreachable(
+                            f"{error} (gave up after {len(self.retry_delays) + 1} attempts); check that "
+                            "the cluster is running and that the kubeconfig points at it",
+                            status=error.status,
+                        ) from error
+                    raise
+                wait = max(delay, error.delay if error.status == 429 else 0.0)
+                log.debug("%s %s failed (%s); retrying in %.1f s", method, path, error, wait)
+                time.sleep(wait)
+
+    def _request_once(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None,
+        body: Any,
+        content_type: str,
+        stream: bool,
+        timeout: Any,
+        what: str,
+    ) -> Any:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            request = self._client.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=query or None,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self._client.call_api(
+                *request, _request_timeout=timeout or (self.request_timeout, self.request_timeout)
+            ).response
+        except ApiException as error:  # TLS failures come out of the client this way
+            raise Unreachable(
+                f"cannot reach the Kubernetes API server at {self.host}: {error.reason}"
+            ) from error
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise Unreachable(f"cannot reach the Kubernetes API server at {self.host}: {error}") from error
+        if 200 <= response.status <= 299:
+            if not stream:
+                response.read()
+            return response
+        try:
+            payload = bytes(response.data or b"").decode("utf-8", errors="replace")
+        finally:
+            response.release_conn()
+        raise error_for(method, path, what, response.status, payload, response.headers.get("Retry-After"))
+
+
+def _what(kind: str, name: str | None, namespace: str | None) -> str:
+    resource = RESOURCES[kind]
+    text = f"{resource.plural} {name}" if name else resource.plural
+    return f"{text} in namespace {namespace}" if resource.namespaced and namespace else text
+
+
+def _selectors(labels: Mapping[str, str] | str | None, fields: str | None) -> list[tuple[str, str]]:
+    query: list[tuple[str, str]] = []
+    if labels:
+        selector = labels if isinstance(labels, str) else ",".join(f"{k}={v}" for k, v in labels.items())
+        query.append(("labelSelector", selector))
+    if fields:
+        query.append(("fieldSelector", fields))
+    return query
+
+
+def error_for(
+    method: str, path: str, what: str, status: int, payload: str, retry_after: str | None = None
+) -> KubeError:
+    """Our error type for an HTTP error answer of the API server."""
+    try:
+        message = str(json.loads(payload).get("message", "")) or payload
+    except (ValueError, AttributeError):
+        message = payload
+    verb = _VERBS.get(method, method.lower())
+    if status == 403:
+        if method == "GET" and "watch=true" in path:
+            verb = "watch"
+        return Forbidden(
+            f"forbidden: the credentials in use may not {verb} {what} ({message}); grant the verb "
+            f"{verb!r} on this resource in the RBAC Role or ClusterRole bound to them",
+            status=status,
+            payload=payload,
+        )
+    if status == 401:
+        return PermanentError(
+            f"unauthorized: the API server rejected the credentials when trying to {verb} {what} "
+            f"({message}); refresh the kubeconfig",
+            status=status,
+            payload=payload,
+        )
+    if status == 404:
+        return NotFound(f"not found: {what} ({message})", status=status, payload=payload)
+    if status == 409:
+        return Conflict(f"conflict on {what}: {message}", status=status, payload=payload)
+    if status == 410:
+        return Gone(f"gone: {message}", status=status, payload=payload, delay=0.0)
+    if status in (400, 422):
+        return Invalid(f"the API server refused to {verb} {what}: {message}", status=status, payload=payload)
+    if status in _TEMPORARY_STATUSES:
+        try:
+            delay = float(retry_after) if retry_after else 1.0
+        except ValueError:
+            delay = 1.0
+        return TemporaryError(
+            f"the API server answered {status} to {verb} {what}: {message}",
+            status=status,
+            payload=payload,
+            delay=delay,
+        )
+    return PermanentError(
+        f"the API server answered {status} to {verb} {what}: {message}", status=status, payload=payload
+    )
+
+
+def parse_event(line: str) -> Obj:
+    """One watch event (``type`` and ``object``); an ERROR event is raised as our error type."""
+    event: Obj = json.loads(line)
+    if event.get("type") == "ERROR":
+        status = event.get("object", {})
+        code = int(status.get("code", 500))
+        raise error_for("GET", "watch=true", "a watch", code, json.dumps(status))
+    return event

@@ -1,0 +1,134 @@
+"""The command of every stage pod. Standard library only: it runs in the stage image's python3.
+
+Shipped to the cluster in an immutable ConfigMap and mounted, with the run's source archive, at
+BODYWORK_CODE_DIR. It
+
+1. joins the archive's chunks (``source.tar.gz.000``, ``.001``, ...) and extracts them into
+   BODYWORK_WORK_DIR (an emptyDir), refusing members that would leave it;
+2. when the stage has requirements, makes a virtual environment for them, cached under
+   BODYWORK_CACHE_DIR keyed by the Python version and the requirements (built in a temporary folder and
+   renamed into place, so concurrent pods never share a half-built one), with pip's cache beside it;
+3. replaces itself (exec) with the stage's module and its args, from the module's folder; a ``.ipynb``
+   notebook runs through the notebook executor shipped next to this file.
+
+Anything it prints becomes the stage's log; a problem exits with code 2 and a message saying what to fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+SOURCE_PREFIX = "source.tar.gz."
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def say(message: str) -> None:
+    print(f"[bodywork] {message}", flush=True)
+
+
+def fail(message: str) -> None:
+    print(f"[bodywork] error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def extract(code_dir: Path, work_dir: Path) -> Path:
+    chunks = sorted(p for p in code_dir.iterdir() if p.name.startswith(SOURCE_PREFIX))
+    if not chunks:
+        fail(f"no source archive in {code_dir}; the run's ConfigMaps are not mounted")
+    archive = work_dir / "source.tar.gz"
+    with archive.open("wb") as out:
+        for chunk in chunks:
+            out.write(chunk.read_bytes())
+    root = (work_dir / "src").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:gz") as tar:
+        members = []
+        for member in tar.getmembers():
+            target = (root / member.name).resolve()
+            inside = target.is_relative_to(root) and not member.isdev()
+            if inside and member.issym():
+                inside = (target.parent / member.linkname).resolve().is_relative_to(root)
+            elif inside and member.islnk():
+                inside = (root / member.linkname).resolve().is_relative_to(root)
+            if not inside:
+                say(f"skipped archive member {member.name!r}: it would leave the source folder")
+                continue
+            members.append(member)
+        tar.extractall(root, members=members)  # members checked above
+    archive.unlink()
+    return root
+
+
+def environment_python(requirements: list[str], cache_dir: Path) -> str:
+    """The interpreter to run the stage with: the system one, or a cached venv with the requirements."""
+    if not requirements:
+        return sys.executable
+    if os.path.exists(CA_BUNDLE):
+        os.environ.setdefault("PIP_CERT", CA_BUNDLE)
+        os.environ.setdefault("SSL_CERT_FILE", CA_BUNDLE)
+        os.environ.setdefault("REQUESTS_CA_BUNDLE", CA_BUNDLE)
+    os.environ.setdefault("PIP_CACHE_DIR", str(cache_dir / "pip"))
+    os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    key = json.dumps([sys.version, sorted(requirements)])
+    venvs = cache_dir / "venvs"
+    venv = venvs / hashlib.sha256(key.encode()).hexdigest()[:20]
+    python = venv / "bin" / "python"
+    if python.exists():
+        say(f"requirements already installed (cached environment {venv.name})")
+        return str(python)
+    venvs.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f"{venv.name}.", dir=venvs))
+    started = time.monotonic()
+    say(f"installing requirements: {' '.join(requirements)}")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(building)], check=True)
+        subprocess.run(
+            [str(building / "bin" / "python"), "-m", "pip", "install", "--no-input", *requirements],
+            check=True,
+        )
+    except subprocess.CalledProcessError as error:
+        shutil.rmtree(building, ignore_errors=True)
+        fail(f"installing the requirements failed ({error}); check their names and versions")
+    try:
+        building.rename(venv)
+    except OSError:  # another pod finished the same environment first: use theirs
+        shutil.rmtree(building, ignore_errors=True)
+    say(f"requirements installed in {time.monotonic() - started:.1f} s")
+    return str(python)
+
+
+def main() -> None:
+    code_dir = Path(os.environ.get("BODYWORK_CODE_DIR", "/bodywork/code"))
+    work_dir = Path(os.environ.get("BODYWORK_WORK_DIR", "/bodywork/work"))
+    cache_dir = Path(os.environ.get("BODYWORK_CACHE_DIR", "/bodywork/cache"))
+    module = os.environ.get("BODYWORK_MODULE", "")
+    args = [str(a) for a in json.loads(os.environ.get("BODYWORK_ARGS", "[]"))]
+    requirements = [str(r) for r in json.loads(os.environ.get("BODYWORK_REQUIREMENTS", "[]"))]
+    commit = os.environ.get("GIT_COMMIT_HASH", "?")
+
+    root = extract(code_dir, work_dir)
+    path = (root / module).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        fail(f"executable_module_path {module!r} is not a file of commit {commit}")
+    python = environment_python(requirements, cache_dir)
+    os.chdir(path.parent)
+    if path.suffix == ".ipynb":
+        argv = [python, "-u", str(code_dir / "notebook.py"), str(path), *args]
+    else:
+        argv = [python, "-u", str(path), *args]
+    say(f"running {module} at commit {commit[:12]}")
+    sys.stdout.flush()
+    os.execv(python, argv)
+
+
+if __name__ == "__main__":
+    main()
