@@ -13,10 +13,20 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import ModuleType, TracebackType
+from types import TracebackType
+from typing import Protocol
 
 from gitops.statuses import github, gitlab
-from gitops.statuses.api import ApiResponse, Delivered, Outcome, Rejected, Retry, excerpt, rate_limit_reset
+from gitops.statuses.api import (
+    ApiRequest,
+    ApiResponse,
+    Delivered,
+    Outcome,
+    Rejected,
+    Retry,
+    excerpt,
+    rate_limit_reset,
+)
 from gitops.statuses.http import HttpClient, HttpxClient, TransportFailure
 from gitops.statuses.model import CommitStatus
 
@@ -24,7 +34,16 @@ log = logging.getLogger(__name__)
 
 StatusKey = tuple[str, str, str, str, str]
 
-_PROVIDERS: dict[str, ModuleType] = {"github": github, "gitlab": gitlab}
+
+class Provider(Protocol):
+    """What ``github`` and ``gitlab`` provide: pure request building and answer classification."""
+
+    def build_request(self, status: CommitStatus, user_agent: str) -> ApiRequest: ...
+
+    def classify(self, response: ApiResponse, now: float, secrets: tuple[str, ...] = ()) -> Outcome: ...
+
+
+_PROVIDERS: dict[str, Provider] = {"github": github, "gitlab": gitlab}
 
 DEFAULT_MIN_INTERVAL_SECONDS = {"github": 1.0, "gitlab": 0.2}
 """GitHub asks for at least one second between content-creating calls; GitLab.com allows far more."""

@@ -2,7 +2,8 @@
 
 ``POST {prefix}/api/v4/projects/{id or url-encoded path}/statuses/{sha}``; ``prefix`` is ``""`` or a
 relative URL root such as ``/gitlab``. Accepted statuses are kept per sha, in order, in ``statuses``.
-Posting the state a status already has answers 400 "Cannot transition status via :X from :Y".
+Posting the pending or running state an open status already has answers 400
+"Cannot transition status via :X from :Y".
 """
 
 from __future__ import annotations
@@ -150,8 +151,10 @@ class FakeGitLab(FakeApiServer):
             return self.reject(request, Answer(400, {"message": {"ref": ["is not a branch or tag"]}}))
         key = (project, sha, name, ref)
         with self._state_lock:
+            # GitLab updates the open (pending or running) status of that name and ref, and starts a
+            # new one after a finished one; an open status cannot move to the state it already has.
             current = self._current.get(key)
-            if current == state:
+            if current == state and current in ("pending", "running"):
                 message = (
                     f"Cannot transition status via :{_EVENTS[state]} from :{current} "
                     f'(Reason(s): Status cannot transition via "{_EVENTS[state]}")'

@@ -123,13 +123,14 @@ def _gitlab_post(
 def test_gitlab_accepts_a_good_status_then_refuses_the_same_state(
     client: httpx.Client, fake_gitlab: FakeGitLab
 ) -> None:
-    assert _gitlab_post(client, fake_gitlab).status_code == 201
-    again = _gitlab_post(client, fake_gitlab)
+    running = {**GOOD_GITLAB, "state": "running"}
+    assert _gitlab_post(client, fake_gitlab, running).status_code == 201
+    again = _gitlab_post(client, fake_gitlab, running)
     assert again.status_code == 400
-    assert again.json()["message"].startswith("Cannot transition status via :success from :success")
-    running = _gitlab_post(client, fake_gitlab, {**GOOD_GITLAB, "state": "running"})
-    assert running.status_code == 201
-    assert [s.state for s in fake_gitlab.accepted(SHA)] == ["success", "running"]
+    assert again.json()["message"].startswith("Cannot transition status via :run from :running")
+    assert _gitlab_post(client, fake_gitlab).status_code == 201
+    assert _gitlab_post(client, fake_gitlab).status_code == 201  # a finished status: a new one starts
+    assert [s.state for s in fake_gitlab.accepted(SHA)] == ["running", "success", "success"]
 
 
 @pytest.mark.parametrize(
