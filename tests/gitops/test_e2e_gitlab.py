@@ -1,0 +1,114 @@
+"""End to end with GitLab webhooks and the strict fake GitLab API; preview environments and teardown."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from tests.fakes.gitlab_api import FakeGitLab
+
+from .conftest import GITLAB_SECRET, ServiceFactory
+from .gitserver import free_port
+from .helpers import ZERO, RunningService, SourceRepo, gitlab_headers, gitlab_push, pipeline_files, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def push(service: RunningService, ref: str, before: str, after: str, **kw: object) -> httpx.Response:
+    body = json.dumps(gitlab_push("group/ml-project", ref, before, after, **kw)).encode()  # type: ignore[arg-type]
+    return service.client.post("/webhooks/gitlab", content=body, headers=gitlab_headers(GITLAB_SECRET))
+
+
+def test_a_gitlab_push_runs_and_reports_pending_running_success(
+    make_service: ServiceFactory, gitlab_repo: SourceRepo, fake_gitlab: FakeGitLab
+) -> None:
+    sha = gitlab_repo.commit(pipeline_files(name="ml"))
+    gitlab_repo.push()
+    service = make_service()
+
+    answer = push(service, "refs/heads/main", ZERO, sha)
+    assert answer.status_code == 202, answer.text
+    run = service.wait_for(answer.json()["run_id"])
+
+    assert run["state"] == "succeeded", (run["reason"], run["problems"])
+    assert run["environment"] == "ml-project"
+    wait_until(lambda: [s.state for s in fake_gitlab.accepted(sha)][-1:] == ["success"])
+    seen = fake_gitlab.accepted(sha)
+    # GitLab refuses a second 'running' (400 "Cannot transition"): the progress updates after the
+    # first are answered that way and count as applied, so the accepted sequence is:
+    assert [s.state for s in seen] == ["pending", "running", "success"]
+    assert seen[1].description == "Running: fetching " + sha[:10]
+    assert {s.name for s in seen} == {"bodywork/ml-project"}
+    assert {s.ref for s in seen} == {"main"}
+    assert {s.project for s in seen} == {"group/ml-project"}
+    assert all("Cannot transition" in r.answer.body["message"] for r in fake_gitlab.rejected)
+
+
+def test_a_preview_branch_gets_its_own_environment_and_deleting_it_tears_it_down(
+    make_service: ServiceFactory, gitlab_repo: SourceRepo, fake_gitlab: FakeGitLab
+) -> None:
+    port = free_port()
+    server = (
+        "import http.server\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers(); self.wfile.write(b'preview')\n"
+        "    def log_message(self, *a):\n"
+        "        pass\n"
+        "print('serving', flush=True)\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+    )
+    files = pipeline_files(name="ml", dag="prepare >> api", scripts={"api.py": server})
+    files["bodywork.yaml"] = files["bodywork.yaml"].replace(
+        "  api:\n    executable_module_path: api.py\n    cpu_request: 0.1\n    memory_request_mb: 64\n"
+        "    batch:\n      max_completion_time_seconds: 30\n      retries: 0\n",
+        "  api:\n    executable_module_path: api.py\n    cpu_request: 0.1\n    memory_request_mb: 64\n"
+        f"    service:\n      max_startup_time_seconds: 20\n      replicas: 1\n      port: {port}\n      ingress: false\n",
+    )
+    branch = "review/Add_A_Very.Long-Feature_Name_That_Goes_On_And_On_For_Quite_A_While_Really"
+    sha = gitlab_repo.commit(files, branch=branch)
+    gitlab_repo.push(branch)
+    service = make_service()
+
+    run = service.wait_for(push(service, f"refs/heads/{branch}", ZERO, sha).json()["run_id"])
+
+    assert run["state"] == "succeeded", (run["reason"], run["problems"])
+    environment = run["environment"]
+    assert environment.startswith("ml-project-review-add-a-very-long-feature")
+    assert len(environment) <= 63 and run["namespace"] == environment
+    assert httpx.get(f"http://127.0.0.1:{port}/").text == "preview"
+
+    gitlab_repo.delete_branch(branch)
+    answer = push(service, f"refs/heads/{branch}", sha, ZERO)
+    assert answer.status_code == 202, answer.text
+    teardown = service.wait_for(answer.json()["run_id"])
+
+    assert teardown["state"] == "succeeded"
+    assert teardown["action"] == "teardown"
+    assert teardown["environment"] == environment
+
+    def stopped() -> bool:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+        except httpx.TransportError:
+            return True
+        return False
+
+    wait_until(stopped, what="the preview service to stop")
+    wait_until(lambda: [s.state for s in fake_gitlab.accepted(sha)][-1:] == ["success"])
+    assert any("Torn down" in (s.description or "") for s in fake_gitlab.accepted(sha))
+
+
+def test_deleting_the_deploy_branch_or_an_unconfigured_branch_is_ignored_with_a_reason(
+    make_service: ServiceFactory,
+) -> None:
+    service = make_service()
+    for ref in ("refs/heads/main", "refs/heads/random"):
+        answer = push(service, ref, "a" * 40, ZERO)
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "ignored"
+    assert service.client.get("/api/runs").json()["runs"] == []
+    time.sleep(0)
