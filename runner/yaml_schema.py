@@ -103,6 +103,10 @@ class _Validator:
         self.doc = document
         self.source = source
         self.out = _Result()
+        # What the pipeline section names, kept even when other fields are wrong, so that the DAG
+        # is checked against the stages in the same pass.
+        self.steps: tuple[tuple[str, ...], ...] = ()
+        self.run_on_failure: str | None = None
 
     # ----- reporting
     def problem(self, path: YamlPath, message: str, *, at_key: bool = False) -> None:
@@ -243,8 +247,9 @@ class _Validator:
         settings = self.pipeline_section(data, section_name)
         stages = self.stages(data)
         log_level = self.logging(data)
-        if settings is not None and stages is not None:
-            self.cross_check(settings, stages, section_name)
+        raw_stages = data.get("stages")
+        if isinstance(raw_stages, dict) and raw_stages:
+            self.cross_check(raw_stages, section_name)
         if self.out.problems or settings is None or stages is None or log_level is None:
             return None
         return Pipeline(
@@ -339,6 +344,8 @@ class _Validator:
                 self.problem((*path, "DAG"), message)
             if dag_problems:
                 steps = None
+            else:
+                self.steps = steps
         optional: dict[str, str | None] = {}
         rules = {
             "run_on_failure": (STAGE_NAME, "a stage name"),
@@ -354,6 +361,7 @@ class _Validator:
                 optional[key] = self.string(section[key], (*path, key), pattern, rule)
         if "usage_stats" in section:
             self.boolean(section["usage_stats"], (*path, "usage_stats"))
+        self.run_on_failure = optional["run_on_failure"]
         if pipeline_name is None or image is None or steps is None:
             return None
         return PipelineSettings(
@@ -558,31 +566,31 @@ class _Validator:
         )
         return None
 
-    def cross_check(
-        self, settings: PipelineSettings, stages: dict[str, Stage], section: str
-    ) -> None:
-        configured = list(stages)
-        for step in settings.dag:
+    def cross_check(self, raw_stages: dict[object, Any], section: str) -> None:
+        configured = [name for name in raw_stages if isinstance(name, str)]
+        for step in self.steps:
             for name in step:
-                if name not in stages:
+                if name not in raw_stages:
                     self.problem(
                         (section, "DAG"),
-                        f"names stage {quoted(name)}, which is not "
-                        f"configured under stages:{close_names(name, configured)}",
+                        f"names stage {quoted(name)}, which is not configured under "
+                        f"stages:{close_names(name, configured)}",
                     )
-        target = settings.run_on_failure
-        if target is not None:
-            if target not in stages:
-                self.problem(
-                    (section, "run_on_failure"),
-                    f"names stage {quoted(target)}, which "
-                    f"is not configured under stages:{close_names(target, configured)}",
-                )
-            elif stages[target].batch is None:
-                self.problem(
-                    (section, "run_on_failure"),
-                    f"stage {quoted(target)} is a service; the stage run on failure must be a batch stage",
-                )
+        target = self.run_on_failure
+        if target is None:
+            return
+        if target not in raw_stages:
+            self.problem(
+                (section, "run_on_failure"),
+                f"names stage {quoted(target)}, which is not configured under "
+                f"stages:{close_names(target, configured)}",
+            )
+        elif isinstance(raw_stages[target], dict) and "service" in raw_stages[target]:
+            self.problem(
+                (section, "run_on_failure"),
+                f"stage {quoted(target)} is a service; the stage run on failure must be a "
+                "batch stage",
+            )
 
 
 def validate_document(
