@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import Protocol
 
 import httpx
@@ -20,10 +22,19 @@ class HttpClient(Protocol):
     async def aclose(self) -> None: ...
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Built once: loading the CA bundle takes tens of milliseconds per client otherwise."""
+    return httpx.create_ssl_context()
+
+
 class HttpxClient:
     def __init__(self, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None):
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout), transport=transport, follow_redirects=False
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+            verify=_tls_context(),
         )
 
     async def send(self, request: ApiRequest) -> ApiResponse:
