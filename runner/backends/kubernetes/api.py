@@ -236,6 +236,40 @@ class KubeApi:
         response = self._request("GET", path, query, what=f"the log of pod {namespace}/{pod}")
         return bytes(response.data).decode("utf-8", errors="replace")
 
+    def service_proxy(
+        self,
+        method: str,
+        namespace: str,
+        service: str,
+        port: int,
+        path: str = "",
+        *,
+        json_body: Any = None,
+        timeout: float = 30.0,
+    ) -> tuple[int, bytes]:
+        """Sends a request to a Service through the API server's proxy; the answer's status and body.
+
+        A status the service itself answers (even 4xx/5xx) is returned, not raised; 503 (no ready
+        endpoint) is returned too, so callers can wait for readiness.
+        """
+        resource = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}"
+        headers = {"Accept": "*/*", "Content-Type": "application/json"}
+        try:
+            request = self._client.param_serialize(
+                method=method,
+                resource_path=resource,
+                header_params=headers,
+                body=json_body,
+                auth_settings=["BearerToken"],
+            )
+            response = self._client.call_api(*request, _request_timeout=(timeout, timeout)).response
+            data = bytes(response.data or b"")
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise Unreachable(f"cannot reach the Kubernetes API server at {self.host}: {error}") from error
+        if response.status == 403:
+            raise error_for(method, resource, f"services/proxy {service} in namespace {namespace}", 403, "")
+        return int(response.status), data
+
     # ---- streams ---------------------------------------------------------------------------
 
     def watch(

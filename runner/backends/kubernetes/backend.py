@@ -215,7 +215,16 @@ class KubernetesBackend:
             secrets_group=secrets_group(job.run),
             gpu_resource=self.settings.gpu_resource,
             gpus=gpus,
+            artifacts_volume=self._artifacts_volume(run.namespace),
         )
+
+    def _artifacts_volume(self, namespace: str) -> Obj | None:
+        if self.settings.artifacts_claim:
+            return {"persistentVolumeClaim": {"claimName": self.settings.artifacts_claim}}
+        if self.settings.artifacts_host_path:
+            path = f"{self.settings.artifacts_host_path.rstrip('/')}/{namespace}"
+            return {"hostPath": {"path": path, "type": "DirectoryOrCreate"}}
+        return None
 
     async def _resolve_secrets(self, job: StageJob, run: _Run) -> None:
         """Checks that every secret the stage names exists, and hands the values to the engine to mask."""

@@ -37,6 +37,7 @@ CONTAINER = "stage"
 CODE_DIR = "/bodywork/code"
 WORK_DIR = "/bodywork/work"
 CACHE_DIR = "/bodywork/cache"
+ARTIFACTS_DIR = "/bodywork/artifacts"
 BOOTSTRAP_KEY = "bootstrap.py"
 NOTEBOOK_KEY = "notebook.py"
 SOURCE_KEY = "source.tar.gz"
@@ -182,6 +183,9 @@ class PodSettings:
     code_config_maps: tuple[str, ...]  # bootstrap first, then the source chunks in order
     cache_host_path: str | None
     secrets_group: str
+    # The volume shared by every stage of the environment (BODYWORK_ARTIFACTS_DIR), e.g.
+    # {"hostPath": {...}} or {"persistentVolumeClaim": {"claimName": ...}}; None: none.
+    artifacts_volume: Obj | None = None
     gpu_resource: str = "nvidia.com/gpu"
     gpus: int = 0
 
@@ -212,6 +216,8 @@ def _env(stage: Stage, env: Mapping[str, str], settings: PodSettings) -> list[Ob
         "BODYWORK_CACHE_DIR": CACHE_DIR,
         "PYTHONUNBUFFERED": "1",
     }
+    if settings.artifacts_volume is not None:
+        values["BODYWORK_ARTIFACTS_DIR"] = ARTIFACTS_DIR
     result: list[Obj] = [{"name": k, "value": v} for k, v in values.items()]
     for variable, secret in stage.secrets:
         result.append(
@@ -237,14 +243,24 @@ def _volumes(settings: PodSettings) -> list[Obj]:
         if settings.cache_host_path
         else {"emptyDir": {}}
     )
-    return [
+    volumes = [
         {"name": "code", "projected": {"sources": sources}},
         {"name": "work", "emptyDir": {}},
         {"name": "cache", **cache},
     ]
+    if settings.artifacts_volume is not None:
+        volumes.append({"name": "artifacts", **settings.artifacts_volume})
+    return volumes
 
 
 def _container(stage: Stage, env: Mapping[str, str], settings: PodSettings) -> Obj:
+    mounts = [
+        {"name": "code", "mountPath": CODE_DIR, "readOnly": True},
+        {"name": "work", "mountPath": WORK_DIR},
+        {"name": "cache", "mountPath": CACHE_DIR},
+    ]
+    if settings.artifacts_volume is not None:
+        mounts.append({"name": "artifacts", "mountPath": ARTIFACTS_DIR})
     return {
         "name": CONTAINER,
         "image": settings.image,
@@ -252,11 +268,7 @@ def _container(stage: Stage, env: Mapping[str, str], settings: PodSettings) -> O
         "command": ["python3", "-u", f"{CODE_DIR}/{BOOTSTRAP_KEY}"],
         "env": _env(stage, env, settings),
         "resources": _resources(stage, settings),
-        "volumeMounts": [
-            {"name": "code", "mountPath": CODE_DIR, "readOnly": True},
-            {"name": "work", "mountPath": WORK_DIR},
-            {"name": "cache", "mountPath": CACHE_DIR},
-        ],
+        "volumeMounts": mounts,
     }
 
 

@@ -35,6 +35,15 @@ class KubernetesSettings:
     """Node folder mounted into stage pods to cache pip downloads and virtual environments between pods.
     None: an emptyDir per pod (every pod installs its requirements from scratch)."""
 
+    artifacts_host_path: str | None = "/var/lib/bodywork/artifacts"
+    """Node folder (one sub-folder per namespace) shared by the stages of an environment as
+    BODYWORK_ARTIFACTS_DIR, so a later stage reads what an earlier one wrote. Fine on one node; on
+    several nodes set `artifacts_claim` instead. None (and no claim): no shared folder."""
+
+    artifacts_claim: str | None = None
+    """Name of a ReadWriteMany PersistentVolumeClaim in the namespace to use as BODYWORK_ARTIFACTS_DIR
+    instead of the node folder (needed when pods of one environment land on different nodes)."""
+
     gpus: Mapping[str, int] = field(default_factory=dict)
     """Extension: stage name -> number of GPUs it requests (also read from a stage's `gpu_request`)."""
 
@@ -66,7 +75,11 @@ class KubernetesSettings:
                 f"unknown Kubernetes backend option(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        values = {k: v for k, v in options.items() if v is not None or k in ("cache_host_path",)}
+        values = {
+            k: v
+            for k, v in options.items()
+            if v is not None or k in ("cache_host_path", "artifacts_host_path")
+        }
         if "api_retry_delays" in values:
             values["api_retry_delays"] = tuple(values["api_retry_delays"])
         return cls(**values)
