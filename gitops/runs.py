@@ -228,9 +228,9 @@ class RunExecutor:
             problems = list(error.problems) or [str(error)]
             for problem in problems:
                 self.note(run.id, f"bodywork.yaml: {problem}")
-            self._finish(
-                run, RunState.FAILED, f"bodywork.yaml is invalid ({len(problems)} problem{'s' if len(problems) > 1 else ''})", problems
-            )
+            plural = "s" if len(problems) > 1 else ""
+            reason = f"bodywork.yaml is invalid ({len(problems)} problem{plural})"
+            self._finish(run, RunState.FAILED, reason, problems)
             return None
 
     async def _run_engine(self, run: RunRecord, pipeline: Pipeline, source: Path) -> None:

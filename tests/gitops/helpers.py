@@ -172,7 +172,9 @@ def gitlab_push(
     }
 
 
-def github_headers(body: bytes, secret: str, event: str = "push", delivery: str | None = None) -> dict[str, str]:
+def github_headers(
+    body: bytes, secret: str, event: str = "push", delivery: str | None = None
+) -> dict[str, str]:
     signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {
         "Content-Type": "application/json",

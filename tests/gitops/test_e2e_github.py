@@ -118,7 +118,7 @@ def test_a_burst_of_pushes_runs_only_the_newest_commit_and_marks_the_others_supe
         assert run["state"] == "superseded", run
         assert run["superseded_by"] is not None
         assert run["stages"] == []
-        wait_until(lambda sha=sha: len(fake_github.accepted(sha)) == 2, what="superseded status")
+        wait_until(lambda: len(fake_github.accepted(sha)) == 2, what="superseded status")  # noqa: B023
         seen = statuses(fake_github, sha)
         assert [s[1] for s in seen] == ["pending", "error"], seen
         assert seen[1][2].startswith("Cancelled: Superseded by")

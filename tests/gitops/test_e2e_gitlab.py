@@ -66,7 +66,8 @@ def test_a_preview_branch_gets_its_own_environment_and_deleting_it_tears_it_down
         "  api:\n    executable_module_path: api.py\n    cpu_request: 0.1\n    memory_request_mb: 64\n"
         "    batch:\n      max_completion_time_seconds: 30\n      retries: 0\n",
         "  api:\n    executable_module_path: api.py\n    cpu_request: 0.1\n    memory_request_mb: 64\n"
-        f"    service:\n      max_startup_time_seconds: 20\n      replicas: 1\n      port: {port}\n      ingress: false\n",
+        f"    service:\n      max_startup_time_seconds: 20\n      replicas: 1\n      port: {port}\n"
+        "      ingress: false\n",
     )
     branch = "review/Add_A_Very.Long-Feature_Name_That_Goes_On_And_On_For_Quite_A_While_Really"
     sha = gitlab_repo.commit(files, branch=branch)
