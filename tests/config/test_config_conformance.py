@@ -88,6 +88,10 @@ def _ours(load: Callable[[], object]) -> tuple[bool, tuple[str, ...]]:
     return True, ()
 
 
+def _loader(path: Path) -> Callable[[], object]:
+    return lambda: load_pipeline(path)
+
+
 def _ini_fixture(root: Path, name: str) -> Callable[[], object]:
     def load() -> object:
         if name.endswith("bodywork.ini"):
@@ -119,17 +123,15 @@ def test_verdicts_agree_with_bodywork_on_the_whole_corpus() -> None:
     for entry in [*manifest["yaml"], *manifest["yaml_docs"]]:
         version = entry["version"]
         if entry["file"].startswith("yaml-docs/"):
-            row = "docs examples"
+            group = "docs examples"
         elif version == '"1.1"':
-            row = 'yaml "1.1" (pipeline:)'
+            group = 'yaml "1.1" (pipeline:)'
         elif version == '"1.0"':
-            row = 'yaml "1.0" (project:)'
+            group = 'yaml "1.0" (project:)'
         else:
-            row = "yaml, no or unknown version"
+            group = "yaml, no or unknown version"
         path = CORPUS / entry["file"]
-        cases.append(
-            (row, entry["file"], _bodywork_accepts_yaml(entry), lambda p=path: load_pipeline(p))
-        )
+        cases.append((group, entry["file"], _bodywork_accepts_yaml(entry), _loader(path)))
     for entry in manifest["ini"]:
         root = CORPUS / entry["dir"]
         cases.append(
@@ -137,7 +139,7 @@ def test_verdicts_agree_with_bodywork_on_the_whole_corpus() -> None:
                 "ini projects",
                 entry["dir"],
                 _bodywork_accepts_ini(entry),
-                lambda r=root: load_pipeline(r),
+                _loader(root),
             )
         )
         for name, verdict in entry["other_files_bodywork_1_0_1"].items():
