@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -24,6 +25,9 @@ class KubernetesSettings:
     images: Mapping[str, str] = field(default_factory=dict)
     """docker_image -> image the pods use; the key "*" matches any image. Lets a pipeline that names a
     registry image run on a cluster that only has a locally built one."""
+
+    image: str | None = None
+    """One image for every stage, whatever docker_image says (`bodywork run --image`); `images` wins."""
 
     image_pull_policy: str = "IfNotPresent"
     """imagePullPolicy of every stage container ("Never" for clusters without a registry)."""
@@ -80,9 +84,11 @@ class KubernetesSettings:
             for k, v in options.items()
             if v is not None or k in ("cache_host_path", "artifacts_host_path")
         }
+        if values.get("kubeconfig") is not None:
+            values["kubeconfig"] = os.fspath(values["kubeconfig"])  # a Path is fine too
         if "api_retry_delays" in values:
             values["api_retry_delays"] = tuple(values["api_retry_delays"])
         return cls(**values)
 
     def image_for(self, docker_image: str) -> str:
-        return self.images.get(docker_image) or self.images.get("*") or docker_image
+        return self.images.get(docker_image) or self.image or self.images.get("*") or docker_image
