@@ -69,7 +69,7 @@ class CommitStatus:
     @property
     def short_label(self) -> str:
         """For log lines: what and where, never the token."""
-        return f"{self.context!r}={self.state.value} on {self.repository}@{self.sha[:12]}"
+        return f"{self.context!r}={self.state.value} on {self.provider} {self.repository}@{self.sha[:12]}"
 
 
 def truncate(text: str, limit: int) -> str:
