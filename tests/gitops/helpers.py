@@ -277,3 +277,61 @@ def wait_until(check: Callable[[], Any], timeout: float = 20, what: str = "condi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+class ServiceProcess:
+    """`bodywork serve` as a child process on a real port: it can be killed like a crashed service."""
+
+    def __init__(self, config: Path, port: int, environ: Mapping[str, str], log: Path) -> None:
+        self.config = config
+        self.port = port
+        self.environ = environ
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+    def start(self) -> ServiceProcess:
+        import os
+        import sys
+
+        env = {**os.environ, **self.environ}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gitops.cli", "serve", "--config", str(self.config),
+                 "--host", "127.0.0.1", "--port", str(self.port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"the service exited: {self.log.read_text()}")
+            try:
+                return self.client.get("/readyz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, timeout=30, what="the service to be ready")
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.client.close()
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.client.get(f"/api/runs/{run_id}").json()
+        return data
