@@ -11,7 +11,7 @@ import re
 from runner.model import Step
 
 _WHITESPACE = re.compile(r"\s+")
-_STAGE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 EXAMPLE = '"prepare >> train_a, train_b >> serve"'
 
 
@@ -43,8 +43,9 @@ def parse_dag(text: str) -> tuple[tuple[Step, ...], list[str]]:
         for name in names:
             if not _STAGE_NAME.fullmatch(name):
                 problems.append(
-                    f"step {number}: {name!r} is not a stage name; use letters, digits, '-', "
-                    f"'_' and '.', separate steps with '>>' and stages with ',', e.g. {EXAMPLE}"
+                    f"step {number}: {name!r} is not a stage name (letters, digits, '-', '_' "
+                    "and '.', not starting with '-' or '.'); separate steps with '>>' and stages "
+                    f"with ',', e.g. {EXAMPLE}"
                 )
             elif name in seen:
                 problems.append(

@@ -366,7 +366,10 @@ def load_ini_layout(
     problems += [f"{where} -> {message}" for message in dag_problems]
     if dag_problems:
         return None, problems, notices
-    folders = sorted(p.name for p in root.iterdir() if (p / STAGE_FILE).is_file())
+    try:
+        folders = sorted(p.name for p in root.iterdir() if (p / STAGE_FILE).is_file())
+    except OSError:
+        folders = []
     stages: dict[str, Stage] = {}
     for step in steps:
         for stage_name in step:

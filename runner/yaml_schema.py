@@ -51,7 +51,7 @@ SERVICE_KEYS = ("max_startup_time_seconds", "replicas", "port", "ingress")
 LOGGING_KEYS = ("log_level",)
 
 K8S_NAME = re.compile(r"[a-zA-Z0-9\-.]+")
-STAGE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -399,7 +399,8 @@ class _Validator:
         if not isinstance(name, str) or not STAGE_NAME.fullmatch(name):
             self.problem(
                 path,
-                f"a stage name must be letters, digits, '-', '_' and '.'; got {show(name)}",
+                "a stage name must be letters, digits, '-', '_' and '.', not starting with '-' or "
+                f"'.'; got {show(name)}",
                 at_key=True,
             )
             return None
@@ -472,9 +473,6 @@ class _Validator:
         text = self.string(value, path)
         if text is None:
             return None
-        if not text.endswith((".py", ".ipynb")):
-            self.problem(path, f"must name a .py or .ipynb file, got {show(text)}")
-            return None
         posix = PurePosixPath(text.replace("\\", "/"))
         if posix.is_absolute() or ".." in posix.parts:
             self.problem(
@@ -482,6 +480,9 @@ class _Validator:
                 f"{show(text)} leaves the repository; give a path "
                 "relative to the folder holding bodywork.yaml, without '..'",
             )
+            return None
+        if not text.endswith((".py", ".ipynb")):
+            self.problem(path, f"must name a .py or .ipynb file, got {show(text)}")
             return None
         return text
 

@@ -35,7 +35,8 @@ def test_format_dag_is_canonical() -> None:
     [
         (
             "a >> b > c",
-            "step 2: 'b>c' is not a stage name; use letters, digits, '-', '_' and '.', "
+            "step 2: 'b>c' is not a stage name (letters, digits, '-', '_' and '.', not "
+            "starting with '-' or '.'); "
             "separate steps with '>>' and stages with ',', e.g. \"prepare >> train_a, train_b >> serve\"",
         ),
         (

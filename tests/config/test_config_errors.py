@@ -57,7 +57,9 @@ BROKEN = [
             replace(
                 "cpu_request: 0.5",
                 "cpu_request: lots",
-                replace("port: 5000", "port: 70000", replace("ingress: true", "ingress: sometimes")),
+                replace(
+                    "port: 5000", "port: 70000", replace("ingress: true", "ingress: sometimes")
+                ),
             ),
         ),
         [
@@ -69,7 +71,11 @@ BROKEN = [
         id="wrong types",
     ),
     pytest.param(
-        replace("memory_request_mb: 200", "memory_request_mb: -5", replace("replicas: 2", "replicas: 1.5")),
+        replace(
+            "memory_request_mb: 200",
+            "memory_request_mb: -5",
+            replace("replicas: 2", "replicas: 1.5"),
+        ),
         [
             "stages.train.memory_request_mb -> must be an integer >= 0, got -5 (a number) (line 19)",
             "stages.score.service.replicas -> must be an integer >= 0, got 1.5 (a number) (line 32)",
@@ -209,7 +215,9 @@ BROKEN = [
         id="neither batch nor service",
     ),
     pytest.param(
-        replace("executable_module_path: train/main.py", "executable_module_path: ../../etc/evil.py"),
+        replace(
+            "executable_module_path: train/main.py", "executable_module_path: ../../etc/evil.py"
+        ),
         [
             "stages.train.executable_module_path -> \"../../etc/evil.py\" leaves the repository; give a path relative to the folder holding bodywork.yaml, without '..' (line 17)",
         ],
@@ -274,7 +282,8 @@ BROKEN = [
     ),
     pytest.param(
         replace(
-            "  DAG: prepare >> train, score\n", "  DAG: prepare >> train, score\n  run_on_failure: notify\n"
+            "  DAG: prepare >> train, score\n",
+            "  DAG: prepare >> train, score\n  run_on_failure: notify\n",
         ),
         [
             'pipeline.run_on_failure -> names stage "notify", which is not configured under stages: (line 6)',
@@ -283,7 +292,8 @@ BROKEN = [
     ),
     pytest.param(
         replace(
-            "  DAG: prepare >> train, score\n", "  DAG: prepare >> train, score\n  run_on_failure: score\n"
+            "  DAG: prepare >> train, score\n",
+            "  DAG: prepare >> train, score\n  run_on_failure: score\n",
         ),
         [
             'pipeline.run_on_failure -> stage "score" is a service; the stage run on failure must be a batch stage (line 6)',
@@ -292,7 +302,8 @@ BROKEN = [
     ),
     pytest.param(
         replace(
-            "  DAG: prepare >> train, score\n", "  DAG: prepare >> train, score\n  namespace: My_Space\n"
+            "  DAG: prepare >> train, score\n",
+            "  DAG: prepare >> train, score\n  namespace: My_Space\n",
         ),
         [
             "pipeline.namespace -> must be a Kubernetes namespace: lowercase letters, digits and '-', at most 63 characters, got \"My_Space\" (line 6)",
@@ -423,9 +434,11 @@ BROKEN = [
         id="nul byte",
     ),
     pytest.param(
-        replace("  train:\n", "  1:\n", replace("DAG: prepare >> train, score", "DAG: prepare >> score")),
+        replace(
+            "  train:\n", "  1:\n", replace("DAG: prepare >> train, score", "DAG: prepare >> score")
+        ),
         [
-            "stages.1 -> a stage name must be letters, digits, '-', '_' and '.'; got 1 (a number) (line 16)",
+            "stages.1 -> a stage name must be letters, digits, '-', '_' and '.', not starting with '-' or '.'; got 1 (a number) (line 16)",
         ],
         id="non-string stage name",
     ),
@@ -438,6 +451,17 @@ def test_every_problem_is_reported_with_its_exact_text(text: str, expected: list
         parse_pipeline_yaml(text)
     assert caught.value.problems == expected
     assert caught.value.source == "bodywork.yaml"
+
+
+def test_a_module_path_escaping_the_repository_names_the_stage_and_the_fix() -> None:
+    text = replace("executable_module_path: train/main.py", "executable_module_path: ../../etc")
+    text = replace("DAG: prepare >> train, score", "DAG: prepare >> train, score >> ..", text)
+    with pytest.raises(ConfigError) as caught:
+        parse_pipeline_yaml(text)
+    assert caught.value.problems == [
+        "pipeline.DAG -> step 3: '..' is not a stage name (letters, digits, '-', '_' and '.', not starting with '-' or '.'); separate steps with '>>' and stages with ',', e.g. \"prepare >> train_a, train_b >> serve\" (line 5)",
+        "stages.train.executable_module_path -> \"../../etc\" leaves the repository; give a path relative to the folder holding bodywork.yaml, without '..' (line 17)",
+    ]
 
 
 def test_valid_file_loads_into_the_model() -> None:
@@ -456,7 +480,9 @@ def test_valid_file_loads_into_the_model() -> None:
     score = pipeline.stages["score"]
     assert score.args == ("--port", "5000")
     assert score.secrets == (("API_KEY", "api-credentials"),)
-    assert score.service == ServiceSettings(max_startup_time_seconds=60, replicas=2, port=5000, ingress=True)
+    assert score.service == ServiceSettings(
+        max_startup_time_seconds=60, replicas=2, port=5000, ingress=True
+    )
     assert pipeline.stages["prepare"].requirements == ("pandas==1.4.2",)
     assert pipeline.notices == ()
 
@@ -481,7 +507,9 @@ def test_schema_1_0_loads_with_a_notice() -> None:
 
 def test_quirks_of_real_files_are_accepted() -> None:
     text = replace("DAG: prepare >> train, score", "DAG: prepare>>train,score", VALID)
-    text = replace("    cpu_request: 1\n", "    # a comment inside a stage\n    cpu_request: 1\n", text)
+    text = replace(
+        "    cpu_request: 1\n", "    # a comment inside a stage\n    cpu_request: 1\n", text
+    )
     text = replace(
         "      - pandas==1.4.2\n",
         "      - pandas==1.4.2\n      - git+https://github.com/bodywork-ml/bodywork-pipeline-utils@v0.1.5\n",
