@@ -140,7 +140,8 @@ def main() -> int:
     if notices:
         print(
             f"pod completion -> engine noticed: median {statistics.median(notices):.2f} s, "
-            f"max {max(notices):.2f} s over {len(notices)} batch stages (target < 1 s; Bodywork polled every 2 s)"
+            f"max {max(notices):.2f} s over {len(notices)} batch stages "
+            "(target < 1 s; Bodywork polled every 2 s)"
         )
     if args.json:
         print(json.dumps(results, indent=2))
