@@ -144,11 +144,10 @@ class SshServer:
             "PermitRootLogin yes\nSubsystem sftp internal-sftp\n"
         )
         Path("/run/sshd").mkdir(exist_ok=True)
-        self.process = subprocess.Popen(
-            ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=(folder / "sshd.log").open("wb"),
-        )
+        with (folder / "sshd.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=log
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
