@@ -30,7 +30,7 @@ from .conftest import CONFORMANCE_REPORT
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 needs_corpus = pytest.mark.skipif(
     not (CORPUS / "manifest.json").is_file(),
-    reason=f"SKIPPED: the conformance corpus is not at {CORPUS} (../shared/conformance from the "
+    reason=f"conformance corpus not found at {CORPUS} (../shared/conformance from the "
     "repository root); run the tests in a checkout that has shared/ beside it",
 )
 
