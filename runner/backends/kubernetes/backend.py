@@ -38,6 +38,8 @@ _SUPPORT_DIR = Path(__file__).resolve().parent
 _NOTEBOOK_EXECUTOR = _SUPPORT_DIR.parent.parent / "_stage_support" / "notebook.py"
 # Source ConfigMaps younger than this are never pruned: a concurrent run may be about to use them.
 _PRUNE_MIN_AGE_SECONDS = 600
+# Warning events that say nothing about why a pod does not start.
+_NOISE_EVENTS = {"MissingClusterDNS"}
 
 
 def support_files() -> dict[str, str]:
@@ -316,6 +318,8 @@ class KubernetesBackend:
                 ended.add(uid)
                 unschedulable_since.pop(uid, None)
                 last_reason = f"attempt {attempt} of {max_attempts} {st.failure_reason(obj)}"
+                if not st.container_started(obj):
+                    last_reason += await self._warnings(namespace, [st.name_of(obj)])
                 if attempt < max_attempts:
                     job.attempt_failed(attempt, last_reason)
                 else:
@@ -439,7 +443,8 @@ class KubernetesBackend:
                         if loop.time() >= since + grace:
                             return st.unschedulable(pods[uid]) or "a pod cannot be scheduled"
                     summary = "; ".join(st.pod_summary(p) for p in pods.values()) or "no pod was created"
-                    return f"not ready within {limit} s (max_startup_time_seconds): {summary}"
+                    warnings = await self._warnings(run.namespace, [st.name_of(p) for p in pods.values()])
+                    return f"not ready within {limit} s (max_startup_time_seconds): {summary}{warnings}"
                 if isinstance(item, Broken):
                     raise item.error
                 if isinstance(item, LogText):
@@ -467,6 +472,25 @@ class KubernetesBackend:
                         return problem
                 else:
                     unschedulable_since.pop(uid, None)
+
+    async def _warnings(self, namespace: str, pods: list[str]) -> str:
+        """The latest Warning events of `pods` (sandbox, volume, probe failures), for a reason."""
+        found: list[tuple[str, str]] = []
+        for pod in pods[:3]:
+            fields = f"involvedObject.kind=Pod,involvedObject.name={pod},type=Warning"
+            try:
+                listing = await asyncio.to_thread(self.api.list_objects, "Event", namespace, fields=fields)
+            except KubeError:
+                continue
+            for event in listing.get("items") or []:
+                if event.get("reason") in _NOISE_EVENTS:
+                    continue
+                stamp = str(event.get("lastTimestamp") or event.get("eventTime") or "")
+                found.append((stamp, f"{event.get('reason', '')}: {str(event.get('message', ''))[:300]}"))
+        if not found:
+            return ""
+        latest = sorted(found)[-2:]
+        return " (last warnings: " + "; ".join(text for _, text in latest) + ")"
 
     async def _with_last_log(self, namespace: str, pod: Obj, problem: str) -> str:
         """`problem`, with the last lines the crashed container printed."""
