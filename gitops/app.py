@@ -107,7 +107,7 @@ def create_app(service: Service) -> Starlette:
             return JSONResponse(
                 {"status": "ignored", "reason": f"repository {event.repository!r} is not configured"}
             )
-        return _decision_response(service.accept_push(repository, event))
+        return _decision_response(await service.accept_push(repository, event))
 
     def _authorized(request: Request) -> Response | None:
         token = settings.api_token
@@ -219,7 +219,7 @@ def create_app(service: Service) -> Starlette:
             if commit is None:
                 return _error(400, f"{full_ref} does not exist in {repository.name}")
         key = request.headers.get("idempotency-key")
-        return _decision_response(service.trigger(repository, full_ref, commit, target, key))
+        return _decision_response(await service.trigger(repository, full_ref, commit, target, key))
 
     async def cancel_run(request: Request) -> Response:
         denied = _authorized(request)

@@ -3,6 +3,8 @@
 Rules (the pure part is :func:`pick`):
 * runs of one environment never overlap;
 * at most ``max_concurrent_runs`` runs execute at once;
+* a run starts only after a quiet period (``quiet_period_seconds``) since it was queued, so that a
+  burst of pushes to one branch coalesces into one run of its newest commit;
 * otherwise first come, first served.
 Coalescing (a newer push to the same ref supersedes older queued runs) happens when a run is accepted,
 in the same store transaction (:meth:`gitops.store.Store.accept`).
@@ -11,7 +13,9 @@ in the same store transaction (:meth:`gitops.store.Store.accept`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,20 +28,40 @@ log = logging.getLogger(__name__)
 class Candidate:
     id: str
     environment: str
+    queued_at: float = 0.0
 
 
-def pick(queued: Sequence[Candidate], busy_environments: set[str], free_slots: int) -> list[str]:
-    """The ids of the queued runs (oldest first in `queued`) that may start now."""
+@dataclass(frozen=True)
+class Picked:
+    ids: list[str]
+    """The runs to start now."""
+    next_due: float | None = None
+    """When a run still in its quiet period becomes eligible (None: none is waiting)."""
+
+
+def pick(
+    queued: Sequence[Candidate],
+    busy_environments: set[str],
+    free_slots: int,
+    now: float = 0.0,
+    quiet_period: float = 0.0,
+) -> Picked:
+    """Which queued runs (oldest first in `queued`) start now."""
     chosen: list[str] = []
     taken = set(busy_environments)
+    next_due: float | None = None
     for run in queued:
         if len(chosen) >= free_slots:
             break
         if run.environment in taken:
             continue
+        due = run.queued_at + quiet_period
+        if due > now:
+            next_due = due if next_due is None else min(next_due, due)
+            continue
         taken.add(run.environment)
         chosen.append(run.id)
-    return chosen
+    return Picked(chosen, next_due)
 
 
 Executor = Callable[[RunRecord], Awaitable[None]]
@@ -46,10 +70,13 @@ Executor = Callable[[RunRecord], Awaitable[None]]
 class Dispatcher:
     """Starts queued runs as background tasks, within the rules above."""
 
-    def __init__(self, store: Store, execute: Executor, max_concurrent: int) -> None:
+    def __init__(
+        self, store: Store, execute: Executor, max_concurrent: int, quiet_period: float = 0.0
+    ) -> None:
         self.store = store
         self.execute = execute
         self.max_concurrent = max_concurrent
+        self.quiet_period = quiet_period
         self.stopping = False
         self._wake = asyncio.Event()
         self._running: dict[str, tuple[str, asyncio.Task[None]]] = {}
@@ -90,29 +117,34 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(self) -> None:
+        next_due: float | None = None
         while True:
-            await self._wake.wait()
+            timeout = None if next_due is None else max(0.0, next_due - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             try:
-                self._dispatch()
+                next_due = self._dispatch()
             except Exception:
                 log.exception("the dispatcher failed to start queued runs; retrying")
-                await asyncio.sleep(1)
-                self._wake.set()
+                next_due = time.time() + 1
 
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> float | None:
         free = self.max_concurrent - len(self._running)
         if free <= 0:
-            return
+            return None
         queued = self.store.queued()
         busy = {environment for environment, _ in self._running.values()}
         by_id = {run.id: run for run in queued}
-        for run_id in pick([Candidate(r.id, r.environment) for r in queued], busy, free):
+        candidates = [Candidate(r.id, r.environment, r.created_at) for r in queued]
+        picked = pick(candidates, busy, free, time.time(), self.quiet_period)
+        for run_id in picked.ids:
             if not self.store.mark_running(run_id):
                 continue
             run = self.store.get(run_id) or by_id[run_id]
             task = asyncio.create_task(self._execute(run), name=f"bodywork-run-{run_id}")
             self._running[run_id] = (run.environment, task)
+        return picked.next_due
 
     async def _execute(self, run: RunRecord) -> None:
         try:

@@ -7,6 +7,7 @@ Also the one place that decides WHEN and WHAT commit status to publish for a run
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import shutil
 import time
@@ -125,7 +126,9 @@ class _Recorder:
             self._buffer.append((event.stage, event.line, event.at))
             return
         if isinstance(event, StageStarted):
-            self.store.stage_started(run_id, event.stage, event.kind, event.attempt, event.at)
+            self.store.submit(
+                self.store.stage_started, run_id, event.stage, event.kind, event.attempt, event.at
+            )
             self.started.add(event.stage)
             step = next((i for i, s in enumerate(self.steps) if event.stage in s), -1) + 1
             attempt = f", attempt {event.attempt}" if event.attempt > 1 else ""
@@ -139,15 +142,16 @@ class _Recorder:
             self._buffer.append((event.stage, f"attempt {event.attempt} failed: {event.reason}", event.at))
         elif isinstance(event, StageFinished):
             self.flush()
-            self.store.stage_finished(
-                run_id, event.stage, event.state.value, event.attempts, event.started_at, event.at,
-                event.reason,
+            self.store.submit(
+                self.store.stage_finished, run_id, event.stage, event.state.value, event.attempts,
+                event.started_at, event.at, event.reason,
             )
 
     def flush(self) -> None:
+        """Queues the buffered log lines for the writer thread (written in order, never awaited)."""
         if self._buffer:
             lines, self._buffer = self._buffer, []
-            self.store.add_logs(self.run.id, lines)
+            self.store.submit(self.store.add_logs, self.run.id, lines)
 
     async def flush_periodically(self) -> None:
         while True:
@@ -172,14 +176,21 @@ class RunExecutor:
         self.shutting_down = False
 
     def note(self, run_id: str, line: str) -> None:
-        self.store.add_logs(run_id, [("", line, time.time())])
+        self.store.submit(self.store.add_logs, run_id, [("", line, time.time())])
 
     def _finish(
         self, run: RunRecord, state: RunState, reason: str, problems: list[str] | None = None
     ) -> None:
-        done = self.store.finish(run.id, state, reason, problems or [])
-        if done is not None:
-            self.reporter.final(done)
+        """Records the end of the run after every write queued before it; then its final status.
+
+        Not awaited, so that it also works while the run's task is being cancelled."""
+        future = self.store.submit(self.store.finish, run.id, state, reason, problems or [])
+
+        def done(result: concurrent.futures.Future[RunRecord | None]) -> None:
+            if result.exception() is None and (record := result.result()) is not None:
+                self.reporter.final(record)
+
+        future.add_done_callback(done)
 
     async def execute(self, run: RunRecord) -> None:
         """Runs `run` (already marked running) to its end, or until cancelled."""
@@ -235,7 +246,9 @@ class RunExecutor:
 
     async def _run_engine(self, run: RunRecord, pipeline: Pipeline, source: Path) -> None:
         namespace = run.namespace or pipeline.default_namespace
-        self.store.set_pipeline(run.id, pipeline.name, pipeline.steps, namespace)
+        await asyncio.wrap_future(
+            self.store.submit(self.store.set_pipeline, run.id, pipeline.name, pipeline.steps, namespace)
+        )
         run = self.store.get(run.id) or run
         recorder = _Recorder(self.store, self.reporter, run, pipeline)
         flusher = asyncio.create_task(recorder.flush_periodically())

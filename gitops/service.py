@@ -5,6 +5,7 @@ No HTTP here: :mod:`gitops.app` turns requests into calls of :class:`Service`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,9 @@ class Service:
         for run in self.store.queued():
             if run not in recovered.requeued:
                 self.reporter.queued(run)
-        self.dispatcher = Dispatcher(self.store, self.executor.execute, settings.max_concurrent_runs)
+        self.dispatcher = Dispatcher(
+            self.store, self.executor.execute, settings.max_concurrent_runs, settings.quiet_period_seconds
+        )
         self.dispatcher.start()
 
     async def stop(self) -> None:
@@ -119,7 +122,7 @@ class Service:
     def matching_repositories(self, provider: str) -> list[RepositorySettings]:
         return [r for r in self.settings.repositories if r.provider == provider]
 
-    def accept_push(self, repository: RepositorySettings, event: PushEvent) -> Decision:
+    async def accept_push(self, repository: RepositorySettings, event: PushEvent) -> Decision:
         """Records the run a verified push asks for (before the webhook is answered), or says why not."""
         target = target_for(repository, event.ref, event.deleted)
         if isinstance(target, str):
@@ -128,15 +131,17 @@ class Service:
         keys = [f"{event.provider}:delivery:{event.idempotency_key}"]
         if event.delivery_id and event.delivery_id != event.idempotency_key:
             keys.append(f"{event.provider}:delivery:{event.delivery_id}")
-        return self._enqueue(repository, event.ref, commit, target, "webhook", event.delivery_id, keys)
+        return await self._enqueue(
+            repository, event.ref, commit, target, "webhook", event.delivery_id, keys
+        )
 
-    def trigger(
+    async def trigger(
         self, repository: RepositorySettings, ref: str, commit: str, target: Target, key: str | None
     ) -> Decision:
         keys = [f"manual:{key}"] if key else []
-        return self._enqueue(repository, ref, commit, target, "manual", "", keys)
+        return await self._enqueue(repository, ref, commit, target, "manual", "", keys)
 
-    def _enqueue(
+    async def _enqueue(
         self,
         repository: RepositorySettings,
         ref: str,
@@ -158,7 +163,9 @@ class Service:
             trigger=trigger,
             delivery_id=delivery_id,
         )
-        accepted = self._store().accept(new, keys)
+        store = self._store()
+        # Committed (fsync'ed) before this returns, in a batch with whatever else is being written.
+        accepted = await asyncio.wrap_future(store.submit(store.accept, new, keys))
         if accepted.duplicate:
             return Decision(accepted.run, duplicate=True)
         if self.dispatcher is not None:

@@ -86,6 +86,9 @@ class Settings:
     """How often a commit that is not fetchable yet is fetched again before the run fails."""
     fetch_retry_seconds: float = 1.0
     """Delay before the first re-fetch; doubles each time."""
+    quiet_period_seconds: float = 0.2
+    """A queued run waits this long before it starts, so a burst of pushes to one branch runs
+    only its newest commit (the others are superseded while they wait)."""
     restart_reruns: int = 1
     """How often a run interrupted by a restart is re-run before it is failed."""
     backend_options: Mapping[str, Any] = field(default_factory=dict)
@@ -302,7 +305,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     known = {
         "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
         "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
-        "restart_reruns", "backend_options", "status_min_interval_seconds",
+        "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
     }
     for key in sorted(set(service) - known):
         reader.problem(f"service.{key}", "unknown setting; see docs/service.md for the accepted keys")
@@ -343,6 +346,9 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         fetch_attempts=reader.integer(service, "fetch_attempts", "service", defaults.fetch_attempts, 1),
         fetch_retry_seconds=reader.number(
             service, "fetch_retry_seconds", "service", defaults.fetch_retry_seconds
+        ),
+        quiet_period_seconds=reader.number(
+            service, "quiet_period_seconds", "service", defaults.quiet_period_seconds
         ),
         restart_reruns=reader.integer(service, "restart_reruns", "service", defaults.restart_reruns, 0),
         backend_options=dict(backend_options),

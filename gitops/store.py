@@ -1,22 +1,26 @@
 """The service's store: runs, their stages and logs, and delivery ids for idempotency.
 
-The only module that uses sqlite3. One connection in WAL mode with ``synchronous=FULL``, so an accepted
-delivery is on disk before the webhook is answered. Calls are short and made from the event loop; a lock
-makes them safe from other threads too.
+The only module that uses sqlite3, in WAL mode with ``synchronous=FULL``: an accepted delivery is on
+disk before the webhook is answered. Writes go through one connection; reads use a second one, so a
+reader never waits for a writer's fsync. :meth:`Store.submit` hands a write to a writer thread that
+commits whatever has queued up in one transaction (group commit: one fsync for a burst of webhooks),
+each write in its own savepoint so that one failing write fails alone.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import queue
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from runner.events import RunState
 
@@ -161,6 +165,10 @@ class Recovered:
     failed: list[RunRecord]
 
 
+T = TypeVar("T")
+_BATCH_LIMIT = 512
+_CHECKPOINT_SECONDS = 1.0
+
 _RUN_COLUMNS = (
     "id, repository, provider, ref, commit_sha, environment, namespace, preview, action, trigger, "
     "delivery_id, state, reason, problems, pipeline, steps, superseded_by, interruptions, created_at, "
@@ -186,19 +194,107 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        # Checkpoints (copying the WAL into the database, with an fsync of it) happen in a thread of
+        # their own, so a commit never waits for one.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA)
+        self._read_lock = threading.Lock()
+        self._read = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._read.execute("PRAGMA busy_timeout=5000")
+        self._batching = False
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[..., Any], tuple[Any, ...], concurrent.futures.Future[Any]] | None
+        ] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_batches, name="store-writer", daemon=True)
+        self._writer.start()
+        self._closing = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint, args=(path,), name="store-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint(self, path: Path) -> None:
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            while not self._closing.wait(_CHECKPOINT_SECONDS):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
 
     def close(self) -> None:
+        self._queue.put(None)
+        self._writer.join(timeout=30)
+        self._closing.set()
+        self._checkpointer.join(timeout=30)
         with self._lock:
             self._db.close()
+        with self._read_lock:
+            self._read.close()
 
     def ping(self) -> bool:
-        with self._lock:
-            return bool(self._db.execute("SELECT 1").fetchone() == (1,))
+        with self._read_lock:
+            return bool(self._read.execute("SELECT 1").fetchone() == (1,))
+
+    # -- writing through the writer thread --------------------------------------------------------
+
+    def submit(self, method: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        """Runs the write `method(*args)` (one of this class's) in the writer thread; the future is
+        resolved once its transaction is committed. Writes run in the order they are submitted."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((method, args, future))
+        return future
+
+    def _write_batches(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < _BATCH_LIMIT:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            outcomes: list[tuple[concurrent.futures.Future[Any], Any, BaseException | None]] = []
+            with self._lock:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._batching = True
+                    for method, args, future in batch:
+                        try:
+                            outcomes.append((future, method(*args), None))
+                        except Exception as problem:
+                            outcomes.append((future, None, problem))
+                    self._batching = False
+                    self._db.execute("COMMIT")
+                except Exception as failure:  # the commit itself failed: every write in it failed
+                    self._batching = False
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    outcomes = [(future, None, failure) for _, _, future in batch]
+            for future, result, exception in outcomes:
+                if exception is not None:
+                    future.set_exception(exception)
+                else:
+                    future.set_result(result)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._batching:  # inside the writer thread's batch: a savepoint
+                self._db.execute("SAVEPOINT write")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK TO write")
+                    self._db.execute("RELEASE write")
+                    raise
+                self._db.execute("RELEASE write")
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -262,8 +358,9 @@ class Store:
         return _run(row) if row else None
 
     def get(self, run_id: str) -> RunRecord | None:
-        with self._lock:
-            return self._get(run_id)
+        with self._read_lock:
+            row = self._read.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run(row) if row else None
 
     def list_runs(
         self,
@@ -285,27 +382,27 @@ class Store:
             clauses.append("repository LIKE ?")
             values.append(f"%:{repository.lower()}")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._read.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
                 (*values, limit),
             ).fetchall()
         return [_run(row) for row in rows]
 
     def queued(self) -> list[RunRecord]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._read.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE state = 'queued' ORDER BY created_at, rowid"
             ).fetchall()
         return [_run(row) for row in rows]
 
     def count_deliveries(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0])
+        with self._read_lock:
+            return int(self._read.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0])
 
     def stages(self, run_id: str) -> list[StageRecord]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._read.execute(
                 "SELECT stage, kind, state, attempts, started_at, finished_at, reason FROM stages "
                 "WHERE run_id = ? ORDER BY rowid",
                 (run_id,),
@@ -313,8 +410,8 @@ class Store:
         return [StageRecord(*row) for row in rows]
 
     def logs(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[LogRecord]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._read.execute(
                 "SELECT id, stage, line, at FROM logs WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
                 (run_id, after, limit),
             ).fetchall()

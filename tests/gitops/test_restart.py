@@ -95,8 +95,10 @@ def test_queued_and_running_runs_survive_a_restart(
 
         service = ServiceProcess(config, port, environ, tmp_path / "service.log").start()
         for run_id in [running, *queued]:
-            wait_until(lambda run_id=run_id: service.run(run_id)["state"] not in ("queued", "running"),
-                       timeout=60, what=f"run {run_id} to finish")
+            wait_until(
+                lambda: service.run(run_id)["state"] not in ("queued", "running"),  # noqa: B023
+                timeout=60, what=f"run {run_id} to finish",
+            )
         runs = {r: service.run(r) for r in [running, *queued]}
         assert {r: d["state"] for r, d in runs.items()} == dict.fromkeys(runs, "succeeded"), runs
         assert runs[running]["interruptions"] == 1
@@ -108,7 +110,7 @@ def test_queued_and_running_runs_survive_a_restart(
         descriptions = [s.description or "" for s in fake_github.accepted(main_sha)]
         assert any(d.startswith("Queued again: the service restarted") for d in descriptions)
         for sha in branches.values():
-            wait_until(lambda sha=sha: [s.state for s in fake_github.accepted(sha)][-1:] == ["success"])
+            wait_until(lambda: [s.state for s in fake_github.accepted(sha)][-1:] == ["success"])  # noqa: B023
     finally:
         service.stop()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gitops.environments import Target, preview_environment, target_for
-from gitops.queue import Candidate, pick
+from gitops.queue import Candidate, Picked, pick
 from gitops.secret import Secret
 from gitops.settings import RepositorySettings, SettingsError, load_settings
 from gitops.store import NewRun, Store
@@ -191,10 +191,16 @@ repositories:
 def test_pick_serializes_environments_and_bounds_concurrency() -> None:
     queued = [Candidate("1", "a"), Candidate("2", "a"), Candidate("3", "b"), Candidate("4", "c"),
               Candidate("5", "d")]
-    assert pick(queued, set(), 10) == ["1", "3", "4", "5"]
-    assert pick(queued, {"a"}, 10) == ["3", "4", "5"]
-    assert pick(queued, set(), 2) == ["1", "3"]
-    assert pick(queued, set(), 0) == []
+    assert pick(queued, set(), 10).ids == ["1", "3", "4", "5"]
+    assert pick(queued, {"a"}, 10).ids == ["3", "4", "5"]
+    assert pick(queued, set(), 2).ids == ["1", "3"]
+    assert pick(queued, set(), 0).ids == []
+
+
+def test_pick_waits_for_the_quiet_period() -> None:
+    queued = [Candidate("1", "a", 10.0), Candidate("2", "b", 10.5), Candidate("3", "c", 9.0)]
+    assert pick(queued, set(), 10, now=10.6, quiet_period=0.5) == Picked(["1", "3"], 11.0)
+    assert pick(queued, set(), 10, now=11.0, quiet_period=0.5) == Picked(["1", "2", "3"], None)
 
 
 # -- the store --------------------------------------------------------------------------------------
