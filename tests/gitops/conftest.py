@@ -65,7 +65,7 @@ def make_service(
     project `group/ml-project`, both served over smart HTTP; `extra` is appended to `service:`."""
     started: list[RunningService] = []
 
-    def make(service_extra: str = "", repo_extra: str = "") -> RunningService:
+    def make(service_extra: str = "", repo_extra: str = "", github_url: str = "") -> RunningService:
         environ = {
             "GH_SECRET": GITHUB_SECRET,
             "GH_TOKEN": fake_github.token,
@@ -87,7 +87,7 @@ service:
     cache_dir: {venv_cache}
 {service_extra}
 repositories:
-  - url: {git_http.url("pipelines")}
+  - url: {github_url or git_http.url("pipelines")}
     provider: github
     name: acme/pipelines
     api_base: {fake_github.api_base}
