@@ -407,7 +407,7 @@ class KubeApi:
             raise Unreachable(f"cannot reach the Kubernetes API server at {self.host}: {error}") from error
         if 200 <= response.status <= 299:
             if not stream:
-                response.read()
+                _ = response.data  # read the whole body now (and keep it: `.data` caches it)
             return response
         try:
             payload = bytes(response.data or b"").decode("utf-8", errors="replace")
