@@ -65,7 +65,9 @@ def make_service(
     project `group/ml-project`, both served over smart HTTP; `extra` is appended to `service:`."""
     started: list[RunningService] = []
 
-    def make(service_extra: str = "", repo_extra: str = "", github_url: str = "") -> RunningService:
+    def make(
+        service_extra: str = "", repo_extra: str = "", github_url: str = "", max_concurrent: int = 4
+    ) -> RunningService:
         environ = {
             "GH_SECRET": GITHUB_SECRET,
             "GH_TOKEN": fake_github.token,
@@ -81,7 +83,7 @@ service:
   status_min_interval_seconds: 0
   fetch_attempts: 4
   fetch_retry_seconds: 0.2
-  max_concurrent_runs: 4
+  max_concurrent_runs: {max_concurrent}
   backend: local
   backend_options:
     cache_dir: {venv_cache}

@@ -111,8 +111,11 @@ def test_a_burst_of_pushes_runs_only_the_newest_commit_and_marks_the_others_supe
         before = sha
 
     newest_sha, newest_run = burst[-1]
-    assert service.wait_for(newest_run)["state"] == "succeeded"
-    assert service.wait_for(first_run)["state"] == "succeeded"
+    newest = service.wait_for(newest_run)
+    first_done = service.wait_for(first_run)
+    assert newest["state"] == first_done["state"] == "succeeded"
+    # One environment: the newest run started only after the first one finished.
+    assert newest["started_at"] >= first_done["finished_at"]
     for sha, run_id in burst[:-1]:
         run = service.run(run_id)
         assert run["state"] == "superseded", run
@@ -260,3 +263,28 @@ def test_manual_trigger_and_cancel_need_the_token(
     assert statuses(fake_github, sha)[-1][2].startswith("Cancelled")
     assert service.client.post(f"/api/runs/{run_id}/cancel", headers=auth).status_code == 202
     assert service.client.post("/api/runs/nope/cancel", headers=auth).status_code == 404
+
+
+def test_max_concurrent_runs_bounds_runs_of_different_environments(
+    make_service: ServiceFactory, github_repo: SourceRepo
+) -> None:
+    shas = {}
+    for branch in ("feature/one", "feature/two", "feature/three"):
+        slow = {"prepare.py": SLOW_STAGE.format(seconds=1)}
+        github_repo.commit(pipeline_files(dag="prepare", scripts=slow), branch=branch)
+        shas[branch] = github_repo.commit({"x.txt": branch}, branch=branch)
+        github_repo.push(branch)
+    service = make_service(max_concurrent=2)
+
+    runs = [
+        push(service, github_repo, f"refs/heads/{b}", ZERO, sha).json()["run_id"]
+        for b, sha in shas.items()
+    ]
+    done = [service.wait_for(r) for r in runs]
+
+    assert [r["state"] for r in done] == ["succeeded"] * 3
+    assert len({r["environment"] for r in done}) == 3
+    intervals = sorted((r["started_at"], r["finished_at"]) for r in done)
+    # The first two ran together; the third started only when one of them had finished.
+    assert intervals[1][0] < intervals[0][1]
+    assert intervals[2][0] >= min(intervals[0][1], intervals[1][1])
