@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import gzip
 import hashlib
 import io
@@ -74,7 +75,9 @@ CONFIG_DIR = STATE_DIR / "config"
 ADMIN_KUBECONFIG = STATE_DIR / "admin.kubeconfig"
 CLUSTER_JSON = STATE_DIR / "cluster.json"
 
-K8S_BINARIES = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"]
+K8S_BINARIES = [
+    "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl",
+]
 # Start order; `down` stops in reverse. containerd must be up before the kubelet.
 COMPONENTS = [
     "etcd",
@@ -149,9 +152,10 @@ def ensure_host_packages() -> None:
         return
     log(f"installing Debian packages: {' '.join(missing)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if run(["apt-get", "install", "-y", "--no-install-recommends", *missing], check=False, env=env).returncode:
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if run(install, check=False, env=env).returncode:
         run(["apt-get", "update"], env=env)
-        run(["apt-get", "install", "-y", "--no-install-recommends", *missing], env=env)
+        run(install, env=env)
 
 
 # --- Kubernetes binaries -------------------------------------------------------------------------
@@ -206,7 +210,7 @@ def build_kubernetes() -> Path:
     if stamp.exists() and all((BIN_DIR / name).exists() for name in [*K8S_BINARIES, "etcd"]):
         return BIN_DIR
     src = K8S_DIR / "src"
-    log(f"building Kubernetes {K8S_VERSION} and etcd from Go modules (first run only: about 15 min on 2 cores)")
+    log(f"building Kubernetes {K8S_VERSION} and etcd from Go modules (first run only: ~15 min on 2 cores)")
     started = time.monotonic()
     write_wrapper_module(src)
     run(["go", "mod", "tidy"], cwd=src, env=go_env())
@@ -216,7 +220,7 @@ def build_kubernetes() -> Path:
     with build_log.open("w") as out:
         # One invocation: the packages share one compilation of their common dependencies.
         result = subprocess.run(
-            ["go", "build", "-trimpath", f"-ldflags={version_ldflags()}", "-o", str(BIN_DIR) + "/", *packages],
+            ["go", "build", "-trimpath", f"-ldflags={version_ldflags()}", "-o", f"{BIN_DIR}/", *packages],
             cwd=src, env=go_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
     if result.returncode != 0:
@@ -362,7 +366,8 @@ def debian_mirror() -> str:
             continue
         text = path.read_text(errors="replace")
         for stanza in text.split("\n\n"):  # deb822: URIs: + Suites: in one stanza
-            fields = dict(line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line.startswith("#"))
+            lines = [line for line in stanza.splitlines() if ":" in line and not line.startswith("#")]
+            fields = dict(line.split(":", 1) for line in lines)
             suites = fields.get("Suites", "").split()
             if "bookworm" in suites and fields.get("URIs"):
                 return fields["URIs"].split()[0]
@@ -383,7 +388,8 @@ def build_stage_image() -> dict:
         with debootstrap_log.open("w") as out:
             result = subprocess.run(
                 ["debootstrap", "--variant=minbase", f"--include={','.join(STAGE_PACKAGES)}",
-                 "bookworm", str(rootfs), mirror], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                 "bookworm", str(rootfs), mirror],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
             raise ClusterError(f"debootstrap failed; see {debootstrap_log}:\n{tail(debootstrap_log)}")
         # The registries sit behind a TLS proxy that only the host trusts: give pods the host's bundle.
@@ -448,8 +454,10 @@ def issue_cert(name: str, subject: str, usage: str, sans: list[str] | None = Non
         lines.append("subjectAltName=" + ",".join(sans))
     ext.write_text("\n".join(lines) + "\n")
     csr = PKI_DIR / f"{name}.csr"
-    openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-subj", subject, "-out", str(csr))
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(PKI_DIR / "ca.crt"), "-CAkey", str(PKI_DIR / "ca.key"),
+    openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-subj", subject,
+            "-out", str(csr))
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(PKI_DIR / "ca.crt"),
+            "-CAkey", str(PKI_DIR / "ca.key"),
             "-CAcreateserial", "-days", "3650", "-sha256", "-extfile", str(ext), "-extensions", "v3",
             "-out", str(crt))
     csr.unlink()
@@ -489,7 +497,8 @@ def generate_pki() -> None:
         openssl("req", "-x509", "-new", "-nodes", "-newkey", "rsa:2048", "-keyout", str(PKI_DIR / "ca.key"),
                 "-subj", "/CN=bodywork-test-ca", "-days", "3650", "-sha256", "-out", str(PKI_DIR / "ca.crt"))
     if not (PKI_DIR / "sa.key").exists():
-        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(PKI_DIR / "sa.key"))
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                "-out", str(PKI_DIR / "sa.key"))
         openssl("pkey", "-in", str(PKI_DIR / "sa.key"), "-pubout", "-out", str(PKI_DIR / "sa.pub"))
     issue_cert("apiserver", "/CN=kube-apiserver", "serverAuth", [
         "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
@@ -684,20 +693,25 @@ def component_command(name: str) -> list[str]:
 
 # --- processes ---------------------------------------------------------------------------------
 
+def process_alive(pid: int) -> bool:
+    """True for a running process; a zombie (exited, not yet reaped) is not running."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def read_pid(name: str) -> int | None:
-    """The pid of a component we started, if that process is still alive (zombies do not count)."""
+    """The pid of a component we started, if that process is still alive."""
     pid_file = PID_DIR / f"{name}.pid"
-    if not pid_file.exists():
-        return None
     try:
         pid = int(pid_file.read_text().split()[0])
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
     except (ValueError, OSError, IndexError):
         return None
-    state = stat.rsplit(")", 1)[1].split()[0]
-    expected = component_command(name)[0]
-    if state in ("Z", "X") or Path(cmdline).name != Path(expected).name:
+    # The pid may have been reused by another program since we wrote it down.
+    if not process_alive(pid) or Path(program).name != Path(component_command(name)[0]).name:
         return None
     return pid
 
@@ -719,6 +733,7 @@ def start_component(name: str) -> None:
 
 
 def stop_pid(pid: int, name: str, grace: float = 15.0) -> None:
+    """SIGTERM the process group we started, then SIGKILL it after `grace` seconds."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -727,18 +742,14 @@ def stop_pid(pid: int, name: str, grace: float = 15.0) -> None:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reaps it if it happens to be our child
-        except ChildProcessError:
-            pass
-        if not Path(f"/proc/{pid}").exists() or "Z" == Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]:
+        if not process_alive(pid):
             return
         time.sleep(0.2)
     log(f"{name} (pid {pid}) ignored SIGTERM; killing it")
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def stop_component(name: str) -> None:
@@ -762,7 +773,7 @@ def wait_for(description: str, check, component: str, timeout: float = 180.0) ->
         try:
             if check():
                 return
-        except Exception as error:  # noqa: BLE001 - any failure just means "not yet"
+        except Exception as error:
             last_error = f"{type(error).__name__}: {error}"
         if not read_pid(component):
             fail_with_log(component, f"{component} exited while waiting for {description}")
@@ -1009,7 +1020,8 @@ def cmd_status(_: argparse.Namespace) -> int:
     print(f"kubernetes version: {K8S_VERSION}")
     print(f"stage image:        {STAGE_IMAGE_SHORT}  ({STAGE_IMAGE})")
     print(f"state folder:       {STATE_DIR}")
-    print(f"binaries:           {BIN_DIR} ({'built' if (BIN_DIR / 'build-info.json').exists() else 'not built'})")
+    built = "built" if (BIN_DIR / "build-info.json").exists() else "not built"
+    print(f"binaries:           {BIN_DIR} ({built})")
     running = {name: read_pid(name) for name in COMPONENTS}
     for name, pid in running.items():
         print(f"  {name:<24} {'running, pid ' + str(pid) if pid else 'not running'}")
@@ -1027,7 +1039,8 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build", help="build and cache binaries and images only").set_defaults(func=cmd_build)
     commands.add_parser("up", help="start the cluster (building what is missing)").set_defaults(func=cmd_up)

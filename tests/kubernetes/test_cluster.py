@@ -44,7 +44,8 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     # Pods may only be created once the namespace's default ServiceAccount exists.
-    eventually(lambda: core.read_namespaced_service_account("default", name), f"ServiceAccount {name}/default")
+    eventually(lambda: core.read_namespaced_service_account("default", name),
+               f"ServiceAccount {name}/default")
     yield name
     core.delete_namespace(name)
 
@@ -87,7 +88,8 @@ def test_service_answers_through_the_api_server_proxy(
     api: client.ApiClient, kube_cluster: KubeCluster, namespace: str
 ) -> None:
     labels = {"app": "web"}
-    serve = "mkdir -p /srv && echo hello-bodywork > /srv/hello.txt && cd /srv && exec python3 -m http.server 8080"
+    serve = ("mkdir -p /srv && echo hello-bodywork > /srv/hello.txt && cd /srv"
+             " && exec python3 -m http.server 8080")
     deployment = client.V1Deployment(
         metadata=client.V1ObjectMeta(name="web", labels=labels),
         spec=client.V1DeploymentSpec(
