@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -427,6 +428,7 @@ class KubernetesBackend:
         pods: dict[str, Obj] = {}
         unschedulable_since: dict[str, float] = {}
         following: str | None = None
+        recent: deque[str] = deque(maxlen=5)  # the last lines of the followed pod, for a crash reason
         selector = {
             **run.identity.stage_selector(job.stage.name),
             m.RUN_ID: m.label_value(run.identity.run_id),
@@ -449,6 +451,8 @@ class KubernetesBackend:
                     raise item.error
                 if isinstance(item, LogText):
                     job.log(item.line)
+                    if item.line.strip():
+                        recent.append(item.line)
                     continue
                 if isinstance(item, LogEnd) or item.type == "DELETED":
                     continue
@@ -465,7 +469,7 @@ class KubernetesBackend:
                     following = uid
                     watcher.follow_log(run.namespace, st.name_of(obj), uid)
                 if problem := st.stuck(obj) or st.crashed(obj):
-                    return await self._with_last_log(run.namespace, obj, problem)
+                    return await self._with_last_log(run.namespace, obj, problem, list(recent))
                 if problem := st.unschedulable(obj):
                     unschedulable_since.setdefault(uid, loop.time())
                     if grace <= 0:
@@ -492,15 +496,18 @@ class KubernetesBackend:
         latest = sorted(found)[-2:]
         return " (last warnings: " + "; ".join(text for _, text in latest) + ")"
 
-    async def _with_last_log(self, namespace: str, pod: Obj, problem: str) -> str:
-        """`problem`, with the last lines the crashed container printed."""
-        try:
-            text = await asyncio.to_thread(
-                self.api.read_log, namespace, st.name_of(pod), previous=True, tail_lines=5
-            )
-        except KubeError:
-            return problem
-        lines = [line for line in text.splitlines() if line.strip()]
+    async def _with_last_log(self, namespace: str, pod: Obj, problem: str, streamed: list[str]) -> str:
+        """`problem`, with the last lines the crashed container printed (as streamed, else as kept)."""
+        lines = streamed
+        if not lines:
+            try:
+                text = await asyncio.to_thread(
+                    self.api.read_log, namespace, st.name_of(pod), previous=True, tail_lines=5
+                )
+            except KubeError:
+                text = ""  # the kubelet may have dropped the previous container's log already
+            if not text.startswith("unable to retrieve container logs"):
+                lines = [line for line in text.splitlines() if line.strip()]
         return f"{problem}; its last output: {' | '.join(lines)}" if lines else problem
 
     def _roll_back(self, namespace: str, applied: _Applied) -> str:
