@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
@@ -34,7 +35,9 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 # --- what the cluster is -------------------------------------------------------------------------
 
@@ -110,8 +113,8 @@ def log(message: str) -> None:
     print(f"[cluster] {message}", file=sys.stderr, flush=True)
 
 
-def run(cmd: list[str], *, check: bool = True, capture: bool = False, env: dict | None = None,
-        cwd: Path | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+def run(cmd: list[str], *, check: bool = True, capture: bool = False, env: dict[str, str] | None = None,
+        cwd: Path | None = None, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure raise ClusterError carrying its output."""
     result = subprocess.run(
         cmd, cwd=cwd, env=env, timeout=timeout, text=True,
@@ -131,6 +134,12 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Rewrite only on change: kube-proxy exits when its configuration file is touched."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -160,7 +169,7 @@ def ensure_host_packages() -> None:
 
 # --- Kubernetes binaries -------------------------------------------------------------------------
 
-def go_env() -> dict:
+def go_env() -> dict[str, str]:
     return dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0", GOTOOLCHAIN="local")
 
 
@@ -270,7 +279,7 @@ def go_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
-def write_oci_archive(archive: Path, name: str, layer_tar: Path, config: dict) -> str:
+def write_oci_archive(archive: Path, name: str, layer_tar: Path, config: dict[str, Any]) -> str:
     """Write an OCI image layout (one gzipped layer) as a tar archive; return the manifest digest."""
     diff_id = "sha256:" + sha256_file(layer_tar)
     gz_path = layer_tar.with_suffix(".tar.gz")
@@ -283,11 +292,12 @@ def write_oci_archive(archive: Path, name: str, layer_tar: Path, config: dict) -
         "history": [{"created_by": "scripts/cluster.py"}],
     }
     config_bytes = json.dumps(image_config, sort_keys=True).encode()
+    config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": "sha256:" + hashlib.sha256(config_bytes).hexdigest(), "size": len(config_bytes)},
+                   "digest": config_digest, "size": len(config_bytes)},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
                     "digest": "sha256:" + layer_digest, "size": gz_path.stat().st_size}],
     }
@@ -315,20 +325,22 @@ def write_oci_archive(archive: Path, name: str, layer_tar: Path, config: dict) -
         add_bytes(tar, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
         add_bytes(tar, "index.json", json.dumps(index).encode())
         add_bytes(tar, f"blobs/sha256/{manifest_digest[7:]}", manifest_bytes)
-        add_bytes(tar, f"blobs/sha256/{manifest['config']['digest'][7:]}", config_bytes)
+        add_bytes(tar, f"blobs/sha256/{config_digest[7:]}", config_bytes)
         tar.add(gz_path, arcname=f"blobs/sha256/{layer_digest}")
     partial.rename(archive)
     gz_path.unlink()
     return manifest_digest
 
 
-def cached_image(key_parts: list[str], name: str, build_rootfs, config: dict) -> dict:
+def cached_image(key_parts: list[str], name: str, build_rootfs: Callable[[Path], None],
+                 config: dict[str, Any]) -> dict[str, str]:
     """Build an image archive once per content key under ~/.cache/bodywork-gitops/images/<key>/."""
     key = hashlib.sha256("\n".join([name, *key_parts]).encode()).hexdigest()[:16]
     folder = IMAGES_DIR / f"{name.rsplit('/', 1)[-1].replace(':', '-')}-{key}"
     meta_path = folder / "image.json"
     if meta_path.exists():
-        return json.loads(meta_path.read_text())
+        meta: dict[str, str] = json.loads(meta_path.read_text())
+        return meta
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as work:
         rootfs = Path(work) / "rootfs"
@@ -344,7 +356,7 @@ def cached_image(key_parts: list[str], name: str, build_rootfs, config: dict) ->
     return meta
 
 
-def build_pause_image() -> dict:
+def build_pause_image() -> dict[str, str]:
     def build_rootfs(rootfs: Path) -> None:
         src = rootfs.parent / "pause-src"
         src.mkdir()
@@ -378,7 +390,7 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def build_stage_image() -> dict:
+def build_stage_image() -> dict[str, str]:
     mirror = debian_mirror()
     ca_digest = sha256_file(HOST_CA_BUNDLE) if HOST_CA_BUNDLE.exists() else "no-host-ca"
 
@@ -415,17 +427,17 @@ def build_stage_image() -> dict:
     return cached_image(["bookworm", mirror, ca_digest, recipe], STAGE_IMAGE, build_rootfs, config)
 
 
-def build_images() -> list[dict]:
+def build_images() -> list[dict[str, str]]:
     IMAGES_DIR.mkdir(parents=True, exist_ok=True)
     return [build_pause_image(), build_stage_image()]
 
 
-def ctr(*args: str, capture: bool = True, check: bool = True) -> subprocess.CompletedProcess:
+def ctr(*args: str, capture: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
     return run(["ctr", "--address", str(CONTAINERD_SOCK), "--namespace", "k8s.io", *args],
                capture=capture, check=check)
 
 
-def import_images(images: list[dict]) -> None:
+def import_images(images: list[dict[str, str]]) -> None:
     """Import each archive unless containerd already holds that exact manifest under that name."""
     listing = ctr("images", "ls").stdout.splitlines()[1:]
     present = {(cols[0], cols[2]) for cols in (line.split() for line in listing) if len(cols) >= 3}
@@ -553,7 +565,7 @@ def setup_host_network() -> None:
 def write_configs() -> None:
     for folder in [CONFIG_DIR, CNI_CONF_DIR, CNI_IPAM_DIR, CONTAINERD_DIR, KUBELET_DIR, LOG_DIR, PID_DIR]:
         folder.mkdir(parents=True, exist_ok=True)
-    (CONFIG_DIR / "containerd.toml").write_text(textwrap.dedent(f"""\
+    write_if_changed(CONFIG_DIR / "containerd.toml", textwrap.dedent(f"""\
         version = 2
         root = "{CONTAINERD_DIR}/root"
         state = "{CONTAINERD_DIR}/state"
@@ -592,7 +604,7 @@ def write_configs() -> None:
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
     }
-    (CNI_CONF_DIR / "10-bodywork.conflist").write_text(json.dumps(cni, indent=2))
+    write_if_changed(CNI_CONF_DIR / "10-bodywork.conflist", json.dumps(cni, indent=2))
     # JSON is YAML: the kubelet and kube-proxy read these files as is.
     kubelet_config = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
@@ -616,7 +628,7 @@ def write_configs() -> None:
         "podCIDR": POD_SUBNET,
         "maxPods": 110,
     }
-    (CONFIG_DIR / "kubelet.yaml").write_text(json.dumps(kubelet_config, indent=2))
+    write_if_changed(CONFIG_DIR / "kubelet.yaml", json.dumps(kubelet_config, indent=2))
     proxy_config = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
         "clientConnection": {"kubeconfig": str(CONFIG_DIR / "kube-proxy.kubeconfig")},
@@ -624,8 +636,9 @@ def write_configs() -> None:
         "bindAddress": "0.0.0.0", "healthzBindAddress": "127.0.0.1:10256",
         "metricsBindAddress": "127.0.0.1:10249",
         "conntrack": {"maxPerCore": 0, "min": 0},  # leave the host's conntrack table size alone
+        "nodePortAddresses": ["primary"],  # NodePorts on the node IP only, not on every host address
     }
-    (CONFIG_DIR / "kube-proxy.yaml").write_text(json.dumps(proxy_config, indent=2))
+    write_if_changed(CONFIG_DIR / "kube-proxy.yaml", json.dumps(proxy_config, indent=2))
 
 
 def component_command(name: str) -> list[str]:
@@ -765,7 +778,7 @@ def fail_with_log(name: str, message: str) -> None:
     raise ClusterError(f"{message}\n--- last lines of {log_path} ---\n{tail(log_path)}")
 
 
-def wait_for(description: str, check, component: str, timeout: float = 180.0) -> None:
+def wait_for(description: str, check: Callable[[], bool], component: str, timeout: float = 180.0) -> None:
     """Poll check() until it returns true; fail early, with the log, if the component died."""
     deadline = time.monotonic() + timeout
     last_error = ""
@@ -789,7 +802,8 @@ def api_context() -> ssl.SSLContext:
     return context
 
 
-def api(method: str, path: str, body: dict | None = None, timeout: float = 10.0) -> tuple[int, dict | str]:
+def api(method: str, path: str, body: dict[str, Any] | None = None,
+        timeout: float = 10.0) -> tuple[int, Any]:
     request = urllib.request.Request(
         f"https://127.0.0.1:{API_PORT}{path}", method=method,
         data=json.dumps(body).encode() if body is not None else None,
@@ -860,7 +874,7 @@ def external_cluster() -> str | None:
     return None
 
 
-def write_cluster_json(kubeconfig_path: str, external: bool = False) -> dict:
+def write_cluster_json(kubeconfig_path: str, external: bool = False) -> dict[str, Any]:
     info = {
         "kubeconfig": kubeconfig_path,
         "stage_image": STAGE_IMAGE_SHORT,
@@ -942,7 +956,7 @@ def our_shim_pids() -> list[int]:
 
 def remove_containers() -> list[str]:
     """Kill and delete every container of our containerd; return their network namespace paths."""
-    netns = []
+    netns: list[str] = []
     if not read_pid("containerd"):
         return netns
     for cid in ctr("containers", "ls", "-q", check=False).stdout.split():
@@ -1038,6 +1052,22 @@ def cmd_status(_: argparse.Namespace) -> int:
     return 0 if healthy else 3
 
 
+@contextlib.contextmanager
+def cluster_lock(command: str) -> Iterator[None]:
+    """Serialize build/up/down across processes (pytest-xdist workers each run the session fixture)."""
+    if command == "status":
+        yield
+        return
+    lock_path = STATE_DIR.with_name(STATE_DIR.name + ".lock")  # outside the folder `down --purge` removes
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another cluster.py ({lock_path})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1050,7 +1080,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="show what runs").set_defaults(func=cmd_status)
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with cluster_lock(args.command):
+            code: int = args.func(args)
+            return code
     except ClusterError as error:
         print(f"cluster.py {args.command}: error: {error}", file=sys.stderr)
         return 1
