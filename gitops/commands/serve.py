@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import socket
 from pathlib import Path
@@ -64,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     if overrides:
-        import dataclasses
-
+        if settings.public_url == f"http://{settings.host}:{settings.port}":  # the derived default
+            host = overrides.get("host", settings.host)
+            overrides["public_url"] = f"http://{host}:{overrides.get('port', settings.port)}"
         settings = dataclasses.replace(settings, **overrides)
     print(f"bodywork serve: listening on http://{settings.host}:{settings.port}", flush=True)
     serve(settings)
