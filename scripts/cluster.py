@@ -26,6 +26,7 @@ import platform
 import shlex
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -729,9 +730,29 @@ def read_pid(name: str) -> int | None:
     return pid
 
 
+COMPONENT_PORTS = {"etcd": ETCD_CLIENT_PORT, "kube-apiserver": API_PORT, "kubelet": KUBELET_PORT}
+
+
+def ensure_port_free(name: str) -> None:
+    """Fail clearly when another program holds a port we need (its health check would fool us)."""
+    port = COMPONENT_PORTS.get(name)
+    if port is None:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as error:
+            raise ClusterError(
+                f"{name} needs TCP port {port}, which another process holds ({error.strerror}); is another "
+                f"cluster running? See `ss -ltnp 'sport = :{port}'`, or stop it with its own tooling"
+            ) from None
+
+
 def start_component(name: str) -> None:
     if read_pid(name):
         return
+    ensure_port_free(name)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"{name}.log"
     with log_path.open("a") as out:
