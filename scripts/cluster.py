@@ -171,7 +171,9 @@ def ensure_host_packages() -> None:
 # --- Kubernetes binaries -------------------------------------------------------------------------
 
 def go_env() -> dict[str, str]:
-    return dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0", GOTOOLCHAIN="local")
+    # Static binaries; GOTOOLCHAIN is left alone so an older local Go fetches the toolchain the go.mod
+    # asks for (1.24+) through the module proxy.
+    return dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0")
 
 
 def write_wrapper_module(src: Path) -> None:
