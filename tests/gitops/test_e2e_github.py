@@ -163,16 +163,6 @@ def test_an_invalid_bodywork_yaml_fails_at_once_naming_the_first_problems(
     assert [s[1] for s in seen] == ["pending", "pending", "failure"], seen
     assert seen[-1][2].startswith("Invalid bodywork.yaml: " + run["problems"][0][:20])
     assert len(seen[-1][2]) <= 140
-    for query, expected in (
-        ({"pipeline": "demo"}, [run_id]),
-        ({"environment": "pipelines", "state": "succeeded"}, [run_id]),
-        ({"pipeline": "other"}, []),
-        ({"state": "failed"}, []),
-    ):
-        listed = service.client.get("/api/runs", params=query).json()["runs"]
-        assert [r["id"] for r in listed] == expected, query
-    text = service.client.get(f"/api/runs/{run_id}/logs", params={"format": "text"}).text
-    assert "[prepare] stage prepare says hello\n" in text
     page = service.client.get(f"/runs/{run_id}").text
     for problem in run["problems"]:
         assert problem.replace("'", "&#x27;").replace('"', "&quot;").replace(">", "&gt;") in page
