@@ -629,6 +629,7 @@ def write_configs() -> None:
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%",
                          "nodefs.inodesFree": "1%", "imagefs.available": "1%"},
         "podCIDR": POD_SUBNET,
+        "podLogsDir": str(STATE_DIR / "pod-logs"),  # not /var/log/pods: `down` cleans up what it made
         "maxPods": 110,
     }
     write_if_changed(CONFIG_DIR / "kubelet.yaml", json.dumps(kubelet_config, indent=2))
@@ -1046,7 +1047,8 @@ def cmd_down(args: argparse.Namespace) -> int:
         log(f"removed {STATE_DIR}")
     else:
         # A later `up` starts a fresh cluster; certificates, logs and containerd's images are kept.
-        for folder in [ETCD_DATA_DIR, KUBELET_DIR, CNI_IPAM_DIR, CONTAINERD_DIR / "state", PID_DIR]:
+        for folder in [ETCD_DATA_DIR, KUBELET_DIR, CNI_IPAM_DIR, CONTAINERD_DIR / "state", PID_DIR,
+                       STATE_DIR / "pod-logs"]:
             shutil.rmtree(folder, ignore_errors=True)
         CLUSTER_JSON.unlink(missing_ok=True)
     log("cluster stopped")
