@@ -724,7 +724,8 @@ def read_pid(name: str) -> int | None:
     pid_file = PID_DIR / f"{name}.pid"
     try:
         pid = int(pid_file.read_text().split()[0])
-        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        # Not /proc/PID/cmdline: it reads empty for a moment while a large binary is being exec'd.
+        program = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
     except (ValueError, OSError, IndexError):
         return None
     # The pid may have been reused by another program since we wrote it down.
