@@ -21,6 +21,7 @@ from runner.backends.base import StageError
 from runner.backends.kubernetes import manifests as m
 from runner.backends.kubernetes import status as st
 from runner.backends.kubernetes.api import KubeApi, error_for
+from runner.backends.kubernetes.backend import _session_exit
 from runner.backends.kubernetes.errors import Forbidden, Gone, Invalid, NotFound, TemporaryError, Unreachable
 from runner.backends.kubernetes.packing import pack
 from runner.backends.kubernetes.settings import KubernetesSettings
@@ -350,3 +351,29 @@ def test_forbidden_answer_becomes_a_clear_error(tmp_path: Path) -> None:
         api.close()
         server.shutdown()
         server.server_close()
+
+
+def test_a_batch_bootstrap_reports_the_exit_with_its_session(tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "job.py").write_text(
+        "import sys\nprint('[bodywork] session fake exited with code 0')\nsys.exit(3)\n"
+    )
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "source.tar.gz.000").write_bytes(pack(tmp_path / "repo").data)
+    env = {
+        **os.environ,
+        "BODYWORK_CODE_DIR": str(code),
+        "BODYWORK_WORK_DIR": str(tmp_path),
+        "BODYWORK_MODULE": "job.py",
+        "BODYWORK_STAGE_KIND": "batch",
+    }
+    done = subprocess.run([sys.executable, str(BOOTSTRAP)], env=env, capture_output=True, text=True)
+    assert done.returncode == 3
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(m.SESSION_PREFIX)
+    session = lines[0][len(m.SESSION_PREFIX) :]
+    assert lines[-1] == f"{m.SESSION_PREFIX}{session} exited with code 3"
+    sessions: dict[str, str] = {}
+    reported = [_session_exit(sessions, "pod", line) for line in lines if line.startswith(m.SESSION_PREFIX)]
+    assert reported == [None, None, "3"]  # the stage's own imitation is ignored

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -265,7 +266,7 @@ class KubeApi:
             response = self._client.call_api(*request, _request_timeout=(timeout, timeout)).response
             data = bytes(response.data or b"")
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
-            raise Unreachable(f"cannot reach the Kubernetes API server at {self.host}: {error}") from error
+            raise self._connection_error(error, str(error)) from error
         if response.status == 403:
             raise error_for(method, resource, f"services/proxy {service} in namespace {namespace}", 403, "")
         return int(response.status), data
@@ -318,6 +319,14 @@ class KubeApi:
         return Stream(response)
 
     # ---- internals -------------------------------------------------------------------------
+
+    def _connection_error(self, error: BaseException, text: str) -> KubeError:
+        if _is_tls_failure(error):  # retrying cannot fix a certificate that does not match
+            return PermanentError(
+                f"the TLS connection to the Kubernetes API server at {self.host} failed ({text}); the "
+                "kubeconfig's certificate authority does not match the server: get a fresh kubeconfig"
+            )
+        return Unreachable(f"cannot reach the Kubernetes API server at {self.host}: {text}")
 
     def _path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
         resource = RESOURCES[kind]
@@ -400,11 +409,9 @@ class KubeApi:
                 *request, _request_timeout=timeout or (self.request_timeout, self.request_timeout)
             ).response
         except ApiException as error:  # TLS failures come out of the client this way
-            raise Unreachable(
-                f"cannot reach the Kubernetes API server at {self.host}: {error.reason}"
-            ) from error
+            raise self._connection_error(error, str(error.reason)) from error
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise Unreachable(f"cannot reach the Kubernetes API server at {self.host}: {error}") from error
+            raise self._connection_error(error, str(error)) from error
         if 200 <= response.status <= 299:
             if not stream:
                 _ = response.data  # read the whole body now (and keep it: `.data` caches it)
@@ -414,6 +421,15 @@ class KubeApi:
         finally:
             response.release_conn()
         raise error_for(method, path, what, response.status, payload, response.headers.get("Retry-After"))
+
+
+def _is_tls_failure(error: BaseException) -> bool:
+    reason = getattr(error, "reason", None)
+    return (
+        isinstance(error, urllib3.exceptions.SSLError | ssl.SSLError)
+        or isinstance(reason, urllib3.exceptions.SSLError | ssl.SSLError)
+        or "CERTIFICATE_VERIFY_FAILED" in str(reason or error)
+    )
 
 
 def _what(kind: str, name: str | None, namespace: str | None) -> str:

@@ -270,6 +270,7 @@ class KubernetesBackend:
         ended: set[str] = set()
         open_logs: set[str] = set()
         unschedulable_since: dict[str, float] = {}
+        sessions: dict[str, str] = {}  # pod uid -> the session its bootstrap printed first
         grace = self.settings.unschedulable_grace_seconds
         last_reason = ""
         last_unschedulable_reason = "a pod cannot be scheduled"
@@ -287,7 +288,12 @@ class KubernetesBackend:
             if isinstance(item, Broken):
                 raise item.error
             if isinstance(item, LogText):
-                job.log(item.line)
+                if not item.line.startswith(m.SESSION_PREFIX):
+                    job.log(item.line)
+                elif code := _session_exit(sessions, item.key, item.line):
+                    open_logs.discard(item.key)  # the report is the pod's last line
+                    if code == "0":
+                        result = StageResult(StageState.SUCCEEDED, attempts.get(item.key, 1))
                 continue
             if isinstance(item, LogEnd):
                 open_logs.discard(item.key)
@@ -600,6 +606,23 @@ class KubernetesBackend:
             if name in used or (now - created).total_seconds() < _PRUNE_MIN_AGE_SECONDS:
                 continue
             self.api.delete("ConfigMap", name, namespace)
+
+
+def _session_exit(sessions: dict[str, str], key: str, line: str) -> str | None:
+    """The exit code a pod's bootstrap reported in `line`, or None (recording the session on first sight).
+
+    The bootstrap prints a random session before any other code runs in the pod, then, when the stage
+    process ends, the same session with its exit code: seeing it on the followed log tells the outcome
+    seconds before the kubelet's pod status does. A line without the right session is ignored.
+    """
+    rest = line[len(m.SESSION_PREFIX) :].strip()
+    if key not in sessions:
+        sessions[key] = rest
+        return None
+    head, _, code = rest.rpartition(" exited with code ")
+    if head == sessions[key] and code.lstrip("-").isdigit():
+        return code
+    return None
 
 
 def secrets_group(run: RunContext) -> str:

@@ -8,8 +8,10 @@ BODYWORK_CODE_DIR. It
 2. when the stage has requirements, makes a virtual environment for them, cached under
    BODYWORK_CACHE_DIR keyed by the Python version and the requirements (built in a temporary folder and
    renamed into place, so concurrent pods never share a half-built one), with pip's cache beside it;
-3. replaces itself (exec) with the stage's module and its args, from the module's folder; a ``.ipynb``
-   notebook runs through the notebook executor shipped next to this file.
+3. runs the stage's module with its args from the module's folder (a ``.ipynb`` notebook through the
+   notebook executor shipped next to this file): a service replaces the bootstrap (exec); a batch stage
+   runs as its child, and its exit is printed as the last line, tagged with a random session printed
+   before any stage code ran, so the backend learns the outcome from the log stream at once.
 
 Anything it prints becomes the stage's log; a problem exits with code 2 and a message saying what to fix.
 """
@@ -19,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -28,6 +32,7 @@ import time
 from pathlib import Path
 
 SOURCE_PREFIX = "source.tar.gz."
+SESSION_PREFIX = "[bodywork] session "
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
@@ -114,6 +119,10 @@ def main() -> None:
     args = [str(a) for a in json.loads(os.environ.get("BODYWORK_ARGS", "[]"))]
     requirements = [str(r) for r in json.loads(os.environ.get("BODYWORK_REQUIREMENTS", "[]"))]
     commit = os.environ.get("GIT_COMMIT_HASH", "?")
+    session = secrets.token_hex(16)
+    if os.environ.get("BODYWORK_STAGE_KIND") == "batch":
+        # First, before anything else (pip, the stage) could print a line that looks like it.
+        print(f"{SESSION_PREFIX}{session}", flush=True)
 
     root = extract(code_dir, work_dir)
     path = (root / module).resolve()
@@ -127,7 +136,24 @@ def main() -> None:
         argv = [python, "-u", str(path), *args]
     say(f"running {module} at commit {commit[:12]}")
     sys.stdout.flush()
-    os.execv(python, argv)
+    if os.environ.get("BODYWORK_STAGE_KIND") != "batch":
+        os.execv(python, argv)  # a service: it is PID 1 and receives the kubelet's signals itself
+    sys.exit(run_batch(python, argv, session))
+
+
+def run_batch(python: str, argv: list[str], session: str) -> int:
+    """Runs a batch stage as a child and reports its exit on the log at once, with this pod's session.
+
+    The backend reads the session (printed before any stage code runs, kept from the stage) and takes
+    the report as the attempt's end: that is seconds sooner than the kubelet's pod status.
+    """
+    child = subprocess.Popen(argv, executable=python)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda received, _frame: child.send_signal(received))
+    code = child.wait()
+    code = 128 - code if code < 0 else code
+    print(f"{SESSION_PREFIX}{session} exited with code {code}", flush=True)
+    return code
 
 
 if __name__ == "__main__":

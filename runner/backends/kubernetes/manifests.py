@@ -41,6 +41,8 @@ ARTIFACTS_DIR = "/bodywork/artifacts"
 BOOTSTRAP_KEY = "bootstrap.py"
 NOTEBOOK_KEY = "notebook.py"
 SOURCE_KEY = "source.tar.gz"
+# The bootstrap's first and last lines for a batch stage (see bootstrap.run_batch).
+SESSION_PREFIX = "[bodywork] session "
 
 _LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -208,6 +210,7 @@ def _env(stage: Stage, env: Mapping[str, str], settings: PodSettings) -> list[Ob
     values = {
         **env,
         "BODYWORK_STAGE": stage.name,
+        "BODYWORK_STAGE_KIND": stage.kind.value,
         "BODYWORK_MODULE": module,
         "BODYWORK_ARGS": json.dumps(list(stage.args)),
         "BODYWORK_REQUIREMENTS": json.dumps(list(stage.requirements)),
