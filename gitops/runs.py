@@ -184,7 +184,9 @@ class RunExecutor:
         """Records the end of the run after every write queued before it; then its final status.
 
         Not awaited, so that it also works while the run's task is being cancelled."""
-        future = self.store.submit(self.store.finish, run.id, state, reason, problems or [])
+        future = self.store.submit(
+            self.store.finish, run.id, state, reason, problems or [], time.time()
+        )
 
         def done(result: concurrent.futures.Future[RunRecord | None]) -> None:
             if result.exception() is None and (record := result.result()) is not None:

@@ -233,7 +233,7 @@ class Store:
 
     def ping(self) -> bool:
         with self._read_lock:
-            return bool(self._read.execute("SELECT 1").fetchone() == (1,))
+            return bool(self._read.execute("SELECT 1").fetchall() == [(1,)])
 
     # -- writing through the writer thread --------------------------------------------------------
 
@@ -315,9 +315,9 @@ class Store:
         now = time.time()
         with self._transaction() as db:
             for key in keys:
-                row = db.execute("SELECT run_id FROM deliveries WHERE key = ?", (key,)).fetchone()
-                if row is not None:
-                    existing = self._get(row[0])
+                rows = db.execute("SELECT run_id FROM deliveries WHERE key = ?", (key,)).fetchall()
+                if rows:
+                    existing = self._get(rows[0][0])
                     if existing is not None:
                         return Accepted(existing, duplicate=True)
             run_id = uuid.uuid4().hex[:12]
@@ -354,13 +354,14 @@ class Store:
     # -- reading -------------------------------------------------------------------------------
 
     def _get(self, run_id: str) -> RunRecord | None:
-        row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _run(row) if row else None
+        rows = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchall()
+        return _run(rows[0]) if rows else None
 
     def get(self, run_id: str) -> RunRecord | None:
         with self._read_lock:
-            row = self._read.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _run(row) if row else None
+            # fetchall, not fetchone: a statement left unfinished would keep an old snapshot open.
+            rows = self._read.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchall()
+        return _run(rows[0]) if rows else None
 
     def list_runs(
         self,
@@ -398,7 +399,7 @@ class Store:
 
     def count_deliveries(self) -> int:
         with self._read_lock:
-            return int(self._read.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0])
+            return int(self._read.execute("SELECT COUNT(*) FROM deliveries").fetchall()[0][0])
 
     def stages(self, run_id: str) -> list[StageRecord]:
         with self._read_lock:
@@ -444,14 +445,21 @@ class Store:
                     )
 
     def finish(
-        self, run_id: str, state: RunState, reason: str = "", problems: Sequence[str] = ()
+        self,
+        run_id: str,
+        state: RunState,
+        reason: str = "",
+        problems: Sequence[str] = (),
+        at: float | None = None,
     ) -> RunRecord | None:
-        """Sets the final state of a queued or running run; returns it, or None if already final."""
+        """Sets the final state of a queued or running run (ended `at`, default now); returns it, or
+        None if it was already final."""
+        at = time.time() if at is None else at
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE runs SET state = ?, reason = ?, problems = ?, finished_at = ? "
                 "WHERE id = ? AND state IN ('queued', 'running')",
-                (state.value, reason, json.dumps(list(problems)), time.time(), run_id),
+                (state.value, reason, json.dumps(list(problems)), at, run_id),
             )
             if cursor.rowcount != 1:
                 return None
