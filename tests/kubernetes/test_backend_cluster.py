@@ -7,6 +7,7 @@ scripts so that pods start in seconds; the example pipeline with scikit-learn ha
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import textwrap
 import time
@@ -542,3 +543,91 @@ def test_services_no_longer_in_the_pipeline_are_removed(
     assert one.state is RunState.SUCCEEDED and two.state is RunState.SUCCEEDED, (one.reason, two.reason)
     assert api.find("Deployment", "old-api", environment) is None
     assert api.find("Service", "old-api", environment) is None
+
+
+def test_a_notebook_stage_runs_its_code_cells_in_order(
+    kube_cluster: KubeCluster, environment: str, tmp_path: Path
+) -> None:
+    notebook = {
+        "cells": [
+            {"cell_type": "markdown", "source": ["# title"]},
+            {"cell_type": "code", "source": ["import os\n", "value = 20\n"]},
+            {"cell_type": "code", "source": ["%matplotlib inline\n", "print('answer', value + 22)"]},
+        ],
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    source = write(tmp_path, {"nb/analysis.ipynb": json.dumps(notebook)})
+    pipe = pipeline("nb", batch("nb", "nb/analysis.ipynb"))
+
+    async def scenario() -> tuple[RunOutcome, Recorder]:
+        backend = backend_for(kube_cluster)
+        try:
+            return await run(backend, pipe, source, environment)
+        finally:
+            await backend.close()
+
+    outcome, recorder = asyncio.run(scenario())
+    assert outcome.state is RunState.SUCCEEDED, outcome.reason
+    assert "answer 42" in recorder.logs("nb")
+
+
+def test_an_ingress_follows_the_services_setting(
+    kube_cluster: KubeCluster, api: KubeApi, environment: str, tmp_path: Path
+) -> None:
+    source = write(tmp_path, {"serve.py": HTTP_SERVICE.format(version="v1")})
+    plain = service("web", "serve.py")
+    assert plain.service is not None
+    exposed = dataclasses.replace(plain, service=dataclasses.replace(plain.service, ingress=True))
+
+    async def scenario() -> None:
+        backend = backend_for(kube_cluster, ingress_class="traefik")
+        try:
+            first, _ = await run(backend, pipeline("web", exposed), source, environment, COMMIT_1)
+            assert first.succeeded, first.reason
+            ingress = api.get("Ingress", "web", environment)
+            assert ingress["spec"]["ingressClassName"] == "traefik"
+            assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == f"/{environment}/web(/|$)(.*)"
+            second, _ = await run(backend, pipeline("web", plain), source, environment, COMMIT_2)
+            assert second.succeeded, second.reason
+            assert api.find("Ingress", "web", environment) is None
+        finally:
+            await backend.close()
+
+    asyncio.run(scenario())
+
+
+def test_cancelling_a_service_rollout_rolls_it_back(
+    kube_cluster: KubeCluster, api: KubeApi, environment: str, tmp_path: Path
+) -> None:
+    source = write(tmp_path, {"serve.py": "import time\nprint('warming up', flush=True)\ntime.sleep(600)\n"})
+    pipe = pipeline("web", service("web", "serve.py", startup=300))
+
+    async def scenario() -> Recorder:
+        backend = backend_for(kube_cluster)
+        recorder = Recorder()
+        started = asyncio.Event()
+
+        def watch(event: Event) -> None:
+            recorder(event)
+            if isinstance(event, LogLine) and event.line == "warming up":
+                started.set()
+
+        try:
+            task = asyncio.create_task(
+                Engine(backend, EventBus(watch)).run(
+                    RunRequest(pipe, source, COMMIT_1, environment=environment)
+                )
+            )
+            await asyncio.wait_for(started.wait(), 120)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return recorder
+        finally:
+            await backend.close()
+
+    recorder = asyncio.run(scenario())
+    assert recorder.finished("web").state is StageState.CANCELLED
+    assert api.find("Deployment", "web", environment) is None
+    assert api.find("Service", "web", environment) is None
