@@ -5,6 +5,7 @@ No cluster needed: these run in milliseconds (the bootstrap test runs it as a su
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.server
 import json
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from runner.backends.base import StageError
+from runner.backends.kubernetes import KubernetesBackend
 from runner.backends.kubernetes import manifests as m
 from runner.backends.kubernetes import status as st
 from runner.backends.kubernetes.api import KubeApi, error_for
@@ -25,7 +27,9 @@ from runner.backends.kubernetes.backend import _session_exit
 from runner.backends.kubernetes.errors import Forbidden, Gone, Invalid, NotFound, TemporaryError, Unreachable
 from runner.backends.kubernetes.packing import pack
 from runner.backends.kubernetes.settings import KubernetesSettings
-from runner.model import BatchSettings, ServiceSettings, Stage
+from runner.engine import Engine, RunRequest
+from runner.events import RunState
+from runner.model import BatchSettings, Pipeline, PipelineSettings, ServiceSettings, Stage
 
 BOOTSTRAP = Path(m.__file__).with_name("bootstrap.py")
 IDENTITY = m.Identity("My.Pipeline", "prod", "abc123def456", "c" * 40)
@@ -377,3 +381,28 @@ def test_a_batch_bootstrap_reports_the_exit_with_its_session(tmp_path: Path) -> 
     sessions: dict[str, str] = {}
     reported = [_session_exit(sessions, "pod", line) for line in lines if line.startswith(m.SESSION_PREFIX)]
     assert reported == [None, None, "3"]  # the stage's own imitation is ignored
+
+
+def test_an_unreachable_cluster_fails_the_run_with_the_reason(
+    unreachable_kubeconfig: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "job.py").write_text("print('never')\n")
+    stage = Stage(
+        name="job",
+        executable_module_path="job.py",
+        cpu_request=0.1,
+        memory_request_mb=10,
+        batch=BatchSettings(max_completion_time_seconds=10, retries=0),
+    )
+    pipe = Pipeline(
+        version="1.1",
+        pipeline=PipelineSettings(name="p", docker_image="img", dag=(("job",),)),
+        stages={"job": stage},
+    )
+    backend = KubernetesBackend(kubeconfig=str(unreachable_kubeconfig), api_retry_delays=(0.01, 0.01))
+    outcome = asyncio.run(Engine(backend).run(RunRequest(pipe, tmp_path, "a" * 40, environment="env")))
+    assert outcome.state is RunState.FAILED
+    assert outcome.reason.startswith(
+        "could not prepare the environment: cannot reach the Kubernetes API server"
+    )
+    assert "gave up after 3 attempts" in outcome.reason
