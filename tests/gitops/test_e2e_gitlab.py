@@ -113,3 +113,50 @@ def test_deleting_the_deploy_branch_or_an_unconfigured_branch_is_ignored_with_a_
         assert answer.json()["status"] == "ignored"
     assert service.client.get("/api/runs").json()["runs"] == []
     time.sleep(0)
+
+
+@pytest.mark.parametrize("broken", ["stage", "config"])
+def test_gitlab_failed_runs_report_failed(
+    make_service: ServiceFactory, gitlab_repo: SourceRepo, fake_gitlab: FakeGitLab, broken: str
+) -> None:
+    files = pipeline_files(name="ml")
+    if broken == "stage":
+        files["train.py"] = "raise SystemExit(4)\n"
+    else:
+        yaml = files["bodywork.yaml"]
+        files["bodywork.yaml"] = yaml.replace("memory_request_mb: 64", "memory_request_mb: -1")
+    sha = gitlab_repo.commit(files)
+    gitlab_repo.push()
+    service = make_service()
+
+    run = service.wait_for(push(service, "refs/heads/main", ZERO, sha).json()["run_id"])
+
+    assert run["state"] == "failed"
+    wait_until(lambda: [s.state for s in fake_gitlab.accepted(sha)][-1:] == ["failed"])
+    seen = fake_gitlab.accepted(sha)
+    assert [s.state for s in seen] == ["pending", "running", "failed"]
+    prefix = "Failed" if broken == "stage" else "Invalid bodywork.yaml: "
+    assert (seen[-1].description or "").startswith(prefix)
+    assert len(seen[-1].description or "") <= 255
+
+
+def test_gitlab_superseded_runs_report_canceled(
+    make_service: ServiceFactory, gitlab_repo: SourceRepo, fake_gitlab: FakeGitLab
+) -> None:
+    slow = 'import time\ntime.sleep(2)\nprint("done", flush=True)\n'
+    first = gitlab_repo.commit(pipeline_files(name="ml", scripts={"prepare.py": slow}))
+    gitlab_repo.push()
+    service = make_service()
+    first_run = push(service, "refs/heads/main", ZERO, first).json()["run_id"]
+    service.wait_for(first_run, ("running",))
+    middle = gitlab_repo.commit({"a.txt": "1"})
+    newest = gitlab_repo.commit({"a.txt": "2"})
+    gitlab_repo.push()
+    middle_run = push(service, "refs/heads/main", first, middle).json()["run_id"]
+    newest_run = push(service, "refs/heads/main", middle, newest).json()["run_id"]
+
+    assert service.wait_for(newest_run)["state"] == "succeeded"
+    assert service.run(middle_run)["state"] == "superseded"
+    wait_until(lambda: [s.state for s in fake_gitlab.accepted(middle)] == ["pending", "canceled"])
+    assert (fake_gitlab.accepted(middle)[-1].description or "").startswith("Superseded by " + newest[:10])
+    wait_until(lambda: [s.state for s in fake_gitlab.accepted(newest)][-1:] == ["success"])
