@@ -304,3 +304,22 @@ def test_max_concurrent_runs_bounds_runs_of_different_environments(
     # The first two ran together; the third started only when one of them had finished.
     assert intervals[1][0] < intervals[0][1]
     assert intervals[2][0] >= min(intervals[0][1], intervals[1][1])
+
+
+@pytest.mark.parametrize("trouble", ["hang", "fail"])
+def test_a_status_api_that_hangs_or_fails_never_holds_up_the_run(
+    make_service: ServiceFactory, github_repo: SourceRepo, fake_github: FakeGitHub, trouble: str
+) -> None:
+    sha = github_repo.commit(pipeline_files())
+    github_repo.push()
+    if trouble == "hang":
+        fake_github.hang_next(times=50)
+    else:
+        fake_github.fail_next(times=50, status=502)
+    service = make_service()
+
+    run = service.wait_for(push(service, github_repo, "refs/heads/main", ZERO, sha).json()["run_id"],
+                           timeout=20)
+
+    assert run["state"] == "succeeded"
+    assert service.client.get("/readyz").status_code == 200
