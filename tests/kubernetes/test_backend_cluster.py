@@ -631,3 +631,32 @@ def test_cancelling_a_service_rollout_rolls_it_back(
     assert recorder.finished("web").state is StageState.CANCELLED
     assert api.find("Deployment", "web", environment) is None
     assert api.find("Service", "web", environment) is None
+
+
+def test_new_replicas_run_the_deployed_commit_after_the_checkout_moved_on(
+    kube_cluster: KubeCluster, api: KubeApi, environment: str, tmp_path: Path
+) -> None:
+    source = write(tmp_path, {"serve.py": HTTP_SERVICE.format(version="v1")})
+    pipe = pipeline("web", service("web", "serve.py"))
+
+    async def scenario() -> None:
+        backend = backend_for(kube_cluster)
+        try:
+            outcome, _ = await run(backend, pipe, source, environment, COMMIT_1)
+            assert outcome.succeeded, outcome.reason
+        finally:
+            await backend.close()
+
+    asyncio.run(scenario())
+    (source / "serve.py").write_text(textwrap.dedent(HTTP_SERVICE.format(version="v2")))  # a newer checkout
+    api.merge_patch("Deployment", "web", {"spec": {"replicas": 3}}, environment)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = api.get("Deployment", "web", environment).get("status", {})
+        if status.get("readyReplicas") == 3:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the Deployment did not scale to 3 ready replicas")
+    answers = {(a["version"], a["commit"]) for a in (post(api, environment, "web", {}) for _ in range(12))}
+    assert answers == {("v1", COMMIT_1)}
