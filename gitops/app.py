@@ -134,7 +134,7 @@ def create_app(service: Service) -> Starlette:
         limit = query.get("limit", "100")
         if not limit.isdigit() or not 1 <= int(limit) <= 1000:
             return _error(400, f"limit must be an integer from 1 to 1000, not {limit!r}")
-        runs = service._store().list_runs(
+        runs = service.require_store().list_runs(
             pipeline=query.get("pipeline"),
             environment=query.get("environment"),
             state=state,
@@ -144,7 +144,7 @@ def create_app(service: Service) -> Starlette:
         return JSONResponse({"runs": [r.to_json() for r in runs]})
 
     def _run_json(run_id: str) -> dict[str, Any] | None:
-        store = service._store()
+        store = service.require_store()
         run = store.get(run_id)
         if run is None:
             return None
@@ -169,7 +169,7 @@ def create_app(service: Service) -> Starlette:
 
     async def get_logs(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        store = service._store()
+        store = service.require_store()
         if store.get(run_id) is None:
             return _error(404, f"no run {run_id!r}")
         after = request.query_params.get("after", "0")
@@ -235,14 +235,14 @@ def create_app(service: Service) -> Starlette:
 
     async def run_page(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        store = service._store()
+        store = service.require_store()
         run = store.get(run_id)
         if run is None:
             return HTMLResponse("<h1>No such run</h1>", status_code=404)
         return HTMLResponse(pages.run_page(run, store.stages(run_id), store.logs(run_id)))
 
     async def index(request: Request) -> Response:
-        return HTMLResponse(pages.runs_page(service._store().list_runs(limit=100)))
+        return HTMLResponse(pages.runs_page(service.require_store().list_runs(limit=100)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

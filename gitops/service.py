@@ -112,7 +112,7 @@ class Service:
     def publisher(self) -> StatusPublisher | None:
         return self._publisher
 
-    def _store(self) -> Store:
+    def require_store(self) -> Store:
         if self.store is None:
             raise RuntimeError("the service is not started")
         return self.store
@@ -163,7 +163,7 @@ class Service:
             trigger=trigger,
             delivery_id=delivery_id,
         )
-        store = self._store()
+        store = self.require_store()
         # Committed (fsync'ed) before this returns, in a batch with whatever else is being written.
         accepted = await asyncio.wrap_future(store.submit(store.accept, new, keys))
         if accepted.duplicate:
@@ -177,7 +177,7 @@ class Service:
 
     def cancel(self, run_id: str) -> RunRecord | None:
         """Cancels a queued or running run; returns the run as it is now (None when unknown)."""
-        store = self._store()
+        store = self.require_store()
         run = store.get(run_id)
         if run is None or run.state.is_final:
             return run
