@@ -1,12 +1,11 @@
-"""Fetches a pipeline's source from a Git URL at exactly one commit. The runner's only pygit2 user."""
+"""A pipeline's source from a Git URL, at exactly one commit, for ``bodywork run URL``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pygit2
-
 from runner.errors import FatalError
+from runner.git_mirror import BareMirror, GitAccess, GitError
 
 _URL_PREFIXES = ("http://", "https://", "ssh://", "git://", "file://", "git@")
 
@@ -15,37 +14,26 @@ def is_git_url(source: str) -> bool:
     return source.startswith(_URL_PREFIXES)
 
 
-def clone_at(url: str, destination: Path, branch: str | None, commit: str | None) -> str:
-    """Clones `url` into `destination` and checks out `commit` (or the tip of `branch`, or HEAD).
-
-    Returns the full SHA of the commit checked out.
-    """
+def fetch_commit(url: str, scratch: Path, branch: str | None, commit: str | None) -> tuple[Path, str]:
+    """Fetches `url` into `scratch` and writes the files of `commit` (or of the tip of `branch`, or of
+    the remote's default branch) to a folder. Returns the folder and the commit's full SHA."""
+    mirror = BareMirror(scratch / "mirror.git", GitAccess(name=url, url=url))
     try:
-        repository = pygit2.clone_repository(url, str(destination), checkout_branch=branch)
-    except (pygit2.GitError, KeyError, ValueError) as error:
-        raise FatalError(
-            f"cannot clone {url}{f' (branch {branch})' if branch else ''}: {error}; check the URL, "
-            "the branch name and your access to the repository"
-        ) from None
-    if commit is None:
-        return str(repository.head.target)
-    try:
-        target = repository.revparse_single(commit).peel(pygit2.Commit)
-    except (KeyError, ValueError, pygit2.GitError):
-        raise FatalError(
-            f"commit {commit} is not in {url}; give a full or abbreviated SHA that has been pushed"
-        ) from None
-    repository.checkout_tree(target, strategy=pygit2.enums.CheckoutStrategy.FORCE)
-    repository.set_head(target.id)
-    return str(target.id)
-
-
-def head_commit(folder: Path) -> str | None:
-    """The commit checked out in `folder` when it is a Git work tree, else None."""
-    location = pygit2.discover_repository(str(folder))
-    if location is None:
-        return None
-    try:
-        return str(pygit2.Repository(location).head.target)
-    except (pygit2.GitError, KeyError):  # a repository with no commit yet
-        return None
+        mirror.fetch()
+    except GitError as error:
+        raise FatalError(f"{error}; check the URL and your access to the repository") from None
+    if commit is not None:
+        sha = mirror.resolve(commit)
+        if sha is None:
+            raise FatalError(
+                f"commit {commit} is not in {url}; give a full or abbreviated SHA that has been pushed"
+            )
+    else:
+        ref = f"refs/heads/{branch}" if branch else mirror.default_branch()
+        sha = mirror.resolve(ref) if ref else None
+        if sha is None:
+            what = f"branch {branch}" if branch else "a default branch"
+            raise FatalError(f"{url} has no {what}; name an existing branch with --branch")
+    source = scratch / "source"
+    mirror.export(sha, source)
+    return source, sha

@@ -19,7 +19,8 @@ from runner.console import ConsoleReporter
 from runner.engine import Engine, RunRequest
 from runner.errors import FatalError
 from runner.events import EventBus
-from runner.git_source import clone_at, head_commit, is_git_url
+from runner.git_mirror import head_commit
+from runner.git_source import fetch_commit, is_git_url
 from runner.model import Pipeline
 from runner.secrets_file import load_secrets_file
 
@@ -67,9 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _resolve_source(args: argparse.Namespace, scratch: Path) -> tuple[Path, str]:
     if is_git_url(args.source):
-        destination = scratch / "source"
-        print(f"cloning {args.source} ...", file=sys.stderr)
-        return destination, clone_at(args.source, destination, args.branch, args.commit)
+        print(f"fetching {args.source} ...", file=sys.stderr)
+        return fetch_commit(args.source, scratch, args.branch, args.commit)
     if args.branch or args.commit:
         raise FatalError("--branch and --commit apply to a Git URL; for a folder, check it out first")
     folder = Path(args.source)
