@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ class Service:
                 options["state_dir"] = Path(options.get("state_dir", settings.data_dir / "local-state"))
             self._backend = create_backend(settings.backend, **options)
         self.executor = RunExecutor(settings, self.store, self.mirrors, self._backend, self.reporter)
+        self.store.prune_deliveries(time.time() - settings.delivery_retention_days * 86400)
         recovered = self.store.recover(settings.restart_reruns)
         for run in recovered.requeued:
             self.reporter.report(run, *_requeued_status(run))

@@ -89,6 +89,8 @@ class Settings:
     quiet_period_seconds: float = 0.2
     """A queued run waits this long before it starts, so a burst of pushes to one branch runs
     only its newest commit (the others are superseded while they wait)."""
+    delivery_retention_days: int = 30
+    """Delivery ids are kept this long for idempotency (a redelivery after that starts a run)."""
     restart_reruns: int = 1
     """How often a run interrupted by a restart is re-run before it is failed."""
     backend_options: Mapping[str, Any] = field(default_factory=dict)
@@ -306,6 +308,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
         "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
         "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
+        "delivery_retention_days",
     }
     for key in sorted(set(service) - known):
         reader.problem(f"service.{key}", "unknown setting; see docs/service.md for the accepted keys")
@@ -349,6 +352,9 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         ),
         quiet_period_seconds=reader.number(
             service, "quiet_period_seconds", "service", defaults.quiet_period_seconds
+        ),
+        delivery_retention_days=reader.integer(
+            service, "delivery_retention_days", "service", defaults.delivery_retention_days, 1
         ),
         restart_reruns=reader.integer(service, "restart_reruns", "service", defaults.restart_reruns, 0),
         backend_options=dict(backend_options),

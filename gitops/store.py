@@ -501,6 +501,11 @@ class Store:
                 [(run_id, stage, line, at) for stage, line, at in lines],
             )
 
+    def prune_deliveries(self, older_than: float) -> int:
+        """Forgets delivery ids received before `older_than` (epoch seconds); returns how many."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM deliveries WHERE received_at < ?", (older_than,)).rowcount
+
     def recover(self, max_reruns: int) -> Recovered:
         """After a restart: each run left 'running' is queued again, or failed after `max_reruns`."""
         requeued, failed = [], []

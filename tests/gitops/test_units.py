@@ -225,6 +225,9 @@ def test_store_accepts_once_per_key_and_coalesces_queued_runs_of_a_ref(tmp_path:
     assert superseded.superseded_by == second.run.id
     assert [r.id for r in store.queued()] == [other_ref.run.id, second.run.id]
     assert store.count_deliveries() == 3
+    assert store.prune_deliveries(older_than=0) == 0
+    assert store.prune_deliveries(older_than=second.run.created_at + 1) == 3
+    assert not store.accept(_new("a" * 40), ["k1"]).duplicate
     store.close()
 
 
