@@ -71,6 +71,8 @@ class LocalBackend:
         self.host = host
         self._services: dict[tuple[str, str], _RunningService] = {}
         self._service_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Runs between start_run and finish_run: their workspaces are in use.
+        self._active_runs: set[str] = set()
 
     # -- runs ---------------------------------------------------------------------------------------
 
@@ -81,6 +83,7 @@ class LocalBackend:
         return self.state_dir / "environments" / environment / "artifacts"
 
     async def start_run(self, run: RunContext) -> None:
+        self._active_runs.add(run.run_id)
         workspace = self.workspace(run)
         if workspace.exists():
             return
@@ -99,10 +102,13 @@ class LocalBackend:
                     log.info("removing service %s: no longer in the pipeline", service.stage.name)
                     await service.process.stop()
                     del self._services[key]
+        self._active_runs.discard(run.run_id)
         self._remove_unused_workspaces()
 
     def _remove_unused_workspaces(self) -> None:
+        """Removes the workspaces of finished runs whose files no running service needs."""
         in_use = {service.workspace for service in self._services.values()}
+        in_use |= {self.state_dir / "runs" / run_id for run_id in self._active_runs}
         runs = self.state_dir / "runs"
         for folder in runs.iterdir() if runs.exists() else ():
             if folder not in in_use:

@@ -275,12 +275,6 @@ def test_manual_trigger_and_cancel_need_the_token(
     assert service.client.post("/api/runs/nope/cancel", headers=auth).status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="runner/backends/local.py: finish_run() of one run removes the workspaces of every other "
-    "run not holding a service, so a batch run overlapping it in another environment can fail with "
-    "'exited with code 2' (its module is gone); fix belongs in LocalBackend._remove_unused_workspaces",
-)
 def test_max_concurrent_runs_bounds_runs_of_different_environments(
     make_service: ServiceFactory, github_repo: SourceRepo
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.engine import RunOutcome
 from runner.events import RunFinished, RunState, StageAttemptFailed, StageStarted, StageState
 from tests.runner.builders import batch, pipeline, write
 from tests.runner.conftest import Harness
@@ -257,3 +258,26 @@ def test_cancelling_a_run_stops_its_stages(harness: Harness, tmp_path: Path) -> 
     (finished,) = harness.recorder.of(RunFinished)
     assert finished.state is RunState.CANCELLED
     assert harness.recorder.finished("forever").state is StageState.CANCELLED
+
+
+def test_a_run_finishing_leaves_the_workspace_of_a_concurrent_run_alone(
+    harness: Harness, tmp_path: Path
+) -> None:
+    quick = write(tmp_path / "quick", {"quick.py": "print('quick')"})
+    slow = write(tmp_path / "slow", {
+        "slow.py": "import time; time.sleep(1.5); print(open('data.txt').read())",
+        "data.txt": "still here",
+    })
+
+    async def scenario() -> tuple[RunOutcome, RunOutcome]:
+        slow_run = asyncio.create_task(harness.run_async(pipeline("slow", batch("slow", "slow.py")), slow))
+        await asyncio.sleep(0.3)
+        quick_outcome = await harness.run_async(pipeline("quick", batch("quick", "quick.py")), quick)
+        return quick_outcome, await slow_run
+
+    quick_outcome, slow_outcome = asyncio.run(scenario())
+
+    assert quick_outcome.state is RunState.SUCCEEDED
+    assert slow_outcome.state is RunState.SUCCEEDED, slow_outcome.reason
+    assert harness.recorder.logs("slow") == ["still here"]
+    assert list((tmp_path / "state" / "runs").iterdir()) == []
