@@ -44,6 +44,8 @@ class GitAccess:
     # SSH: a private key file; its public half is read from `<file>.pub` when present.
     ssh_key_file: Path | None = None
     verify_host_keys: bool = True
+    # What to tell the user when the server wants credentials and none were given.
+    credentials_hint: str = "give an API token (HTTPS) or an SSH key file (SSH)"
 
     def __repr__(self) -> str:  # the token stays out of logs and tracebacks
         return f"GitAccess(name={self.name!r}, url={self.url!r})"
@@ -90,8 +92,8 @@ class _Callbacks(pygit2.RemoteCallbacks):
         if allowed_types & CredentialType.USERPASS_PLAINTEXT and access.token:
             return pygit2.UserPass(username_from_url or access.token_user, access.token)
         raise GitError(
-            f"{access.name}: the server asks for credentials and none are configured; give an API "
-            "token (HTTPS) or an SSH key file (SSH)"
+            f"{access.name}: the server asks for credentials and none are configured; "
+            f"{access.credentials_hint}"
         )
 
     def certificate_check(self, certificate: object, valid: bool, host: bytes | str) -> bool:
