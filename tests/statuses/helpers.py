@@ -12,16 +12,15 @@ OTHER_SHA = "fedcba9876543210fedcba9876543210fedcba98"
 TARGET = "https://bodywork.example.com/runs/17"
 
 
-def github_status(
+def commit_status(
     api_base: str,
     token: str,
     state: StatusState = StatusState.PENDING,
     **changes: Any,
 ) -> CommitStatus:
+    """A queued status for SHA on main; ``changes`` set the provider and repository and override any field."""
     fields: dict[str, Any] = {
-        "provider": "github",
         "api_base": api_base,
-        "repository": "octo-org/ml-pipeline",
         "token": token,
         "sha": SHA,
         "ref": "refs/heads/main",
@@ -32,6 +31,17 @@ def github_status(
     }
     fields.update(changes)
     return CommitStatus(**fields)
+
+
+def github_status(
+    api_base: str,
+    token: str,
+    state: StatusState = StatusState.PENDING,
+    **changes: Any,
+) -> CommitStatus:
+    return commit_status(
+        api_base, token, state, **{"provider": "github", "repository": "octo-org/ml-pipeline", **changes}
+    )
 
 
 def gitlab_status(
@@ -40,20 +50,9 @@ def gitlab_status(
     state: StatusState = StatusState.PENDING,
     **changes: Any,
 ) -> CommitStatus:
-    fields: dict[str, Any] = {
-        "provider": "gitlab",
-        "api_base": api_base,
-        "repository": "data-team/models/churn",
-        "token": token,
-        "sha": SHA,
-        "ref": "refs/heads/main",
-        "context": "bodywork/pipeline",
-        "state": state,
-        "description": "Pipeline queued",
-        "target_url": TARGET,
-    }
-    fields.update(changes)
-    return CommitStatus(**fields)
+    return commit_status(
+        api_base, token, state, **{"provider": "gitlab", "repository": "data-team/models/churn", **changes}
+    )
 
 
 def publisher(fake_time: FakeTime, **settings: Any) -> StatusPublisher:
