@@ -123,5 +123,13 @@ def rate_limit_reset(response: ApiResponse, now: float) -> float | None:
     return None
 
 
+def rate_limited(response: ApiResponse, now: float, body: str) -> Retry:
+    """A retry after ``Retry-After``, else after the rate limit resets, else with the usual backoff."""
+    delay = retry_after(response, now)
+    if delay is None:
+        delay = rate_limit_reset(response, now)
+    return Retry(f"rate limited: HTTP {response.status_code} {body}", delay)
+
+
 def exhausted_quota(response: ApiResponse) -> bool:
     return any(response.header(p + "remaining") == "0" for p in ("x-ratelimit-", "ratelimit-"))

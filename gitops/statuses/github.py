@@ -17,8 +17,7 @@ from gitops.statuses.api import (
     Retry,
     excerpt,
     exhausted_quota,
-    rate_limit_reset,
-    retry_after,
+    rate_limited,
 )
 from gitops.statuses.model import CommitStatus, github_description, github_state
 
@@ -74,10 +73,7 @@ def classify(response: ApiResponse, now: float, secrets: tuple[str, ...] = ()) -
         return Delivered()
     body = excerpt(response.text, secrets)
     if _is_rate_limited(response):
-        delay = retry_after(response, now)
-        if delay is None:
-            delay = rate_limit_reset(response, now)
-        return Retry(f"rate limited: HTTP {code} {body}", delay)
+        return rate_limited(response, now, body)
     if code >= 500 or code == 408:
         return Retry(f"HTTP {code} {body}")
     return Rejected(f"HTTP {code} {body}")

@@ -17,8 +17,7 @@ from gitops.statuses.api import (
     Rejected,
     Retry,
     excerpt,
-    rate_limit_reset,
-    retry_after,
+    rate_limited,
 )
 from gitops.statuses.model import CommitStatus, gitlab_description, gitlab_ref, gitlab_state
 
@@ -62,10 +61,7 @@ def classify(response: ApiResponse, now: float, secrets: tuple[str, ...] = ()) -
     if code == 400 and ALREADY_APPLIED_MARKER in response.json_message().lower():
         return Delivered(already_applied=True)
     if code == 429:
-        delay = retry_after(response, now)
-        if delay is None:
-            delay = rate_limit_reset(response, now)
-        return Retry(f"rate limited: HTTP {code} {body}", delay)
+        return rate_limited(response, now, body)
     if code >= 500 or code in (408, 409):  # 409: a concurrent update of the same status
         return Retry(f"HTTP {code} {body}")
     return Rejected(f"HTTP {code} {body}")
