@@ -178,6 +178,22 @@ class FakeApiServer:
         handler.wfile.write(payload)
 
 
+def rate_limit_headers(
+    retry_after: float | None, reset_at: float | None, *, prefix: str, limit: int, used: bool = False
+) -> dict[str, str]:
+    """``Retry-After``; with ``reset_at``, an exhausted quota (``{prefix}Remaining: 0``) resetting then."""
+    headers: dict[str, str] = {}
+    if retry_after is not None:
+        headers["Retry-After"] = f"{retry_after:g}"
+    if reset_at is not None:
+        headers[f"{prefix}Limit"] = str(limit)
+        headers[f"{prefix}Remaining"] = "0"
+        if used:
+            headers[f"{prefix}Used"] = str(limit)
+        headers[f"{prefix}Reset"] = str(int(reset_at))
+    return headers
+
+
 def parse_json_object(request: RecordedRequest) -> dict[str, Any] | None:
     try:
         body = json.loads(request.body.decode("utf-8"))

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from ._server import Answer, FakeApiServer, RecordedRequest, is_http_url, parse_json_object
+from ._server import (
+    Answer,
+    FakeApiServer,
+    RecordedRequest,
+    is_http_url,
+    parse_json_object,
+    rate_limit_headers,
+)
 
 STATES = ("pending", "success", "failure", "error")
 DESCRIPTION_LIMIT = 140
@@ -69,18 +76,7 @@ class FakeGitHub(FakeApiServer):
     ) -> None:
         """Answers like GitHub's primary (``reset_at``: remaining 0 and the reset epoch) or
         secondary (``retry_after``) rate limit."""
-        headers: dict[str, str] = {}
-        if retry_after is not None:
-            headers["Retry-After"] = f"{retry_after:g}"
-        if reset_at is not None:
-            headers.update(
-                {
-                    "X-RateLimit-Limit": "5000",
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Used": "5000",
-                    "X-RateLimit-Reset": str(int(reset_at)),
-                }
-            )
+        headers = rate_limit_headers(retry_after, reset_at, prefix="X-RateLimit-", limit=5000, used=True)
         message = (
             "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
             if retry_after is not None

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from ._server import Answer, FakeApiServer, RecordedRequest, is_http_url, parse_json_object
+from ._server import (
+    Answer,
+    FakeApiServer,
+    RecordedRequest,
+    is_http_url,
+    parse_json_object,
+    rate_limit_headers,
+)
 
 STATES = ("pending", "running", "success", "failed", "canceled", "skipped")
 DESCRIPTION_LIMIT = 255
@@ -69,17 +76,7 @@ class FakeGitLab(FakeApiServer):
     def rate_limit_next(
         self, times: int = 1, *, retry_after: float | None = None, reset_at: float | None = None
     ) -> None:
-        headers: dict[str, str] = {}
-        if retry_after is not None:
-            headers["Retry-After"] = f"{retry_after:g}"
-        if reset_at is not None:
-            headers.update(
-                {
-                    "RateLimit-Limit": "2000",
-                    "RateLimit-Remaining": "0",
-                    "RateLimit-Reset": str(int(reset_at)),
-                }
-            )
+        headers = rate_limit_headers(retry_after, reset_at, prefix="RateLimit-", limit=2000)
         self.respond_next(429, b"Retry later\n", headers, times)
 
     def accepted(self, sha: str) -> list[GitLabStatus]:
