@@ -150,6 +150,53 @@ async def run(
     return outcome, recorder
 
 
+def run_on_new_backend(
+    cluster: KubeCluster, pipe: Pipeline, source: Path, environment: str, **options: Any
+) -> tuple[RunOutcome, Recorder]:
+    """One run of ``pipe`` at COMMIT_1 on a backend of its own, closed afterwards."""
+
+    async def scenario() -> tuple[RunOutcome, Recorder]:
+        backend = backend_for(cluster, **options)
+        try:
+            return await run(backend, pipe, source, environment)
+        finally:
+            await backend.close()
+
+    return asyncio.run(scenario())
+
+
+def cancel_once_logged(
+    cluster: KubeCluster, pipe: Pipeline, source: Path, environment: str, line: str
+) -> Recorder:
+    """Starts a run of ``pipe`` at COMMIT_1 and cancels it once a stage has logged ``line``."""
+
+    async def scenario() -> Recorder:
+        backend = backend_for(cluster)
+        recorder = Recorder()
+        logged = asyncio.Event()
+
+        def watch(event: Event) -> None:
+            recorder(event)
+            if isinstance(event, LogLine) and event.line == line:
+                logged.set()
+
+        try:
+            task = asyncio.create_task(
+                Engine(backend, EventBus(watch)).run(
+                    RunRequest(pipe, source, COMMIT_1, environment=environment)
+                )
+            )
+            await asyncio.wait_for(logged.wait(), 120)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return recorder
+        finally:
+            await backend.close()
+
+    return asyncio.run(scenario())
+
+
 def post(api: KubeApi, namespace: str, name: str, body: Any, port: int = 8000) -> dict[str, Any]:
     status, data = api.service_proxy("POST", namespace, name, port, "", json_body=body)
     assert status == 200, f"POST through the service proxy answered {status}: {data[:300]!r}"
@@ -178,14 +225,7 @@ def test_batch_stage_then_service_that_answers_post(
     prep = batch("prep", "prep/prep.py", args=("--rows", "3"))
     pipe = pipeline("prep >> serve", prep, service("serve", "serve/serve.py"))
 
-    async def scenario() -> tuple[RunOutcome, Recorder]:
-        backend = backend_for(kube_cluster)
-        try:
-            return await run(backend, pipe, source, environment)
-        finally:
-            await backend.close()
-
-    outcome, recorder = asyncio.run(scenario())
+    outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     assert outcome.state is RunState.SUCCEEDED, outcome.reason
     assert f"preparing ['--rows', '3'] commit {COMMIT_1}" in recorder.logs("prep")
     assert post(api, environment, "serve", {"x": 1}) == {
@@ -219,14 +259,7 @@ def test_retries_then_failure_runs_run_on_failure(
         run_on_failure="cleanup",
     )
 
-    async def scenario() -> tuple[RunOutcome, Recorder]:
-        backend = backend_for(kube_cluster)
-        try:
-            return await run(backend, pipe, source, environment)
-        finally:
-            await backend.close()
-
-    outcome, recorder = asyncio.run(scenario())
+    outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     assert outcome.state is RunState.FAILED
     failed = recorder.of(StageAttemptFailed)
     assert [(e.stage, e.attempt) for e in failed] == [("flaky", 1)]
@@ -247,15 +280,8 @@ def test_a_stage_exceeding_its_time_limit_is_stopped(
     source = write(tmp_path, {"slow.py": "import time\nprint('started', flush=True)\ntime.sleep(120)\n"})
     pipe = pipeline("slow", batch("slow", "slow.py", limit=4))
 
-    async def scenario() -> tuple[RunOutcome, Recorder]:
-        backend = backend_for(kube_cluster)
-        try:
-            return await run(backend, pipe, source, environment)
-        finally:
-            await backend.close()
-
     started = time.monotonic()
-    outcome, recorder = asyncio.run(scenario())
+    outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     assert outcome.state is RunState.FAILED
     final = recorder.finished("slow")
     assert "exceeded its time limit of 4 s" in final.reason
@@ -270,14 +296,7 @@ def test_the_stages_of_a_step_run_at_overlapping_times(
     source = write(tmp_path, {"a.py": stage, "b.py": stage})
     pipe = pipeline("a, b", batch("a", "a.py"), batch("b", "b.py"))
 
-    async def scenario() -> tuple[RunOutcome, Recorder]:
-        backend = backend_for(kube_cluster)
-        try:
-            return await run(backend, pipe, source, environment)
-        finally:
-            await backend.close()
-
-    outcome, recorder = asyncio.run(scenario())
+    outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     assert outcome.state is RunState.SUCCEEDED, outcome.reason
 
     def span(name: str) -> tuple[float, float]:
@@ -301,14 +320,7 @@ def test_secrets_reach_the_stage_as_env_vars_and_are_masked(
     stage = batch("use", "use.py", secrets=(("API_KEY", "creds"),))
     pipe = pipeline("use", stage, secrets_group="team")
 
-    async def scenario() -> tuple[RunOutcome, Recorder]:
-        backend = backend_for(kube_cluster)
-        try:
-            return await run(backend, pipe, source, environment)
-        finally:
-            await backend.close()
-
-    outcome, recorder = asyncio.run(scenario())
+    outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     assert outcome.state is RunState.SUCCEEDED, outcome.reason
     assert "length 12" in recorder.logs("use")
     assert "key ********" in recorder.logs("use")
@@ -321,14 +333,7 @@ def test_a_missing_secret_fails_the_stage_with_the_fix(
     source = write(tmp_path, {"use.py": "print('never')\n"})
     pipe = pipeline("use", batch("use", "use.py", secrets=(("API_KEY", "creds"),)), secrets_group="team")
 
-    async def scenario() -> tuple[RunOutcome, Recorder]:
-        backend = backend_for(kube_cluster)
-        try:
-            return await run(backend, pipe, source, environment)
-        finally:
-            await backend.close()
-
-    outcome, recorder = asyncio.run(scenario())
+    outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     assert outcome.state is RunState.FAILED
     assert "bodywork secrets create creds --group team" in recorder.finished("use").reason
 
@@ -376,14 +381,7 @@ def test_a_new_service_that_never_gets_ready_is_removed(
     )
     pipe = pipeline("score", service("score", "serve.py", startup=8))
 
-    async def scenario() -> tuple[RunOutcome, Recorder]:
-        backend = backend_for(kube_cluster)
-        try:
-            return await run(backend, pipe, source, environment)
-        finally:
-            await backend.close()
-
-    _outcome, recorder = asyncio.run(scenario())
+    _outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     final = recorder.finished("score")
     assert final.state is StageState.ROLLED_BACK
     assert "not ready within 8 s" in final.reason and "running, not ready" in final.reason
@@ -448,15 +446,8 @@ def test_an_unschedulable_stage_fails_fast_with_the_reason(
     source = write(tmp_path, {"big.py": "print('never')\n"})
     pipe = pipeline("big", batch("big", "big.py", cpu=500))
 
-    async def scenario() -> tuple[RunOutcome, Recorder]:
-        backend = backend_for(kube_cluster)
-        try:
-            return await run(backend, pipe, source, environment)
-        finally:
-            await backend.close()
-
     started = time.monotonic()
-    outcome, recorder = asyncio.run(scenario())
+    outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     assert outcome.state is RunState.FAILED
     reason = recorder.finished("big").reason
     assert "cannot be scheduled" in reason and "Insufficient cpu" in reason
@@ -469,15 +460,10 @@ def test_an_image_that_cannot_be_pulled_fails_fast(
     source = write(tmp_path, {"x.py": "print('never')\n"})
     pipe = pipeline("x", batch("x", "x.py"))
 
-    async def scenario() -> tuple[RunOutcome, Recorder]:
-        backend = backend_for(kube_cluster, images={"*": "bodywork-missing:0"}, image_pull_policy="Never")
-        try:
-            return await run(backend, pipe, source, environment)
-        finally:
-            await backend.close()
-
     started = time.monotonic()
-    _outcome, recorder = asyncio.run(scenario())
+    _outcome, recorder = run_on_new_backend(
+        kube_cluster, pipe, source, environment, images={"*": "bodywork-missing:0"}, image_pull_policy="Never"
+    )
     assert "ErrImageNeverPull" in recorder.finished("x").reason
     assert time.monotonic() - started < 60
     jobs = api.list_objects("Job", environment)["items"]
@@ -490,31 +476,7 @@ def test_cancelling_a_run_deletes_its_job(
     source = write(tmp_path, {"long.py": "import time\nprint('working', flush=True)\ntime.sleep(300)\n"})
     pipe = pipeline("long", batch("long", "long.py", limit=600))
 
-    async def scenario() -> Recorder:
-        backend = backend_for(kube_cluster)
-        recorder = Recorder()
-        running = asyncio.Event()
-
-        def watch(event: Event) -> None:
-            recorder(event)
-            if isinstance(event, LogLine) and event.line == "working":
-                running.set()
-
-        try:
-            task = asyncio.create_task(
-                Engine(backend, EventBus(watch)).run(
-                    RunRequest(pipe, source, COMMIT_1, environment=environment)
-                )
-            )
-            await asyncio.wait_for(running.wait(), 120)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            return recorder
-        finally:
-            await backend.close()
-
-    recorder = asyncio.run(scenario())
+    recorder = cancel_once_logged(kube_cluster, pipe, source, environment, "working")
     assert recorder.finished("long").state is StageState.CANCELLED
     remaining = [
         j for j in api.list_objects("Job", environment)["items"] if not j["metadata"].get("deletionTimestamp")
@@ -560,14 +522,7 @@ def test_a_notebook_stage_runs_its_code_cells_in_order(
     source = write(tmp_path, {"nb/analysis.ipynb": json.dumps(notebook)})
     pipe = pipeline("nb", batch("nb", "nb/analysis.ipynb"))
 
-    async def scenario() -> tuple[RunOutcome, Recorder]:
-        backend = backend_for(kube_cluster)
-        try:
-            return await run(backend, pipe, source, environment)
-        finally:
-            await backend.close()
-
-    outcome, recorder = asyncio.run(scenario())
+    outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     assert outcome.state is RunState.SUCCEEDED, outcome.reason
     assert "answer 42" in recorder.logs("nb")
 
@@ -603,31 +558,7 @@ def test_cancelling_a_service_rollout_rolls_it_back(
     source = write(tmp_path, {"serve.py": "import time\nprint('warming up', flush=True)\ntime.sleep(600)\n"})
     pipe = pipeline("web", service("web", "serve.py", startup=300))
 
-    async def scenario() -> Recorder:
-        backend = backend_for(kube_cluster)
-        recorder = Recorder()
-        started = asyncio.Event()
-
-        def watch(event: Event) -> None:
-            recorder(event)
-            if isinstance(event, LogLine) and event.line == "warming up":
-                started.set()
-
-        try:
-            task = asyncio.create_task(
-                Engine(backend, EventBus(watch)).run(
-                    RunRequest(pipe, source, COMMIT_1, environment=environment)
-                )
-            )
-            await asyncio.wait_for(started.wait(), 120)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            return recorder
-        finally:
-            await backend.close()
-
-    recorder = asyncio.run(scenario())
+    recorder = cancel_once_logged(kube_cluster, pipe, source, environment, "warming up")
     assert recorder.finished("web").state is StageState.CANCELLED
     assert api.find("Deployment", "web", environment) is None
     assert api.find("Service", "web", environment) is None
