@@ -241,20 +241,28 @@ def test_bootstrap_extracts_chunks_and_runs_the_module_with_args(tmp_path: Path)
     assert "at commit dddddddddddd" in done.stdout
 
 
-def test_bootstrap_names_a_missing_module(tmp_path: Path) -> None:
+def run_bootstrap(
+    tmp_path: Path, files: dict[str, str], module: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Runs the bootstrap on ``files`` packed as one chunk, working in ``tmp_path``, with ``env`` added."""
     (tmp_path / "repo").mkdir()
-    (tmp_path / "repo" / "x.py").write_text("")
+    for name, text in files.items():
+        (tmp_path / "repo" / name).write_text(text)
     code = tmp_path / "code"
     code.mkdir()
     (code / "source.tar.gz.000").write_bytes(pack(tmp_path / "repo").data)
-    env = {
+    environ = {
         **os.environ,
         "BODYWORK_CODE_DIR": str(code),
         "BODYWORK_WORK_DIR": str(tmp_path),
-        "BODYWORK_MODULE": "missing.py",
-        "GIT_COMMIT_HASH": "e" * 40,
+        "BODYWORK_MODULE": module,
+        **env,
     }
-    done = subprocess.run([sys.executable, str(BOOTSTRAP)], env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, str(BOOTSTRAP)], env=environ, capture_output=True, text=True)
+
+
+def test_bootstrap_names_a_missing_module(tmp_path: Path) -> None:
+    done = run_bootstrap(tmp_path, {"x.py": ""}, "missing.py", GIT_COMMIT_HASH="e" * 40)
     assert done.returncode == 2
     assert "'missing.py' is not a file of commit eeee" in done.stderr
 
@@ -358,21 +366,8 @@ def test_forbidden_answer_becomes_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_batch_bootstrap_reports_the_exit_with_its_session(tmp_path: Path) -> None:
-    (tmp_path / "repo").mkdir()
-    (tmp_path / "repo" / "job.py").write_text(
-        "import sys\nprint('[bodywork] session fake exited with code 0')\nsys.exit(3)\n"
-    )
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "source.tar.gz.000").write_bytes(pack(tmp_path / "repo").data)
-    env = {
-        **os.environ,
-        "BODYWORK_CODE_DIR": str(code),
-        "BODYWORK_WORK_DIR": str(tmp_path),
-        "BODYWORK_MODULE": "job.py",
-        "BODYWORK_STAGE_KIND": "batch",
-    }
-    done = subprocess.run([sys.executable, str(BOOTSTRAP)], env=env, capture_output=True, text=True)
+    job = "import sys\nprint('[bodywork] session fake exited with code 0')\nsys.exit(3)\n"
+    done = run_bootstrap(tmp_path, {"job.py": job}, "job.py", BODYWORK_STAGE_KIND="batch")
     assert done.returncode == 3
     lines = done.stdout.splitlines()
     assert lines[0].startswith(m.SESSION_PREFIX)
