@@ -12,7 +12,7 @@ from tests.fakes.github_api import FakeGitHub
 from tests.fakes.gitlab_api import FakeGitLab
 
 from .gitserver import GitHttpServer
-from .helpers import RunningService, SourceRepo, write_config
+from .helpers import RunningService, SourceRepo, github_repository, write_config
 
 __all__ = ["fake_github", "fake_gitlab"]
 
@@ -89,14 +89,7 @@ service:
     cache_dir: {venv_cache}
 {service_extra}
 repositories:
-  - url: {github_url or git_http.url("pipelines")}
-    provider: github
-    name: acme/pipelines
-    api_base: {fake_github.api_base}
-    webhook_secret_env: GH_SECRET
-    api_token_env: GH_TOKEN
-    deploy_branches: [main]
-    preview_branches: ["feature/*"]
+{github_repository(github_url or git_http.url("pipelines"), fake_github.api_base)}
     deploy_tags: ["v*"]
 {repo_extra}
   - url: {git_http.url("ml-project")}

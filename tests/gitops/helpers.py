@@ -200,6 +200,19 @@ def gitlab_headers(secret: str, event: str = "Push Hook", key: str | None = None
 # -- the service ----------------------------------------------------------------------------------
 
 
+def github_repository(url: str, api_base: str) -> str:
+    """The config entry, under ``repositories:``, of the GitHub repository ``acme/pipelines`` at ``url``
+    (secret and token from ``GH_SECRET`` and ``GH_TOKEN``; deploys main, previews ``feature/*``)."""
+    return f"""  - url: {url}
+    provider: github
+    name: acme/pipelines
+    api_base: {api_base}
+    webhook_secret_env: GH_SECRET
+    api_token_env: GH_TOKEN
+    deploy_branches: [main]
+    preview_branches: ["feature/*"]"""
+
+
 def write_config(path: Path, text: str, environ: Mapping[str, str]) -> Settings:
     path.write_text(text)
     return load_settings(path, environ)

@@ -17,6 +17,7 @@ from .helpers import (
     SourceRepo,
     github_headers,
     github_push,
+    github_repository,
     pipeline_files,
     wait_until,
 )
@@ -41,14 +42,7 @@ service:
   backend_options:
     cache_dir: {venv_cache}
 repositories:
-  - url: {git_http.url("pipelines")}
-    provider: github
-    name: acme/pipelines
-    api_base: {fake_github.api_base}
-    webhook_secret_env: GH_SECRET
-    api_token_env: GH_TOKEN
-    deploy_branches: [main]
-    preview_branches: ["feature/*"]
+{github_repository(git_http.url("pipelines"), fake_github.api_base)}
 """)
     return config
 
