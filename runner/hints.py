@@ -18,6 +18,16 @@ RENAMED_KEYS = {
 }
 
 
+# The rules both layouts state in their "must be ..." problems.
+CPU_RULE = "a number >= 0 (CPU cores, e.g. 0.5)"
+MODULE_SUFFIXES = (".py", ".ipynb")
+MODULE_RULE = "must name a .py or .ipynb file"
+
+
+def integer_rule(low: int, high: int | None) -> str:
+    return f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+
+
 def show(value: Any) -> str:
     """`value` as a user wrote it, with its kind when YAML may have surprised them."""
     if value is None:

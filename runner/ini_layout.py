@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from runner.dag import parse_dag
-from runner.hints import close_names, quoted, unknown_key_message
+from runner.hints import (
+    CPU_RULE,
+    MODULE_RULE,
+    MODULE_SUFFIXES,
+    close_names,
+    integer_rule,
+    quoted,
+    unknown_key_message,
+)
 from runner.model import (
     LOG_LEVELS,
     BatchSettings,
@@ -180,7 +188,7 @@ def _integer(
     except ValueError:
         number = None
     if number is None or number < low or (high is not None and number > high):
-        rule = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+        rule = integer_rule(low, high)
         report.problems.append(f"{ini.where(section, key)} -> must be {rule}, got {quoted(text)}")
         return None
     return number
@@ -279,11 +287,11 @@ def _script(ini: _Ini, folder: Path, name: str, report: _Report) -> str | None:
             f"{where} -> {quoted(script)} leaves the stage folder; name a file inside {name}/"
         )
         return None
-    if not script.endswith((".py", ".ipynb")):
-        report.problems.append(f"{where} -> must name a .py or .ipynb file, got {quoted(script)}")
+    if not script.endswith(MODULE_SUFFIXES):
+        report.problems.append(f"{where} -> {MODULE_RULE}, got {quoted(script)}")
         return None
     if not (folder / script).is_file():
-        present = sorted(p.name for p in folder.glob("*") if p.suffix in (".py", ".ipynb"))
+        present = sorted(p.name for p in folder.glob("*") if p.suffix in MODULE_SUFFIXES)
         hint = f" (it holds {', '.join(present)})" if present else ""
         report.problems.append(
             f"{where} -> {quoted(script)} does not exist in {name}/{hint}; "
@@ -303,8 +311,7 @@ def _cpu(ini: _Ini, report: _Report) -> float | None:
         cpu = -1.0
     if not math.isfinite(cpu) or cpu < 0:
         report.problems.append(
-            f"{ini.where('default', 'CPU_REQUEST')} -> must be a number >= 0 "
-            f"(CPU cores, e.g. 0.5), got {quoted(text)}"
+            f"{ini.where('default', 'CPU_REQUEST')} -> must be {CPU_RULE}, got {quoted(text)}"
         )
         return None
     return cpu

@@ -13,7 +13,16 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from runner.dag import format_dag, parse_dag
-from runner.hints import close_names, quoted, show, unknown_key_message
+from runner.hints import (
+    CPU_RULE,
+    MODULE_RULE,
+    MODULE_SUFFIXES,
+    close_names,
+    integer_rule,
+    quoted,
+    show,
+    unknown_key_message,
+)
 from runner.model import (
     LOG_LEVELS,
     BatchSettings,
@@ -159,7 +168,7 @@ class _Validator:
         ok = isinstance(value, int) and not isinstance(value, bool)
         if ok and value >= low and (high is None or value <= high):
             return int(value)
-        rule = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+        rule = integer_rule(low, high)
         fix = (
             "; write it without quotes"
             if isinstance(value, str) and value.strip().isdigit()
@@ -174,7 +183,7 @@ class _Validator:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if ok and math.isfinite(value) and value >= 0:
             return float(value)
-        self.problem(path, f"must be a number >= 0 (CPU cores, e.g. 0.5), got {show(value)}")
+        self.problem(path, f"must be {CPU_RULE}, got {show(value)}")
         return None
 
     def boolean(self, value: Any, path: YamlPath) -> bool | None:
@@ -481,8 +490,8 @@ class _Validator:
                 "relative to the folder holding bodywork.yaml, without '..'",
             )
             return None
-        if not text.endswith((".py", ".ipynb")):
-            self.problem(path, f"must name a .py or .ipynb file, got {show(text)}")
+        if not text.endswith(MODULE_SUFFIXES):
+            self.problem(path, f"{MODULE_RULE}, got {show(text)}")
             return None
         return text
 
