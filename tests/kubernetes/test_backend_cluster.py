@@ -35,6 +35,7 @@ from runner.events import (
 )
 from runner.model import BatchSettings, Pipeline, PipelineSettings, ServiceSettings, Stage
 from tests.kubernetes.conftest import KubeCluster
+from tests.runner.builders import write
 
 COMMIT_1 = "1" * 40
 COMMIT_2 = "2" * 40
@@ -70,14 +71,6 @@ def pipeline(dag: str, *stages: Stage, name: str = "kt", **kw: Any) -> Pipeline:
         pipeline=PipelineSettings(name=name, docker_image="bodyworkml/bodywork-core:3.1", dag=steps, **kw),
         stages={s.name: s for s in stages},
     )
-
-
-def write(folder: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return folder
 
 
 HTTP_SERVICE = """
@@ -570,15 +563,8 @@ def test_new_replicas_run_the_deployed_commit_after_the_checkout_moved_on(
     source = write(tmp_path, {"serve.py": HTTP_SERVICE.format(version="v1")})
     pipe = pipeline("web", service("web", "serve.py"))
 
-    async def scenario() -> None:
-        backend = backend_for(kube_cluster)
-        try:
-            outcome, _ = await run(backend, pipe, source, environment, COMMIT_1)
-            assert outcome.succeeded, outcome.reason
-        finally:
-            await backend.close()
-
-    asyncio.run(scenario())
+    outcome, _ = run_on_new_backend(kube_cluster, pipe, source, environment)
+    assert outcome.succeeded, outcome.reason
     (source / "serve.py").write_text(textwrap.dedent(HTTP_SERVICE.format(version="v2")))  # a newer checkout
     api.merge_patch("Deployment", "web", {"spec": {"replicas": 3}}, environment)
     deadline = time.monotonic() + 90

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +14,12 @@ from tests.kubernetes.conftest import KubeCluster
 from tests.kubernetes.test_backend_cluster import (
     COMMIT_1,
     HTTP_SERVICE,
-    backend_for,
     batch,
     pipeline,
-    run,
+    run_on_new_backend,
     service,
-    write,
 )
+from tests.runner.builders import write
 
 
 @pytest.fixture
@@ -69,15 +67,8 @@ def test_secrets_services_and_deployments_commands(
         secrets_group="team",
     )
 
-    async def deploy() -> None:
-        backend = backend_for(kube_cluster)
-        try:
-            outcome, _ = await run(backend, pipe, source, namespace, COMMIT_1)
-            assert outcome.succeeded, outcome.reason
-        finally:
-            await backend.close()
-
-    asyncio.run(deploy())
+    outcome, _ = run_on_new_backend(kube_cluster, pipe, source, namespace)
+    assert outcome.succeeded, outcome.reason
 
     code, out, _ = bodywork(capsys, "services", "list", *cluster)
     assert code == 0

@@ -16,7 +16,8 @@ from runner.backends.kubernetes import KubernetesBackend
 from runner.engine import Engine, RunRequest
 from runner.events import EventBus, RunState, StageFinished, StageState
 from tests.kubernetes.conftest import KubeCluster
-from tests.kubernetes.test_backend_cluster import COMMIT_1, batch, pipeline, write
+from tests.kubernetes.test_backend_cluster import COMMIT_1, batch, pipeline
+from tests.runner.builders import write
 
 
 @pytest.fixture
