@@ -36,6 +36,21 @@ class KubeCluster:
     state_dir: str
 
 
+def loopback_kubeconfig(folder: Path, port: int) -> Path:
+    """``folder/kubeconfig``, naming a plain-HTTP API server on loopback ``port`` (token ``t``)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    path = folder / "kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
 

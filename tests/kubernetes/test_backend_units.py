@@ -30,6 +30,7 @@ from runner.backends.kubernetes.settings import KubernetesSettings
 from runner.engine import Engine, RunRequest
 from runner.events import RunState
 from runner.model import BatchSettings, Pipeline, PipelineSettings, ServiceSettings, Stage
+from tests.kubernetes.conftest import loopback_kubeconfig
 
 BOOTSTRAP = Path(m.__file__).with_name("bootstrap.py")
 IDENTITY = m.Identity("My.Pipeline", "prod", "abc123def456", "c" * 40)
@@ -294,17 +295,7 @@ def unreachable_kubeconfig(tmp_path: Path) -> Iterator[Path]:
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     port = server.server_address[1]
     server.server_close()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }
-    path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps(config))
-    yield path
+    yield loopback_kubeconfig(tmp_path, port)
 
 
 def test_an_unreachable_api_server_is_retried_then_reported(unreachable_kubeconfig: Path) -> None:
@@ -346,16 +337,7 @@ def _serve_forbidden() -> tuple[http.server.HTTPServer, int]:
 
 def test_forbidden_answer_becomes_a_clear_error(tmp_path: Path) -> None:
     server, port = _serve_forbidden()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }
-    (tmp_path / "kubeconfig").write_text(json.dumps(config))
-    api = KubeApi(kubeconfig=str(tmp_path / "kubeconfig"))
+    api = KubeApi(kubeconfig=str(loopback_kubeconfig(tmp_path, port)))
     try:
         with pytest.raises(Forbidden, match=r'may not create jobs j in namespace ns.*User "ci"'):
             api.create("Job", {"metadata": {"name": "j"}}, "ns")

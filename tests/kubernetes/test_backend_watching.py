@@ -17,6 +17,7 @@ import pytest
 
 from runner.backends.kubernetes.api import KubeApi
 from runner.backends.kubernetes.watching import LogEnd, LogText, Update, Watcher
+from tests.kubernetes.conftest import loopback_kubeconfig
 
 
 class StreamingServer(http.server.ThreadingHTTPServer):
@@ -100,16 +101,7 @@ def server() -> Iterator[StreamingServer]:
 
 @pytest.fixture
 def api(server: StreamingServer, tmp_path: Path) -> Iterator[KubeApi]:
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }
-    (tmp_path / "kubeconfig").write_text(json.dumps(config))
-    client = KubeApi(kubeconfig=str(tmp_path / "kubeconfig"))
+    client = KubeApi(kubeconfig=str(loopback_kubeconfig(tmp_path, server.server_address[1])))
     yield client
     client.close()
 
