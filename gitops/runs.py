@@ -17,7 +17,7 @@ from gitops.mirrors import CommitNotFound, MirrorError, Mirrors
 from gitops.settings import RepositorySettings, Settings
 from gitops.statuses import CommitStatus, StatusPublisher, StatusState
 from gitops.store import RunRecord, Store
-from runner.backends.base import Backend, RunContext
+from runner.backends.base import Backend, StageError
 from runner.config import ConfigError, load_pipeline
 from runner.engine import Engine, RunRequest
 from runner.events import (
@@ -29,7 +29,7 @@ from runner.events import (
     StageFinished,
     StageStarted,
 )
-from runner.model import Pipeline, PipelineSettings
+from runner.model import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -264,13 +264,10 @@ class RunExecutor:
 
     async def _teardown(self, run: RunRecord) -> None:
         environment = run.namespace or run.environment
-        teardown = getattr(self.backend, "teardown", None)
-        if teardown is not None:
-            await teardown(environment)
-        else:
-            # A successful run of an empty pipeline removes every service of the environment.
-            empty = Pipeline("1.1", PipelineSettings(f"teardown-{environment}", "", ()), {})
-            context = RunContext(run.id, empty, self.settings.work_dir, run.commit, environment)
-            await self.backend.finish_run(context, True)
+        try:
+            await self.backend.teardown(environment)
+        except StageError as error:
+            self._finish(run, RunState.FAILED, str(error))
+            return
         self.note(run.id, f"environment {environment} torn down: its services are stopped")
         self._finish(run, RunState.SUCCEEDED, "")

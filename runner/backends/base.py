@@ -86,5 +86,8 @@ class Backend(Protocol):
     async def finish_run(self, run: RunContext, succeeded: bool) -> None:
         """Called once after the last stage; a successful run removes services no longer in the DAG."""
 
+    async def teardown(self, environment: str) -> None:
+        """Removes everything deployed in `environment` (a deleted preview branch's environment)."""
+
     async def close(self) -> None:
         """Releases what the backend holds (the local backend stops its services)."""

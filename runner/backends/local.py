@@ -114,6 +114,15 @@ class LocalBackend:
             if folder not in in_use:
                 shutil.rmtree(folder, ignore_errors=True)
 
+    async def teardown(self, environment: str) -> None:
+        """Stops the environment's services and deletes its artifacts."""
+        for key, service in list(self._services.items()):
+            if service.environment == environment:
+                await service.process.stop()
+                del self._services[key]
+        shutil.rmtree(self.artifacts_dir(environment).parent, ignore_errors=True)
+        self._remove_unused_workspaces()
+
     async def close(self) -> None:
         """Stops every service this backend started."""
         await asyncio.gather(*(s.process.stop() for s in self._services.values()))

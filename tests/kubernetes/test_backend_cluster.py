@@ -577,3 +577,27 @@ def test_new_replicas_run_the_deployed_commit_after_the_checkout_moved_on(
         pytest.fail("the Deployment did not scale to 3 ready replicas")
     answers = {(a["version"], a["commit"]) for a in (post(api, environment, "web", {}) for _ in range(12))}
     assert answers == {("v1", COMMIT_1)}
+
+
+def test_tearing_down_an_environment_deletes_its_objects_and_namespace(
+    kube_cluster: KubeCluster, api: KubeApi, environment: str, tmp_path: Path
+) -> None:
+    source = write(tmp_path, {"serve.py": HTTP_SERVICE.format(version="v1")})
+
+    async def scenario() -> RunOutcome:
+        backend = backend_for(kube_cluster)
+        try:
+            outcome, _ = await run(backend, pipeline("api", service("api", "serve.py")), source, environment)
+            await backend.teardown(environment)
+            return outcome
+        finally:
+            await backend.close()
+
+    outcome = asyncio.run(scenario())
+
+    assert outcome.state is RunState.SUCCEEDED, outcome.reason
+    assert api.find("Deployment", "api", environment) is None
+    assert api.find("Service", "api", environment) is None
+    namespace = api.find("Namespace", environment)
+    # Deleting a namespace takes a while; it is gone or on its way out.
+    assert namespace is None or namespace["metadata"].get("deletionTimestamp")

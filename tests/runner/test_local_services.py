@@ -128,3 +128,34 @@ def test_a_batch_step_then_a_service_that_reads_its_artifact(harness: Harness, t
         await harness.backend.close()
 
     asyncio.run(scenario())
+
+
+def test_tearing_down_an_environment_stops_its_services_and_deletes_its_artifacts(
+    harness: Harness, tmp_path: Path
+) -> None:
+    port = free_port()
+    source = write(tmp_path / "repo", {
+        "train.py": """
+            import os, pathlib
+            pathlib.Path(os.environ["BODYWORK_ARTIFACTS_DIR"], "model.txt").write_text("m")
+        """,
+        "serve.py": HTTP_SERVICE.format(answer="up", port=port),
+    })
+    p = pipeline("train >> serve", batch("train", "train.py"), service("serve", "serve.py", port))
+
+    async def scenario() -> None:
+        assert (await harness.run_async(p, source)).state is RunState.SUCCEEDED
+        assert await asyncio.to_thread(_get, port) == "up"
+        assert (harness.backend.artifacts_dir("test") / "model.txt").exists()
+
+        await harness.backend.teardown("test")
+
+        assert harness.backend.running_services() == []
+        assert not harness.backend.artifacts_dir("test").exists()
+        try:
+            await asyncio.to_thread(_get, port)
+            raise AssertionError("the torn-down service still answers")
+        except OSError:
+            pass
+
+    asyncio.run(scenario())

@@ -24,6 +24,7 @@ from runner.backends.kubernetes import manifests as m
 from runner.backends.kubernetes import status as st
 from runner.backends.kubernetes.api import KubeApi
 from runner.backends.kubernetes.errors import Conflict, KubeError
+from runner.backends.kubernetes.inventory import delete_environment
 from runner.backends.kubernetes.packing import pack
 from runner.backends.kubernetes.settings import KubernetesSettings
 from runner.backends.kubernetes.watching import Broken, LogEnd, LogText, Watcher
@@ -155,6 +156,14 @@ class KubernetesBackend:
             await asyncio.to_thread(self._clean_up, run, state, succeeded)
         except KubeError as error:  # clean-up must not turn a finished run into a crash
             log.warning("cleaning up after run %s failed: %s", run.run_id, error)
+
+    async def teardown(self, environment: str) -> None:
+        namespace = self.namespace_for(environment)
+        try:
+            deleted = await asyncio.to_thread(delete_environment, self.api, namespace)
+        except KubeError as error:
+            raise StageError(f"tearing down namespace {namespace} failed: {error}") from None
+        log.info("tore down namespace %s: %s", namespace, deleted)
 
     async def close(self) -> None:
         self.api.close()

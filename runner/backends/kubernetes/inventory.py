@@ -212,3 +212,18 @@ def delete_deployment(
     if with_namespace and api.delete("Namespace", namespace):
         deleted["Namespace"] = 1
     return deleted
+
+
+def delete_environment(api: KubeApi, namespace: str) -> dict[str, int]:
+    """Deletes every object this tool made in `namespace`, then the namespace itself when this tool
+    created it (a namespace someone else made is left, with their objects in it); counts per kind."""
+    deleted: dict[str, int] = {}
+    for kind in DEPLOYMENT_KINDS:
+        for obj in api.list_objects(kind, namespace, labels=_OURS)["items"]:
+            if api.delete(kind, obj["metadata"]["name"], namespace):
+                deleted[kind] = deleted.get(kind, 0) + 1
+    found = api.find("Namespace", namespace)
+    labels = (found or {}).get("metadata", {}).get("labels") or {}
+    if labels.get(m.MANAGED_BY) == m.MANAGER and api.delete("Namespace", namespace):
+        deleted["Namespace"] = 1
+    return deleted
