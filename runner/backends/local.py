@@ -153,14 +153,15 @@ class LocalBackend:
             job.secret_values.add(secret[variable])
         return stage_environment(env)
 
-    def _command(self, python: Path, job: StageJob) -> list[str]:
-        module = Path(job.stage.executable_module_path).name
-        if job.stage.is_notebook:
-            return [str(python), str(NOTEBOOK_EXECUTOR), module, *job.stage.args]
-        return [str(python), module, *job.stage.args]
+    def _command(self, python: Path, stage: Stage) -> list[str]:
+        module = Path(stage.executable_module_path).name
+        if stage.is_notebook:
+            return [str(python), str(NOTEBOOK_EXECUTOR), module, *stage.args]
+        return [str(python), module, *stage.args]
 
-    def _stage_folder(self, job: StageJob) -> Path:
-        return (self.workspace(job.run) / job.stage.executable_module_path).parent
+    @staticmethod
+    def _stage_folder(workspace: Path, stage: Stage) -> Path:
+        return (workspace / stage.executable_module_path).parent
 
     # -- batch stages ------------------------------------------------------------------------------
 
@@ -185,7 +186,10 @@ class LocalBackend:
     ) -> str:
         """Runs one attempt; the reason it failed, or "" when it succeeded."""
         process = await StageProcess.start(
-            self._command(python, job), self._stage_folder(job), env, job.log
+            self._command(python, job.stage),
+            self._stage_folder(self.workspace(job.run), job.stage),
+            env,
+            job.log,
         )
         try:
             code = await process.wait(timeout=time_limit or None)
@@ -223,7 +227,10 @@ class LocalBackend:
                 f"change stages.{job.stage.name}.service.port"
             )
         process = await StageProcess.start(
-            self._command(python, job), self._stage_folder(job), env, job.log
+            self._command(python, job.stage),
+            self._stage_folder(self.workspace(job.run), job.stage),
+            env,
+            job.log,
         )
         candidate = _RunningService(
             job.stage, job.run.environment, job.run.commit, job.run.run_id,
@@ -248,8 +255,9 @@ class LocalBackend:
         if previous is None:
             return "the new version was removed (there was no previous version)"
         process = await StageProcess.start(
-            self._command(previous.python, job),
-            (previous.workspace / previous.stage.executable_module_path).parent,
+            # The previous version's own module, args and files: the new version may have moved them.
+            self._command(previous.python, previous.stage),
+            self._stage_folder(previous.workspace, previous.stage),
             previous.env,
             job.log,
         )

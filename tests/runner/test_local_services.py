@@ -159,3 +159,21 @@ def test_tearing_down_an_environment_stops_its_services_and_deletes_its_artifact
             pass
 
     asyncio.run(scenario())
+
+
+def test_rollback_restarts_the_previous_versions_own_module(harness: Harness, tmp_path: Path) -> None:
+    port = free_port()
+    v1 = write(tmp_path / "v1", {"api/v1.py": HTTP_SERVICE.format(answer="v1", port=port)})
+    v2 = write(tmp_path / "v2", {"api/v2.py": "raise SystemExit('broken')"})
+
+    async def scenario() -> None:
+        first = await harness.run_async(pipeline("api", service("api", "api/v1.py", port)), v1, "1" * 40)
+        assert first.state is RunState.SUCCEEDED, first.reason
+        second = await harness.run_async(pipeline("api", service("api", "api/v2.py", port)), v2, "2" * 40)
+
+        assert second.stages["api"].state is StageState.ROLLED_BACK
+        assert second.reason.endswith("rolled back to the previous version (commit 111111111111)")
+        assert await asyncio.to_thread(_get, port) == "v1"
+        await harness.backend.close()
+
+    asyncio.run(scenario())
