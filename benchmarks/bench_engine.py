@@ -38,7 +38,8 @@ def _stage(name: str, requirements: tuple[str, ...] = ()) -> Stage:
     )
 
 
-def _pipeline(stages: list[Stage], sequential: bool = True) -> Pipeline:
+def _pipeline(stages: list[Stage]) -> Pipeline:
+    """One stage per step, so stages start one after another as in the direct comparison."""
     dag = tuple((s.name,) for s in stages)
     settings = PipelineSettings(name="bench", docker_image="none", dag=dag)
     return Pipeline(version="1.1", pipeline=settings, stages={s.name: s for s in stages})

@@ -299,5 +299,3 @@ class LocalBackend:
             await writer.wait_closed()
         return True
 
-
-__all__ = ["LocalBackend", "default_cache_dir", "default_state_dir"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from pathlib import Path
 
 from runner.backends.base import StageError
@@ -26,12 +25,10 @@ def test_second_use_installs_nothing(tmp_path: Path) -> None:
     first = asyncio.run(cache.ensure([str(wheel)], logs.append))
     assert any("Successfully installed tinypkg-1.0" in line for line in logs)
     logs.clear()
-    started = time.monotonic()
     second = asyncio.run(cache.ensure([str(wheel)], logs.append))
 
     assert second == first
     assert logs == []
-    assert time.monotonic() - started < 0.5
     assert subprocess.run([str(second), "-c", "import tinypkg"], check=False).returncode == 0
 
 
