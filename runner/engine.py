@@ -7,6 +7,7 @@ It drives a :class:`~runner.backends.base.Backend` and publishes what happens on
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -29,6 +30,8 @@ from runner.events import (
 from runner.model import Pipeline, Stage
 from runner.redaction import Redactor
 from runner.sources import module_problem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,12 @@ class Engine:
             raise
         except StageError as error:
             result = StageResult(StageState.FAILED, max(attempts, 1), str(error))
+        except Exception as error:
+            # A backend bug fails this stage only: raising would leave the step's other stages running
+            # unsupervised (gather does not cancel them).
+            log.exception("the %s backend failed on stage %s", self.backend.name, name)
+            reason = f"internal error in the {self.backend.name} backend: {type(error).__name__}: {error}"
+            result = StageResult(StageState.FAILED, max(attempts, 1), reason)
         result = StageResult(result.state, result.attempts, redactor.mask(result.reason))
         self.bus.publish(
             StageFinished(run_id, name, result.state, result.attempts, started_at, result.reason)

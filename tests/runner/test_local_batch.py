@@ -281,3 +281,25 @@ def test_a_run_finishing_leaves_the_workspace_of_a_concurrent_run_alone(
     assert slow_outcome.state is RunState.SUCCEEDED, slow_outcome.reason
     assert harness.recorder.logs("slow") == ["still here"]
     assert list((tmp_path / "state" / "runs").iterdir()) == []
+
+
+def test_a_backend_error_fails_its_stage_and_lets_the_others_of_the_step_finish(
+    harness: Harness, tmp_path: Path
+) -> None:
+    source = write(tmp_path / "repo", {"ok.py": "import time; time.sleep(0.5); print('finished')"})
+    original = harness.backend.run_batch
+
+    async def flaky_backend(job):  # type: ignore[no-untyped-def]
+        if job.stage.name == "broken":
+            raise OSError("disk full")
+        return await original(job)
+
+    harness.backend.run_batch = flaky_backend  # type: ignore[method-assign]
+    p = pipeline("ok, broken", batch("ok", "ok.py"), batch("broken", "ok.py"))
+
+    outcome = harness.run(p, source)
+
+    assert outcome.state is RunState.FAILED
+    assert outcome.reason == "stage broken failed: internal error in the local backend: OSError: disk full"
+    assert harness.recorder.logs("ok") == ["finished"]
+    assert harness.recorder.finished("ok").state is StageState.SUCCEEDED
