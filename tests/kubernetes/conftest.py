@@ -86,7 +86,8 @@ def kube_cluster() -> KubeCluster:
                 timeout=float(os.environ.get("BODYWORK_CLUSTER_UP_TIMEOUT", 5400)),
             )
         except subprocess.TimeoutExpired as error:
-            pytest.fail(f"scripts/cluster.py up timed out after {error.timeout:.0f}s:\n{error.stderr}",
+            output = (error.stderr or b"").decode(errors="replace")  # bytes even with text=True
+            pytest.fail(f"scripts/cluster.py up timed out after {error.timeout:.0f}s:\n{output}",
                         pytrace=False)
     if result.returncode != 0:
         pytest.fail(
