@@ -108,7 +108,7 @@ class FakeGitLab(FakeApiServer):
         project = self._project(match["project"])
         if project is None:
             return self.reject(request, Answer(404, {"message": "404 Project Not Found"}))
-        body = _form_or_json(request)
+        body = request_fields(request)
         if isinstance(body, Answer):
             return self.reject(request, body)
         sha = unquote(match["sha"])
@@ -141,7 +141,7 @@ class FakeGitLab(FakeApiServer):
         return Answer(201, _status_json(status, number))
 
 
-def _form_or_json(request: RecordedRequest) -> dict[str, Any] | Answer:
+def request_fields(request: RecordedRequest) -> dict[str, Any] | Answer:
     """The request's fields, from JSON or a form as GitLab takes both; or the answer refusing it."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
