@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fakes._server import FakeApiServer, Rejection
+from tests.fakes._server import FakeApiServer
 from tests.fakes.fixtures import fake_github, fake_gitlab
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.gitlab_api import FakeGitLab
@@ -23,11 +22,6 @@ GITLAB_SECRET = "gitlab-hook-secret-4711"
 API_TOKEN = "manual-trigger-token-0815"
 
 
-def _describe(rejection: Rejection) -> str:
-    request, answer = rejection.request, rejection.answer
-    return f"{request.method} {request.raw_path} -> HTTP {answer.status} {json.dumps(answer.body)}"
-
-
 @pytest.fixture(autouse=True)
 def fakes_rejected_nothing(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every end-to-end test ends with the fake GitHub and GitLab having refused no call, since a
@@ -40,9 +34,7 @@ def fakes_rejected_nothing(request: pytest.FixtureRequest) -> Iterator[None]:
     marker = request.node.get_closest_marker("expected_rejections")
     expected: tuple[str, ...] = marker.args if marker else ()
     for fake in fakes:
-        unexpected = [
-            _describe(r) for r in fake.rejected if not any(text in _describe(r) for text in expected)
-        ]
+        unexpected = fake.unexpected_rejections(expected)
         assert unexpected == [], f"{type(fake).__name__} refused calls the service made: {unexpected}"
 
 
