@@ -6,14 +6,17 @@ variable or the mounted file that holds each one. Loaded once, in :func:`load_se
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gitops.extensions import Extension, check_sections, discover
 from gitops.secret import Secret
 from runner.yaml_io import YamlError, parse_yaml
 
@@ -97,6 +100,8 @@ class Settings:
     """Passed to the backend's constructor (local: cache_dir, state_dir)."""
     status_min_interval_seconds: float | None = None
     """Seconds between two status calls to one API host; default 1.0 on GitHub, 0.2 on GitLab."""
+    extensions: Mapping[str, object] = field(default_factory=dict)
+    """Each active extension's settings by its config section (see :mod:`gitops.extensions`)."""
 
     @property
     def store_path(self) -> Path:
@@ -125,8 +130,11 @@ def default_backend(environ: Mapping[str, str]) -> str:
     return "kubernetes" if environ.get("KUBERNETES_SERVICE_HOST") else "local"
 
 
-class _Reader:
-    """Reads typed values out of a mapping, collecting every problem with its dotted path."""
+class ConfigReader:
+    """Reads typed values out of a mapping, collecting every problem with its dotted path.
+
+    Extensions get one to parse their own section, so their messages read like the service's.
+    """
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
@@ -134,6 +142,22 @@ class _Reader:
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append(f"{path} -> {message}")
+
+    def unknown_keys(self, data: Mapping[str, Any], known: Iterable[str], path: str) -> None:
+        """One problem per key of `data` not in `known`, with the closest known key as a hint."""
+        known = sorted(known)
+        for key in sorted(set(data) - set(known)):
+            self.problem(f"{path}.{key}", f"unknown setting{did_you_mean(key, known)}; see docs/service.md "
+                         "for the accepted keys")
+
+    def mapping(self, value: Any, path: str) -> Mapping[str, Any]:
+        """`value` if it is a mapping; None counts as empty; anything else is a problem."""
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.problem(path, f"must be a mapping, not {value!r}")
+            return {}
+        return value
 
     def string(self, data: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str | None:
         value = data.get(key, default)
@@ -205,7 +229,7 @@ class _Reader:
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-def _repository(reader: _Reader, data: Any, path: str) -> RepositorySettings | None:
+def _repository(reader: ConfigReader, data: Any, path: str) -> RepositorySettings | None:
     if not isinstance(data, Mapping):
         reader.problem(path, f"must be a mapping, not {data!r}")
         return None
@@ -215,8 +239,7 @@ def _repository(reader: _Reader, data: Any, path: str) -> RepositorySettings | N
         "deploy_branches", "preview_branches", "deploy_tags", "pipeline_path", "environment",
         "webhook_secret", "api_token",
     }
-    for key in sorted(set(data) - known):
-        reader.problem(f"{path}.{key}", "unknown setting; see docs/service.md for the accepted keys")
+    reader.unknown_keys(data, known, path)
     url = reader.string(data, "url", path)
     if not url:
         reader.problem(f"{path}.url", "required: the repository's clone URL")
@@ -262,6 +285,12 @@ def _repository(reader: _Reader, data: Any, path: str) -> RepositorySettings | N
     )
 
 
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'"`` for the known name closest to `key`, or nothing."""
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f"; did you mean {close[0]!r}" if close else ""
+
+
 _ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "BODYWORK_HOST": ("host", str),
     "BODYWORK_PORT": ("port", int),
@@ -271,47 +300,97 @@ _ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "BODYWORK_MAX_CONCURRENT_RUNS": ("max_concurrent_runs", int),
     "BODYWORK_BACKEND": ("backend", str),
 }
+_SECTIONS = ("service", "repositories")
+_SERVICE_KEYS = (
+    "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
+    "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
+    "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
+    "delivery_retention_days",
+)
 
 
-def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    extensions: Sequence[Extension] | None = None,
+) -> Settings:
     """Settings from the YAML file at `path` (optional), overridden by BODYWORK_* variables.
 
+    A top-level section other than ``service`` and ``repositories`` belongs to the extension that
+    claims it (default: the installed ones, :func:`gitops.extensions.discover`).
     Raises :class:`SettingsError` listing every problem at once.
     """
     environ = os.environ if environ is None else environ
-    reader = _Reader(environ)
-    data: Any = {}
-    if path is not None:
-        try:
-            data = parse_yaml(path.read_text()).value or {}
-        except OSError as error:
-            raise SettingsError([f"{path} -> cannot read the config file: {error.strerror}"]) from None
-        except YamlError as error:
-            raise SettingsError([f"{path} -> not valid YAML: {error}"]) from None
+    extensions = check_sections(discover() if extensions is None else extensions, _SECTIONS)
+    data = _read_file(path)
+    reader = ConfigReader(environ)
+    claimed = {e.section: e for e in extensions}
+    for key in sorted(set(data) - set(_SECTIONS) - set(claimed)):
+        reader.problem(key, f"unknown section{did_you_mean(key, [*_SECTIONS, *claimed])}; expected "
+                       "'service' and 'repositories'" + "".join(f", {name!r}" for name in sorted(claimed)))
+    service = _service_section(reader, data.get("service"), environ)
+    listening = _listening(reader, service, environ)
+    repositories = _repositories(reader, data.get("repositories"))
+    settings = _settings(reader, service, listening, repositories)
+    configured = {
+        name: extension.parse_settings(data[name], reader)
+        for name, extension in claimed.items()
+        if name in data
+    }
+    if reader.problems:
+        raise SettingsError(reader.problems)
+    return dataclasses.replace(settings, extensions=configured)
+
+
+def _read_file(path: Path | None) -> Mapping[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = parse_yaml(path.read_text()).value or {}
+    except OSError as error:
+        raise SettingsError([f"{path} -> cannot read the config file: {error.strerror}"]) from None
+    except YamlError as error:
+        raise SettingsError([f"{path} -> not valid YAML: {error}"]) from None
     if not isinstance(data, Mapping):
         raise SettingsError([f"{path} -> must be a mapping with 'service' and 'repositories'"])
-    for key in sorted(set(data) - {"service", "repositories"}):
-        reader.problem(key, "unknown section; expected 'service' and 'repositories'")
-    service: Mapping[str, Any] = data.get("service") or {}
-    if not isinstance(service, Mapping):
-        reader.problem("service", f"must be a mapping, not {service!r}")
-        service = {}
-    service = dict(service)
+    return data
+
+
+def _service_section(reader: ConfigReader, raw: Any, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``service`` mapping with the BODYWORK_* overrides applied; unknown keys reported."""
+    raw = raw or {}
+    if not isinstance(raw, Mapping):
+        reader.problem("service", f"must be a mapping, not {raw!r}")
+        raw = {}
+    service = dict(raw)
     for variable, (key, cast) in _ENV_OVERRIDES.items():
         if variable in environ:
-            raw = environ[variable]
+            text = environ[variable]
             try:
-                service[key] = cast(raw)
+                service[key] = cast(text)
             except ValueError:
-                reader.problem(variable, f"must be {cast.__name__}, not {raw!r}")
-    known = {
-        "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
-        "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
-        "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
-        "delivery_retention_days",
-    }
-    for key in sorted(set(service) - known):
-        reader.problem(f"service.{key}", "unknown setting; see docs/service.md for the accepted keys")
+                reader.problem(variable, f"must be {cast.__name__}, not {text!r}")
+    reader.unknown_keys(service, _SERVICE_KEYS, "service")
+    return service
+
+
+def _repositories(reader: ConfigReader, raw: Any) -> tuple[RepositorySettings, ...]:
+    raw = raw or []
+    if not isinstance(raw, list):
+        reader.problem("repositories", "must be a list of repositories")
+        raw = []
+    repositories: list[RepositorySettings] = []
+    for index, item in enumerate(raw):
+        repository = _repository(reader, item, f"repositories.{index}")
+        if repository is not None:
+            if any(r.key == repository.key for r in repositories):
+                reader.problem(f"repositories.{index}.name", f"{repository.name!r} is listed twice")
+            repositories.append(repository)
+    return tuple(repositories)
+
+
+def _listening(reader: ConfigReader, service: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    """Where the service listens and which backend it runs on (the rest left at the defaults)."""
     defaults = Settings()
     backend = reader.string(service, "backend", "service") or default_backend(environ)
     if backend not in BACKENDS:
@@ -319,32 +398,28 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     port = reader.integer(service, "port", "service", defaults.port, 0)
     host = reader.string(service, "host", "service", defaults.host) or defaults.host
     public_url = reader.string(service, "public_url", "service") or f"http://{host}:{port}"
-    backend_options = service.get("backend_options") or {}
-    if not isinstance(backend_options, Mapping):
-        reader.problem("service.backend_options", f"must be a mapping, not {backend_options!r}")
-        backend_options = {}
-    raw_repositories = data.get("repositories") or []
-    if not isinstance(raw_repositories, list):
-        reader.problem("repositories", "must be a list of repositories")
-        raw_repositories = []
-    repositories: list[RepositorySettings] = []
-    for index, item in enumerate(raw_repositories):
-        repository = _repository(reader, item, f"repositories.{index}")
-        if repository is not None:
-            if any(r.key == repository.key for r in repositories):
-                reader.problem(f"repositories.{index}.name", f"{repository.name!r} is listed twice")
-            repositories.append(repository)
-    settings = Settings(
-        repositories=tuple(repositories),
-        host=host,
-        port=port,
-        public_url=public_url.rstrip("/"),
+    backend_options = reader.mapping(service.get("backend_options"), "service.backend_options")
+    return dataclasses.replace(
+        defaults, backend=backend, port=port, host=host, public_url=public_url.rstrip("/"),
+        backend_options=dict(backend_options),
+    )
+
+
+def _settings(
+    reader: ConfigReader,
+    service: Mapping[str, Any],
+    listening: Settings,
+    repositories: tuple[RepositorySettings, ...],
+) -> Settings:
+    defaults = Settings()
+    return dataclasses.replace(
+        listening,
+        repositories=repositories,
         data_dir=Path(reader.string(service, "data_dir", "service", str(defaults.data_dir)) or "."),
         max_body_bytes=reader.integer(service, "max_body_bytes", "service", defaults.max_body_bytes, 1),
         max_concurrent_runs=reader.integer(
             service, "max_concurrent_runs", "service", defaults.max_concurrent_runs, 1
         ),
-        backend=backend,
         api_token=reader.secret(service, "api_token", "service", required=False),
         fetch_attempts=reader.integer(service, "fetch_attempts", "service", defaults.fetch_attempts, 1),
         fetch_retry_seconds=reader.number(
@@ -357,13 +432,9 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
             service, "delivery_retention_days", "service", defaults.delivery_retention_days, 1
         ),
         restart_reruns=reader.integer(service, "restart_reruns", "service", defaults.restart_reruns, 0),
-        backend_options=dict(backend_options),
         status_min_interval_seconds=(
             reader.number(service, "status_min_interval_seconds", "service", 1.0)
             if "status_min_interval_seconds" in service
             else None
         ),
     )
-    if reader.problems:
-        raise SettingsError(reader.problems)
-    return settings

@@ -12,9 +12,9 @@ from typing import Any
 
 import uvicorn
 
-from gitops.app import create_app
 from gitops.service import Service
 from gitops.settings import Settings, SettingsError, load_settings
+from gitops.web import create_app
 from runner.errors import FatalError
 
 
