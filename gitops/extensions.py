@@ -52,8 +52,8 @@ class Extension(Protocol):
         ...
 
     def observe(self, run: RunRecord) -> None:
-        """A run's status changed. Called on the event loop: must not block (queue the work) and
-        should not raise (an exception is logged and ignored)."""
+        """A run's status changed. Always called on the service's event loop: must not block (start a
+        task or queue the work) and should not raise (an exception is logged and ignored)."""
         ...
 
     async def start(self, service: Service) -> None:

@@ -62,10 +62,12 @@ class Service:
         self.executor: RunExecutor | None = None
         self.reporter = StatusReporter(settings, publisher, self._observe)
         self.mirrors: Mirrors | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.store_path)
@@ -100,7 +102,19 @@ class Service:
             await extension.start(self)
 
     def _observe(self, run: RunRecord) -> None:
-        _extensions.notify(self.extensions, run)
+        """Tells the extensions of a change, on the event loop even when the change was recorded in
+        the store's writer thread (a run's final status is)."""
+        if not self.extensions:
+            return
+        loop = self._loop
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop or loop is None:
+            _extensions.notify(self.extensions, run)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(_extensions.notify, self.extensions, run)
 
     async def stop(self) -> None:
         for extension in reversed(self.extensions):

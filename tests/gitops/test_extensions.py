@@ -3,6 +3,7 @@ routes on the real app, observes every run change, and is started and stopped wi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class EchoExtension:
         return [Route("/echo", _echo)]
 
     def observe(self, run: RunRecord) -> None:
+        asyncio.get_running_loop()  # raises unless called on the event loop, as promised
         self.seen.append((run.id, run.state.value))
 
     async def start(self, service: Service) -> None:
