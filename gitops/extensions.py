@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from gitops.store import RunRecord
 
 if TYPE_CHECKING:  # the service imports this module
+    from gitops.config_reader import ConfigReader
     from gitops.service import Service
-    from gitops.settings import ConfigReader, Settings
+    from gitops.settings import Settings
 
 log = logging.getLogger(__name__)
 

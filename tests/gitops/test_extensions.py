@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gitops.config_reader import ConfigReader
 from gitops.extensions import ENTRY_POINT_GROUP, Extension, ExtensionError, discover
 from gitops.service import Service
-from gitops.settings import ConfigReader, Settings, SettingsError, load_settings
+from gitops.settings import Settings, SettingsError, load_settings
 from gitops.store import RunRecord
 from gitops.web.responses import service_of
 
