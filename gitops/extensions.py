@@ -12,6 +12,8 @@ hands the section to :meth:`Extension.parse_settings`, which reports problems th
 reader (``slack.bot_token_env -> ...``) and returns its own settings object, kept in
 ``Settings.extensions[section]``. Only extensions whose section is present are active: they mount
 their routes on the app, observe every run change and are started and stopped with the service.
+``bodywork serve`` discovers once and hands the same instances to the settings and the service; an
+extension still reads its settings from ``settings.extensions[section]``, not from its own state.
 """
 
 from __future__ import annotations
