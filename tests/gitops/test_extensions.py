@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -18,6 +20,7 @@ from gitops.extensions import ENTRY_POINT_GROUP, Extension, ExtensionError, disc
 from gitops.service import Service
 from gitops.settings import Settings, SettingsError, load_settings
 from gitops.store import RunRecord
+from gitops.web import create_app
 from gitops.web.responses import service_of
 
 from .helpers import RunningService, wait_until
@@ -155,3 +158,56 @@ def test_an_extension_without_its_section_is_not_active(tmp_path: Path) -> None:
     with RunningService(settings, extensions=[echo]) as service:
         assert service.client.get("/echo").status_code == 404
     assert echo.events == []
+
+
+class _Stamp:
+    """A pure ASGI middleware that adds a header to every answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def stamped(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-stamp", b"1")]
+            await send(message)
+
+        await self.app(scope, receive, stamped)
+
+
+def test_create_app_adds_routes_and_middleware_beside_the_built_in_ones(tmp_path: Path) -> None:
+    settings = load_settings(None, {"BODYWORK_DATA_DIR": str(tmp_path)}, [])
+    app = create_app(
+        Service(settings, extensions=[]),
+        extra_routes=[Route("/extra", _echo_service_ready)],
+        middleware=[Middleware(_Stamp)],
+    )
+
+    async def scenario() -> None:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client,
+        ):
+            extra = await client.get("/extra")
+            assert extra.json() == {"ready": True} and extra.headers["x-stamp"] == "1"
+            assert (await client.get("/api/runs")).json() == {"runs": []}
+            assert (await client.get("/readyz")).headers["x-stamp"] == "1"
+
+    asyncio.run(scenario())
+
+
+async def _echo_service_ready(request: Request) -> Response:
+    return JSONResponse({"ready": service_of(request).ready})
+
+
+def test_an_extension_that_returns_something_else_than_routes_is_refused(tmp_path: Path) -> None:
+    class Broken(EchoExtension):
+        def routes(self, settings: Settings) -> Sequence[object]:
+            return ["/echo"]
+
+    config = tmp_path / "service.yaml"
+    config.write_text("echo: {}\n")
+    broken = Broken()
+    settings = load_settings(config, {"BODYWORK_DATA_DIR": str(tmp_path)}, [broken])
+    with pytest.raises(TypeError, match=r"extension 'echo' returned '/echo' from routes\(\)"):
+        create_app(Service(settings, extensions=[broken]))
