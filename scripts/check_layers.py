@@ -24,10 +24,10 @@ ADAPTERS: dict[str, set[str]] = {
     # urllib3 is the kubernetes client's transport; its streaming responses are handled there too.
     "kubernetes": {"runner/backends/kubernetes/api.py"},
     "urllib3": {"runner/backends/kubernetes/api.py"},
-    "starlette": {"gitops/app.py"},
+    "starlette": {f"gitops/web/{m}.py" for m in ("__init__", "api", "pages", "responses", "webhooks")},
     "uvicorn": {"gitops/commands/serve.py"},
     "httpx": {"gitops/statuses/http.py"},
-    "sqlite3": {"gitops/store.py"},
+    "sqlite3": {f"gitops/store/{m}.py" for m in ("schema", "writer", "database")},
     "slack_sdk": set(),
     "apscheduler": set(),
 }
