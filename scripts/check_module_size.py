@@ -13,7 +13,6 @@ MAX_LINES = 400
 
 # TEMP: removed when structure-web / k8s-reducers land (those branches split these modules).
 NOT_YET_SPLIT = {
-    "gitops/store.py",
     "runner/backends/kubernetes/api.py",
     "runner/backends/kubernetes/backend.py",
     "runner/backends/kubernetes/manifests.py",
