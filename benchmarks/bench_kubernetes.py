@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -70,7 +71,7 @@ async def one_run(kubeconfig: str, image: str, index: int, cache: str | None) ->
         source = shutil.copytree(EXAMPLE, Path(scratch) / "train-and-serve")
         pipeline = load_pipeline(source)
         events: list[Event] = []
-        options = {"cache_host_path": cache} if cache else {}
+        options: dict[str, Any] = {"cache_host_path": cache} if cache else {}
         backend = KubernetesBackend(kubeconfig=kubeconfig, images={"*": image}, **options)
         api = KubeApi(kubeconfig=kubeconfig)
         running: dict[str, float] = {}

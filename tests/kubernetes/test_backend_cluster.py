@@ -104,7 +104,8 @@ class Recorder:
         return [e.line for e in self.of(LogLine) if e.stage == stage]
 
     def finished(self, stage: str) -> StageFinished:
-        return next(e for e in self.of(StageFinished) if e.stage == stage)
+        finished: StageFinished = next(e for e in self.of(StageFinished) if e.stage == stage)
+        return finished
 
 
 # ---- fixtures ------------------------------------------------------------------------------------
