@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from runner.backends.kubernetes.api import KubeApi
-from runner.backends.kubernetes.watching import LogEnd, LogText, Update, Watcher
+from runner.backends.kubernetes.observations import LogEnd, LogText, Update
+from runner.backends.kubernetes.watching import Watcher
 from tests.kubernetes.conftest import loopback_kubeconfig
 
 
