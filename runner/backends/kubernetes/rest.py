@@ -105,7 +105,7 @@ REQUIRED_PERMISSIONS = permissions(
         "Event": "list",
         "Job": "create list watch delete",
         "Deployment": "get create update patch list watch delete",
-        "Service": "get create patch delete",
+        "Service": "get create patch list delete",
         "Ingress": "get create update patch list delete",
     }
 )
