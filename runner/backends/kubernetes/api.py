@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -40,12 +41,17 @@ class Stream:
     """A streaming HTTP response (a watch or a followed log), read line by line in one thread.
 
     :meth:`close` may be called from another thread: it shuts the socket down so that a blocked read
-    returns at once.
+    returns at once. The socket is reached through a handle of our own, taken at the start: when the
+    server answers ``Connection: close``, http.client hands the socket to the response and the
+    connection object no longer has it, and closing the response would then block until the read ends.
     """
 
     def __init__(self, response: Any) -> None:
         self._response = response
         self._closed = threading.Event()
+        self._socket: socket.socket | None = None
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self._socket = socket.socket(fileno=os.dup(response.fileno()))
 
     def lines(self) -> Iterator[str]:
         buffer = bytearray()
@@ -70,11 +76,10 @@ class Stream:
         if self._closed.is_set():
             return
         self._closed.set()
-        connection = getattr(self._response, "connection", None)
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
+        if self._socket is not None:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                self._socket.shutdown(socket.SHUT_RDWR)
+            self._socket.close()
         try:
             self._response.close()
             self._response.release_conn()
