@@ -54,8 +54,9 @@ def _kinds(
         return (arg.value,)
     node: ast.AST | None = call
     while isinstance(arg, ast.Name) and node is not None:
-        loops = node.generators if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp) else []
-        loops += [node] if isinstance(node, ast.For) else []
+        loops: list[ast.For | ast.comprehension] = [node] if isinstance(node, ast.For) else []
+        if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp):
+            loops += node.generators
         for loop in loops:
             if isinstance(loop.target, ast.Name) and loop.target.id == arg.id:
                 values = eval(compile(ast.Expression(loop.iter), "<kinds>", "eval"), vars(module))

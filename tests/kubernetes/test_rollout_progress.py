@@ -269,5 +269,5 @@ def test_the_deadline_is_the_earliest_of_the_limit_and_the_graces() -> None:
 def test_after_the_outcome_nothing_more_is_decided() -> None:
     progress = rollout()
     assert play(progress, [(101, READY)]) == [done()]
-    later = [(102, pod_update("u1", "Running", restarts=2, last_exit=1)), Tick(500)]
+    later: list[Step] = [(102, pod_update("u1", "Running", restarts=2, last_exit=1)), Tick(500)]
     assert play(progress, later) == []
