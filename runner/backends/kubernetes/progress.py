@@ -9,7 +9,7 @@ from the cluster (:class:`ReadWarnings`, :class:`ReadPreviousLog`) is answered b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from runner.backends.kubernetes.observations import Observation
@@ -80,14 +80,14 @@ class Progress(Protocol):
         """The answer to the last ReadWarnings or ReadPreviousLog."""
 
 
-@dataclass
 class Patience:
     """Pods with a problem that may resolve by itself (unschedulable, an image pull failing), each given
     `grace` seconds from when it was first seen before the problem counts."""
 
-    grace: float
-    _since: dict[str, float] = field(default_factory=dict)
-    _problems: dict[str, str] = field(default_factory=dict)
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self._since: dict[str, float] = {}  # pod uid -> when its problem was first seen
+        self._problems: dict[str, str] = {}  # pod uid -> its problem, as last seen
 
     def saw(self, uid: str, problem: str, now: float) -> bool:
         """Records the pod's `problem`; True when it counts already (no grace)."""
