@@ -614,3 +614,29 @@ def test_tearing_down_an_environment_deletes_its_objects_and_namespace(
     namespace = api.find("Namespace", environment)
     # Deleting a namespace takes a while; it is gone or on its way out.
     assert namespace is None or namespace["metadata"].get("deletionTimestamp")
+
+
+def test_tearing_down_leaves_a_namespace_someone_else_made(
+    kube_cluster: KubeCluster, api: KubeApi, environment: str, tmp_path: Path
+) -> None:
+    api.create("Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": environment}})
+    source = write(tmp_path, {"job.py": "print('ok')\n"})
+
+    async def scenario() -> RunOutcome:
+        backend = backend_for(kube_cluster)
+        try:
+            outcome, _ = await run(backend, pipeline("job", batch("job", "job.py")), source, environment)
+            await backend.teardown(environment)
+            return outcome
+        finally:
+            await backend.close()
+
+    outcome = asyncio.run(scenario())
+
+    assert outcome.state is RunState.SUCCEEDED, outcome.reason
+    namespace = api.get("Namespace", environment)
+    assert not namespace["metadata"].get("deletionTimestamp"), "someone else's namespace was deleted"
+    labels = namespace["metadata"].get("labels") or {}
+    assert labels.get(m.PIPELINE) == "kt" and m.MANAGED_BY not in labels
+    jobs = api.list_objects("Job", environment)["items"]
+    assert all(j["metadata"].get("deletionTimestamp") for j in jobs), "the run's Job was left"

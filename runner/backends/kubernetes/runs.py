@@ -74,7 +74,10 @@ def _ensure_namespace(api: KubeApi, namespace: str, identity: m.Identity) -> Non
     if existing.get("status", {}).get("phase") == "Terminating":
         raise StageError(f"namespace {namespace} is being deleted; wait until it is gone and run again")
     labels = existing.get("metadata", {}).get("labels") or {}
-    missing = {k: v for k, v in manifest["metadata"]["labels"].items() if k not in labels}
+    # The managed-by label says this tool created the namespace, so teardown may delete it: it is
+    # never added to a namespace someone else made.
+    wanted = {k: v for k, v in manifest["metadata"]["labels"].items() if k != m.MANAGED_BY}
+    missing = {k: v for k, v in wanted.items() if k not in labels}
     if missing:
         api.merge_patch("Namespace", namespace, {"metadata": {"labels": missing}})
 
