@@ -189,6 +189,29 @@ def test_failure_reason_gives_the_exit_code() -> None:
     assert reason == "failed with exit code 3, Error"
 
 
+def test_warnings_give_the_latest_two_that_say_something() -> None:
+    events = [
+        {"reason": "FailedMount", "message": "secret x not found", "lastTimestamp": "2026-01-01T00:00:02Z"},
+        {"reason": "MissingClusterDNS", "message": "no DNS", "lastTimestamp": "2026-01-01T00:00:09Z"},
+        {"reason": "BackOff", "message": "x" * 400, "eventTime": "2026-01-01T00:00:05Z"},
+        {"reason": "FailedScheduling", "message": "old", "lastTimestamp": "2026-01-01T00:00:01Z"},
+    ]
+    assert (
+        st.warnings_text(events) == f" (last warnings: FailedMount: secret x not found; BackOff: {'x' * 300})"
+    )
+    assert st.warnings_text([]) == ""
+
+
+def test_only_an_image_pull_a_registry_may_recover_from_is_given_a_grace() -> None:
+    def waiting(reason: str) -> dict[str, object]:
+        return pod(containerStatuses=[{"state": {"waiting": {"reason": reason}}}])
+
+    assert st.pull_may_recover(waiting("ErrImagePull")) and st.pull_may_recover(waiting("ImagePullBackOff"))
+    assert not st.pull_may_recover(waiting("ErrImageNeverPull"))
+    assert not st.pull_may_recover(waiting("InvalidImageName"))
+    assert not st.pull_may_recover(waiting("ContainerCreating"))
+
+
 def test_rollout_is_done_only_when_every_replica_is_new_and_available() -> None:
     status = {"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}
     assert st.rollout_done({"status": {**status, "replicas": 2}}, 2, 2)
