@@ -4,8 +4,9 @@ Every call the Kubernetes package makes on the API (``api.<method>("Kind", ...)`
 ``asyncio.to_thread``, and ``watcher.watch`` / ``follow_log``) is read from the source with :mod:`ast`
 and turned into (API group, resource, verb) through :data:`rest.CALL_VERBS`. The derived set must equal
 :data:`rest.REQUIRED_PERMISSIONS` (the backend: every module but the CLI's :mod:`inventory`) and
-:data:`rest.CLI_PERMISSIONS` (the commands), and docs/kubernetes.md must list exactly those. So a new
-call without its permission, a stale permission, or a doc that lags behind each fail here.
+:data:`rest.CLI_PERMISSIONS` (the commands: :mod:`inventory` and ``runner/commands``), and
+docs/kubernetes.md must list exactly those. So a new call without its permission, a stale permission,
+or a doc that lags behind each fail here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ PACKAGE_DIR = Path(package.__file__).parent
 DOC = Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md"
 # The generic mechanism: kinds reach these as parameters, from the callers scanned here.
 ADAPTERS = {"api", "rest", "watching"}
-CLI_MODULES = {"inventory"}
+COMMANDS_DIR = PACKAGE_DIR.parents[1] / "commands"
+CLI_MODULES = {"inventory"} | {f"commands.{p.stem}" for p in COMMANDS_DIR.glob("*.py")}
 NEVER_IMPORTED = {"bootstrap", "__init__"}  # the pod command; the package's facade
 RECEIVERS = {"api", "_api", "watcher"}  # how the code names a KubeApi or a Watcher
 NOT_REQUESTS = {"close", "next"}  # methods of those that send nothing to the API server
@@ -90,10 +92,14 @@ def calls_in(source: str, module: ModuleType) -> set[Permission]:
 
 
 def modules() -> Iterator[tuple[str, ModuleType, str]]:
+    """The package's modules (but the adapters) and the CLI commands, as (name, module, source)."""
     for path in sorted(PACKAGE_DIR.glob("*.py")):
         name = path.stem
         if name not in ADAPTERS | NEVER_IMPORTED:
             yield name, importlib.import_module(f"{package.__name__}.{name}"), path.read_text()
+    for path in sorted(COMMANDS_DIR.glob("*.py")):
+        module = importlib.import_module(f"runner.commands.{path.stem}")
+        yield f"commands.{path.stem}", module, path.read_text()
 
 
 def derived(selected: set[str] | None = None, excluded: frozenset[str] = frozenset()) -> set[Permission]:
