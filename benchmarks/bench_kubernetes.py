@@ -36,7 +36,8 @@ from runner.backends.kubernetes import KubernetesBackend  # noqa: E402
 from runner.backends.kubernetes import manifests as m  # noqa: E402
 from runner.backends.kubernetes import status as st  # noqa: E402
 from runner.backends.kubernetes.api import KubeApi  # noqa: E402
-from runner.backends.kubernetes.watching import Update, Watcher  # noqa: E402
+from runner.backends.kubernetes.observations import Update  # noqa: E402
+from runner.backends.kubernetes.watching import Watcher  # noqa: E402
 from runner.config import load_pipeline  # noqa: E402
 from runner.engine import Engine, RunRequest  # noqa: E402
 from runner.events import Event, EventBus, LogLine, StageFinished, StepStarted  # noqa: E402
