@@ -87,7 +87,7 @@ def _triggers(expression: str) -> list[CronTrigger]:
     if len(fields) != 5:
         raise CronError(
             f"must have 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}: "
-            f"{quoted(expression)}; e.g. \"0 3 * * *\" for 03:00 every day"
+            f'{quoted(expression)}; e.g. "0 3 * * *" for 03:00 every day'
         )
     minute, hour, day, month, weekday = fields
     problems = []
@@ -243,5 +243,7 @@ def cron_rule(expression: str, timezone: str = "UTC") -> CronRule:
     hour = MACROS.get(expression.strip().lower(), expression).split()[1]
     rule = CronRule(expression, timezone, zone_info, tuple(triggers), hour.startswith("*"))
     if rule._next_wall(_EPOCH) is None:
-        raise CronError(f"{quoted(expression)} never fires: no date has that day of the month in those months")
+        raise CronError(
+            f"{quoted(expression)} never fires: no date has that day of the month in those months"
+        )
     return rule
