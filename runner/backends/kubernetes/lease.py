@@ -155,7 +155,15 @@ class LeaseLock:
 
 
 def lease_lock(
-    name: str, namespace: str, identity: str, *, kubeconfig: str | None = None, in_cluster: bool = False
+    name: str,
+    namespace: str,
+    identity: str,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    in_cluster: bool = False,
+    duration: int = 15,
 ) -> LeaseLock:
     """A lock on the Lease `name`, with credentials as the Kubernetes backend loads them."""
-    return LeaseLock(KubeApi(kubeconfig=kubeconfig, in_cluster=in_cluster), name, namespace, identity)
+    api = KubeApi(kubeconfig=kubeconfig, context=context, in_cluster=in_cluster)
+    return LeaseLock(api, name, namespace, identity, duration)
