@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops.cli import main
 from gitops.store import Store
 from tests.fakes.github_api import FakeGitHub
 
@@ -50,7 +51,11 @@ def _steady(description: str) -> str:
 
 
 def test_a_fire_missed_while_down_runs_once_at_restart_and_reports_like_a_push(
-    make_service: ServiceFactory, github_repo: SourceRepo, fake_github: FakeGitHub, tmp_path: Path
+    make_service: ServiceFactory,
+    github_repo: SourceRepo,
+    fake_github: FakeGitHub,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     sha = github_repo.commit(scheduled_files())
     github_repo.push()
@@ -126,6 +131,27 @@ def test_a_fire_missed_while_down_runs_once_at_restart_and_reports_like_a_push(
         f"{year}-01-01T00:00:00+00:00",
         "queued",
         scheduled["id"],
+    )
+
+    main(["schedules", "list", "--url", service.base_url])
+    main(["schedules", "history", "pipelines", "--url", service.base_url])
+    assert main(["schedules", "history", "nope", "--url", service.base_url]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "ENVIRONMENT  SOURCE         CRON       TIME ZONE      POLICY  NEXT FIRE             "
+        "LAST FIRE             LAST OUTCOME",
+        f"pipelines    bodywork.yaml  0 0 1 1 *  Europe/London  forbid  {year + 1}-01-01 00:00 GMT  "
+        f"{year}-01-01 00:00 GMT  queued (run {scheduled['id']})",
+        "SCHEDULED FOR         OUTCOME  RUN" + " " * 11 + "DETAIL",
+        f"{year}-01-01 00:00 UTC  queued   {scheduled['id']}  queued {sha[:10]}, the head of refs/heads/main",
+        f"{year - 1}-01-01 00:00 UTC  missed   -"
+        + " " * 13
+        + f"due at {year - 1}-01-01 00:00:00 UTC: not run, "
+        "the service was not running then; the latest fire runs instead",
+    ]
+    assert err == (
+        f"error: {service.base_url}/api/schedules/nope/history?limit=50 answered 404: no schedule 'nope' "
+        "and no history of one\n"
     )
 
     assert service.client.post("/api/schedules/pipelines/run").status_code == 401
