@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gitops.cli import main
+from gitops.settings import SettingsError, load_settings
 from gitops.store import Store
 from tests.fakes.github_api import FakeGitHub
 
@@ -200,3 +201,50 @@ def test_deleting_a_preview_branch_removes_its_schedule(
     assert schedules(service) == []
     history = service.client.get(f"/api/schedules/{run['environment']}/history")
     assert history.status_code == 404
+
+
+def test_the_service_config_declares_schedules_per_branch_and_wins_over_bodywork_yaml(
+    make_service: ServiceFactory, github_repo: SourceRepo
+) -> None:
+    extra = (
+        "    schedules:\n      main: {cron: '15 4 * * *', timezone: Asia/Tokyo, concurrency_policy: allow}\n"
+    )
+    service = make_service(repo_extra=extra)
+    [configured] = schedules(service)  # registered at start, before any deploy
+    assert (configured["id"], configured["source"], configured["ref"]) == (
+        "pipelines",
+        "service config",
+        "refs/heads/main",
+    )
+    assert configured["schedule"] == {
+        "cron": "15 4 * * *",
+        "timezone": "Asia/Tokyo",
+        "concurrency_policy": "allow",
+        "starting_deadline_seconds": None,
+        "suspend": False,
+    }
+    assert str(configured["next_fire"]).endswith(":15:00+00:00")
+    sha = github_repo.commit(scheduled_files())
+    github_repo.push()
+    deploy(service, github_repo, "main", sha)
+    [after] = schedules(service)
+    assert (after["source"], after["schedule"]["cron"]) == ("service config", "15 4 * * *")  # type: ignore[index]
+
+
+def test_a_bad_schedule_in_the_service_config_names_its_path(tmp_path: Path) -> None:
+    config = tmp_path / "service.yaml"
+    config.write_text(
+        "repositories:\n  - url: https://github.com/acme/pipelines.git\n    provider: github\n"
+        "    webhook_secret_env: S\n    schedules:\n      main: {cron: '0 3 * *', timezone: Mars/Base}\n"
+        "service:\n  schedules: {lease: sometimes}\n"
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config, {"S": "x"})
+    assert caught.value.problems == [
+        "repositories.0.schedules.main.cron -> is not a valid cron expression: must have 5 fields "
+        '(minute hour day-of-month month day-of-week), got 4: "0 3 * *"; e.g. "0 3 * * *" for 03:00 '
+        "every day",
+        'repositories.0.schedules.main.timezone -> unknown time zone "Mars/Base"; use an IANA name such '
+        "as Europe/London or UTC",
+        "service.schedules.lease -> must be auto, true or false, not 'sometimes'",
+    ]
