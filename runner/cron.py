@@ -17,6 +17,7 @@ fires (APScheduler requires both).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -200,20 +201,23 @@ class CronRule:
 
     def next_fire(self, after: datetime) -> datetime | None:
         """The first fire instant strictly after `after` (aware), in UTC; None if there is none."""
-        after = after.astimezone(UTC)
+        return _next_fire(self, after.astimezone(UTC))
+
+    def _search(self, after: datetime) -> datetime | None:
         wall = after.astimezone(self._zone).replace(tzinfo=None) - self._margin(after)
         best: datetime | None = None
         for _ in range(_SEARCH_LIMIT):
             found = self._next_wall(wall)
             if found is None:
                 return best
-            if best is not None:
-                best_wall = best.astimezone(self._zone).replace(tzinfo=None)
-                if found > best_wall + self._margin(best):
-                    return best
             for instant in self._instants(found):
                 if instant > after and (best is None or instant < best):
                     best = instant
+            if best is not None:
+                # Later wall-clock times fire later, except near an offset change (see _margin).
+                best_wall = best.astimezone(self._zone).replace(tzinfo=None)
+                if found >= best_wall + self._margin(best):
+                    return best
             wall = found + timedelta(minutes=1)
         return best
 
@@ -232,6 +236,12 @@ class CronRule:
     def local(self, instant: datetime) -> datetime:
         """`instant` in the rule's time zone."""
         return instant.astimezone(self._zone)
+
+
+@functools.lru_cache(maxsize=4096)
+def _next_fire(rule: CronRule, after: datetime) -> datetime | None:
+    # Schedules that share an expression (many fire at "0 * * * *") ask for the same fire times.
+    return rule._search(after)
 
 
 def cron_rule(expression: str, timezone: str = "UTC") -> CronRule:

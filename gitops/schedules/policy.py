@@ -89,10 +89,15 @@ def plan_due(rule: CronRule, since: datetime, now: datetime, deadline_seconds: i
     """The fires in (`since`, `now`]: at most one runs, the latest, if it is within `deadline_seconds`
     of its time (any lateness when there is no deadline); every other one is missed. So a service that
     was down catches up once, never once per fire it slept through."""
-    latest = latest_fire(rule, since, now)
-    if latest is None:
+    first_due = rule.next_fire(since)
+    if first_due is None or first_due > now:
         return DuePlan(None, 0, None, None, True)
-    earlier, first, complete = _count_fires(rule, since, latest)
+    following = rule.next_fire(first_due)
+    if following is None or following > now:  # the usual case: one fire, woken on time
+        latest, earlier, first, complete = first_due, 0, None, True
+    else:
+        latest = latest_fire(rule, since, now) or first_due
+        earlier, first, complete = _count_fires(rule, since, latest)
     in_time = deadline_seconds is None or (now - latest).total_seconds() <= deadline_seconds
     if in_time:
         last_missed = None

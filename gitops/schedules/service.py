@@ -31,7 +31,6 @@ from gitops.schedules.model import (
     Registration,
     ScheduleRecord,
 )
-from gitops.status import RunStatus
 from gitops.store import RunRecord, Store
 from runner.model import Pipeline
 
@@ -72,11 +71,8 @@ class _ServiceRuns:
         self._heads: dict[tuple[str, str], tuple[float, asyncio.Future[str]]] = {}
 
     def activity(self, environment: str) -> Activity:
-        def ids(status: RunStatus) -> tuple[str, ...]:
-            runs = self.store.list_runs(environment=environment, state=status)
-            return tuple(run.id for run in reversed(runs))
-
-        return Activity(running=ids(RunStatus.RUNNING), queued=ids(RunStatus.QUEUED))
+        running, queued = self.store.schedules.activity(environment)
+        return Activity(running=tuple(running), queued=tuple(queued))
 
     async def head(self, repository: str, ref: str) -> str:
         now = self.clock()

@@ -14,6 +14,7 @@ from typing import Any
 
 from gitops.schedules.model import HistoryEntry, Registration, ScheduleRecord
 from gitops.schedules.policy import Outcome
+from gitops.status import RunStatus
 from gitops.store.records import Accepted, NewRun
 from gitops.store.writer import Writer
 from runner.schedule import ConcurrencyPolicy, Schedule
@@ -50,6 +51,9 @@ TABLES = (
         detail TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX schedule_history_by_schedule ON schedule_history (schedule_id, id)",
+    # A fire asks what its environment runs (and queueing coalesces by environment and ref): with a
+    # thousand schedules queued at once, scanning every queued run for each would dominate.
+    "CREATE INDEX runs_environment ON runs (environment, state, repository, ref)",
 )
 
 _COLUMNS = (
@@ -109,6 +113,15 @@ class ScheduleTables:
     def get(self, schedule_id: str) -> ScheduleRecord | None:
         rows = self._select(f"SELECT {_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,))
         return _record(rows[0]) if rows else None
+
+    def activity(self, environment: str) -> tuple[list[str], list[str]]:
+        """The ids of `environment`'s running and queued runs, oldest first."""
+        rows = self._select(
+            "SELECT id, state FROM runs WHERE environment = ? AND state IN (?, ?) ORDER BY created_at",
+            (environment, RunStatus.RUNNING.value, RunStatus.QUEUED.value),
+        )
+        running = [row[0] for row in rows if row[1] == RunStatus.RUNNING.value]
+        return running, [row[0] for row in rows if row[1] == RunStatus.QUEUED.value]
 
     def history(self, schedule_id: str, limit: int = 50) -> list[HistoryEntry]:
         """The newest `limit` entries of `schedule_id`, newest first (kept after it is removed)."""

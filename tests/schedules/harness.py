@@ -51,11 +51,8 @@ class StoreRuns:
         self.crash_before_write = False
 
     def activity(self, environment: str) -> Activity:
-        def ids(status: RunStatus) -> tuple[str, ...]:
-            runs = self.store.list_runs(environment=environment, state=status)
-            return tuple(run.id for run in reversed(runs))
-
-        return Activity(running=ids(RunStatus.RUNNING), queued=ids(RunStatus.QUEUED))
+        running, queued = self.store.schedules.activity(environment)
+        return Activity(running=tuple(running), queued=tuple(queued))
 
     async def head(self, repository: str, ref: str) -> str:
         if self.head_commit is None:
