@@ -18,7 +18,12 @@ from urllib.parse import urlsplit
 from gitops.config_reader import ConfigReader, did_you_mean
 from gitops.config_reader import SettingsError as SettingsError  # re-exported: callers catch it here
 from gitops.extensions import Extension, check_sections, discover
-from gitops.schedules.config import ScheduleSettings, read_repository_schedules, read_service_schedules
+from gitops.schedules.config import (
+    ScheduleSettings,
+    check_branches,
+    read_repository_schedules,
+    read_service_schedules,
+)
 from gitops.secret import Secret
 from runner.schedule import Schedule
 from runner.yaml_io import YamlError, parse_yaml
@@ -168,6 +173,10 @@ def _repository(reader: ConfigReader, data: Any, path: str) -> RepositorySetting
         verify = True
     ssh_key = reader.string(data, "ssh_key_file", path)
     known_hosts = reader.string(data, "known_hosts_file", path)
+    deploys = reader.patterns(data, "deploy_branches", path, ("main",))
+    previews = reader.patterns(data, "preview_branches", path, ())
+    schedules = read_repository_schedules(reader, data.get("schedules"), f"{path}.schedules")
+    check_branches(reader, schedules, deploys, previews, f"{path}.schedules")
     if webhook_secret is None:
         return None
     return RepositorySettings(
@@ -180,12 +189,12 @@ def _repository(reader: ConfigReader, data: Any, path: str) -> RepositorySetting
         ssh_key_file=Path(ssh_key) if ssh_key else None,
         known_hosts_file=Path(known_hosts) if known_hosts else None,
         verify_host_keys=verify,
-        deploy_branches=reader.patterns(data, "deploy_branches", path, ("main",)),
-        preview_branches=reader.patterns(data, "preview_branches", path, ()),
+        deploy_branches=deploys,
+        preview_branches=previews,
         deploy_tags=reader.patterns(data, "deploy_tags", path, ()),
         pipeline_path=reader.string(data, "pipeline_path", path, ".") or ".",
         environment=environment,
-        schedules=read_repository_schedules(reader, data.get("schedules"), f"{path}.schedules"),
+        schedules=schedules,
     )
 
 

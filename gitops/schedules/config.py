@@ -76,6 +76,25 @@ def read_repository_schedules(
     return tuple(pairs)
 
 
+def check_branches(
+    reader: ConfigReader,
+    schedules: tuple[tuple[str, Schedule], ...],
+    deploys: tuple[str, ...],
+    previews: tuple[str, ...],
+    path: str,
+) -> None:
+    """A schedule for a branch that deploys nowhere would never fire: a problem, not a silent no-op."""
+    for branch, _schedule in schedules:
+        if any(char in branch for char in "*?["):
+            continue  # a pattern: checked when a branch it matches deploys
+        if not any(fnmatchcase(branch, pattern) for pattern in (*deploys, *previews)):
+            reader.problem(
+                f"{path}.{branch}",
+                f"branch {branch!r} matches neither deploy_branches nor preview_branches, so it has "
+                "no environment to re-run; add it to one of them or remove the schedule",
+            )
+
+
 def configured_schedule(
     schedules: tuple[tuple[str, Schedule], ...], ref: str
 ) -> Schedule | None:

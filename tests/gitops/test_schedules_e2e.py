@@ -236,6 +236,7 @@ def test_a_bad_schedule_in_the_service_config_names_its_path(tmp_path: Path) -> 
     config.write_text(
         "repositories:\n  - url: https://github.com/acme/pipelines.git\n    provider: github\n"
         "    webhook_secret_env: S\n    schedules:\n      main: {cron: '0 3 * *', timezone: Mars/Base}\n"
+        "      develop: '0 4 * * *'\n"
         "service:\n  schedules: {lease: sometimes}\n"
     )
     with pytest.raises(SettingsError) as caught:
@@ -246,5 +247,7 @@ def test_a_bad_schedule_in_the_service_config_names_its_path(tmp_path: Path) -> 
         "every day",
         'repositories.0.schedules.main.timezone -> unknown time zone "Mars/Base"; use an IANA name such '
         "as Europe/London or UTC",
+        "repositories.0.schedules.develop -> branch 'develop' matches neither deploy_branches nor "
+        "preview_branches, so it has no environment to re-run; add it to one of them or remove the schedule",
         "service.schedules.lease -> must be auto, true or false, not 'sometimes'",
     ]
