@@ -58,9 +58,7 @@ def read_service_schedules(reader: ConfigReader, raw: Any, path: str) -> Schedul
     )
 
 
-def read_repository_schedules(
-    reader: ConfigReader, raw: Any, path: str
-) -> tuple[tuple[str, Schedule], ...]:
+def read_repository_schedules(reader: ConfigReader, raw: Any, path: str) -> tuple[tuple[str, Schedule], ...]:
     """``branch pattern -> schedule`` pairs; each schedule is checked as in bodywork.yaml."""
     data: Mapping[str, Any] = reader.mapping(raw, path)
     pairs = []
@@ -95,9 +93,7 @@ def check_branches(
             )
 
 
-def configured_schedule(
-    schedules: tuple[tuple[str, Schedule], ...], ref: str
-) -> Schedule | None:
+def configured_schedule(schedules: tuple[tuple[str, Schedule], ...], ref: str) -> Schedule | None:
     """The schedule the service config declares for the branch or tag `ref` (first match), or None."""
     name = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
     return next((schedule for pattern, schedule in schedules if fnmatchcase(name, pattern)), None)

@@ -18,7 +18,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ from gitops.schedules.model import (
     registration_json,
 )
 from gitops.schedules.policy import Action, Outcome, concurrency_action, missed_detail, plan_due
-from gitops.schedules.timer import Timer
+from gitops.schedules.timer import Timer, TimerGroups, group_key
 from gitops.store import NewRun
 from runner.cron import CronRule, cron_rule
 
@@ -59,6 +59,10 @@ class Fired:
     """The run to queue; the ``queued`` entry among `entries` gets its id."""
 
 
+_Decision = tuple[Fired, tuple[str, ...]]
+"""A fire to record, and the runs to cancel once it is (``replace``)."""
+
+
 class HeadError(Exception):
     """The head of the deployed branch could not be found; the message says why."""
 
@@ -78,14 +82,17 @@ class ScheduleBook(Protocol):
 class RunQueue(Protocol):
     """The service's side: what runs, the branch heads, and queueing runs as a push does."""
 
-    def activity(self, environment: str) -> Activity: ...
+    def activity(self, environments: Sequence[str]) -> dict[str, Activity]:
+        """What each of `environments` runs (every one of them is a key)."""
+        ...
 
     async def head(self, repository: str, ref: str) -> str:
         """The commit `ref` points at now; HeadError when it cannot be found."""
         ...
 
-    async def fire(self, fired: Fired) -> str | None:
-        """Writes `fired` (queueing its run as a push would be); returns the queued run's id."""
+    async def fire(self, decisions: Sequence[Fired]) -> list[str | None]:
+        """Writes `decisions` in one transaction (queueing their runs as a push would be); returns
+        each one's queued run id."""
         ...
 
     async def cancel(self, run_id: str, reason: str) -> None: ...
@@ -111,8 +118,10 @@ class Scheduler:
         self.runs = runs
         self.clock = clock
         self.timer: Timer | None = None
-        self._armed: dict[str, tuple[str, str, bool]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._groups: TimerGroups | None = None
+        self._lock = asyncio.Lock()
+        self._pending: set[str] = set()
+        self._batch: asyncio.Future[None] | None = None
 
     # -- registering (any replica) ------------------------------------------------------------------
 
@@ -138,39 +147,48 @@ class Scheduler:
     # -- firing (the one replica that leads) ----------------------------------------------------------
 
     def start_firing(self) -> None:
-        """Arms every registered schedule; must be called on the running event loop."""
+        """Arms every registered schedule and decides the fires missed while no replica fired; must
+        be called on the running event loop."""
         if self.timer is None:
-            self.timer = Timer(self.wake)
+            self.timer = Timer(self._wake_group)
             self.timer.start()
+            self._groups = TimerGroups(self.timer, lambda: _at(self.clock()))
         self.reconcile()
 
     def stop_firing(self) -> None:
         if self.timer is not None:
             self.timer.stop()
         self.timer = None
-        self._armed.clear()
+        self._groups = None
 
     def reconcile(self) -> None:
         """Arms what the store holds and disarms what it no longer does (another replica may have
         registered or removed schedules)."""
+        if self._groups is None:
+            return
         records = self.book.schedules()
         for record in records:
             self._arm(record)
-        for schedule_id in set(self._armed) - {record.id for record in records}:
-            self._disarm(schedule_id)
+        for schedule_id in self._groups.placed() - {record.id for record in records}:
+            self._groups.remove(schedule_id)
 
     def _arm(self, record: ScheduleRecord) -> None:
-        schedule = record.registration.schedule
-        key = (schedule.cron, schedule.timezone, schedule.suspend)
-        if self.timer is None or self._armed.get(record.id) == key:
+        """Puts the schedule in its timer group, and wakes it now if a fire is already due (it was
+        missed while no replica fired)."""
+        if self._groups is None:
             return
-        self._armed[record.id] = key
-        self.timer.arm(record.id, rule_of(record), self.next_wakeup(record))
+        schedule = record.registration.schedule
+        if schedule.suspend:
+            self._groups.place(record.id, None, None)
+            return
+        self._groups.place(record.id, group_key(schedule.cron, schedule.timezone), rule_of(record))
+        wakeup = self.next_wakeup(record)
+        if wakeup is not None and wakeup.timestamp() <= self.clock():
+            self.wake(record.id)
 
     def _disarm(self, schedule_id: str) -> None:
-        self._armed.pop(schedule_id, None)
-        if self.timer is not None:
-            self.timer.disarm(schedule_id)
+        if self._groups is not None:
+            self._groups.remove(schedule_id)
 
     def next_wakeup(self, record: ScheduleRecord) -> datetime | None:
         """The first fire after the schedule's ``since`` (in the past while a fire is to be decided);
@@ -179,55 +197,93 @@ class Scheduler:
             return None
         return rule_of(record).next_fire(_at(record.since))
 
-    async def wake(self, schedule_id: str) -> None:
-        """The timer's call: decides the fires now due. Never raises (the timer would only log it)."""
-        try:
-            await self.fire_due(schedule_id)
-        except Exception:
-            log.exception("schedule %s: deciding its due fires failed; the next wake-up retries", schedule_id)
+    async def _wake_group(self, key: str) -> None:
+        """The timer's call for a group of schedules sharing an expression."""
+        if self._groups is not None:
+            for schedule_id in self._groups.members(key):
+                self.wake(schedule_id)
+
+    def wake(self, schedule_id: str) -> None:
+        """Decides `schedule_id`'s due fires soon. The schedules woken at one moment are decided
+        together, in one store transaction (a thousand firing at 03:00 cost one commit)."""
+        self._pending.add(schedule_id)
+        if self._batch is None or self._batch.done():
+            self._batch = asyncio.ensure_future(self._fire_pending())
+
+    async def _fire_pending(self) -> None:
+        await asyncio.sleep(0)  # the other wake-ups of this moment join the batch
+        while self._pending:
+            ids = sorted(self._pending)
+            self._pending.clear()
+            try:
+                await self.fire_due_many(ids)
+            except Exception:
+                log.exception(
+                    "deciding the due fires of %d schedules failed; their next wake-up retries", len(ids)
+                )
 
     async def fire_due(self, schedule_id: str) -> list[HistoryEntry]:
         """Decides every fire of `schedule_id` due by now; returns what was recorded."""
-        async with self._locks.setdefault(schedule_id, asyncio.Lock()):
-            record = self.book.schedule(schedule_id)
-            if record is None or record.registration.schedule.suspend:
-                return []
+        return (await self.fire_due_many([schedule_id])).get(schedule_id, [])
+
+    async def fire_due_many(self, schedule_ids: Sequence[str]) -> dict[str, list[HistoryEntry]]:
+        """Decides the fires due by now of each of `schedule_ids`; what was recorded, by schedule."""
+        async with self._lock:
             now = self.clock()
-            schedule = record.registration.schedule
-            deadline = schedule.starting_deadline_seconds
-            plan = plan_due(rule_of(record), _at(record.since), _at(now), deadline)
-            if plan.nothing_due:
-                return []
-            entries = []
-            if plan.last_missed is not None:
-                detail = missed_detail(plan, deadline)
-                missed = plan.last_missed.timestamp()
-                entries.append(HistoryEntry(schedule_id, missed, now, Outcome.MISSED, None, detail))
-            run: NewRun | None = None
-            cancel: tuple[str, ...] = ()
-            if plan.run is not None:
-                entry, run, cancel = await self._decide(record, plan.run.timestamp(), now, "")
-                entries.append(entry)
-            return await self._record(Fired(schedule_id, now, tuple(entries), run), cancel)
+            records = self._records(schedule_ids)
+            records = [record for record in records if not record.registration.schedule.suspend]
+            activities = self.runs.activity([record.registration.environment for record in records])
+            decided = await asyncio.gather(
+                *(
+                    self._decide_due(record, now, activities[record.registration.environment])
+                    for record in records
+                )
+            )
+            return await self._record([decision for decision in decided if decision is not None])
+
+    def _records(self, schedule_ids: Sequence[str]) -> list[ScheduleRecord]:
+        if len(schedule_ids) == 1:
+            one = self.book.schedule(schedule_ids[0])
+            return [] if one is None else [one]
+        wanted = set(schedule_ids)
+        return [record for record in self.book.schedules() if record.id in wanted]
+
+    async def _decide_due(self, record: ScheduleRecord, now: float, activity: Activity) -> _Decision | None:
+        schedule = record.registration.schedule
+        deadline = schedule.starting_deadline_seconds
+        plan = plan_due(rule_of(record), _at(record.since), _at(now), deadline)
+        if plan.nothing_due:
+            return None
+        entries = []
+        if plan.last_missed is not None:
+            detail = missed_detail(plan, deadline)
+            missed = plan.last_missed.timestamp()
+            entries.append(HistoryEntry(record.id, missed, now, Outcome.MISSED, None, detail))
+        run: NewRun | None = None
+        cancel: tuple[str, ...] = ()
+        if plan.run is not None:
+            entry, run, cancel = await self._decide(record, plan.run.timestamp(), now, "", activity)
+            entries.append(entry)
+        return Fired(record.id, now, tuple(entries), run), cancel
 
     async def run_now(self, schedule_id: str) -> HistoryEntry | None:
         """A fire now, asked for through the API: the concurrency policy applies, the schedule's own
         fires are not affected. None when there is no such schedule."""
-        async with self._locks.setdefault(schedule_id, asyncio.Lock()):
+        async with self._lock:
             record = self.book.schedule(schedule_id)
             if record is None:
                 return None
             now = self.clock()
-            entry, run, cancel = await self._decide(record, now, now, "run through the API; ")
-            recorded = await self._record(Fired(schedule_id, None, (entry,), run), cancel)
-            return recorded[-1]
+            activity = self.runs.activity([record.registration.environment])[record.registration.environment]
+            entry, run, cancel = await self._decide(record, now, now, "run through the API; ", activity)
+            recorded = await self._record([(Fired(schedule_id, None, (entry,), run), cancel)])
+            return recorded[schedule_id][-1]
 
     async def _decide(
-        self, record: ScheduleRecord, scheduled_for: float, now: float, why: str
+        self, record: ScheduleRecord, scheduled_for: float, now: float, why: str, activity: Activity
     ) -> tuple[HistoryEntry, NewRun | None, tuple[str, ...]]:
         registration = record.registration
         environment = registration.environment
-        activity = self.runs.activity(environment)
         policy = registration.schedule.concurrency_policy
         action = concurrency_action(policy, bool(activity.running), bool(activity.queued))
 
@@ -259,14 +315,19 @@ class Scheduler:
             detail += f", replacing run {', '.join(cancel)} (concurrency_policy replace)"
         return entry(Outcome.QUEUED, detail), run, cancel
 
-    async def _record(self, fired: Fired, cancel: tuple[str, ...]) -> list[HistoryEntry]:
-        run_id = await self.runs.fire(fired)
-        for old in cancel:
-            await self.runs.cancel(old, f"replaced by the scheduled run {run_id}")
-        return [
-            replace(entry, run_id=run_id) if entry.outcome is Outcome.QUEUED else entry
-            for entry in fired.entries
-        ]
+    async def _record(self, decisions: list[_Decision]) -> dict[str, list[HistoryEntry]]:
+        if not decisions:
+            return {}
+        run_ids = await self.runs.fire([fired for fired, _ in decisions])
+        recorded = {}
+        for (fired, cancel), run_id in zip(decisions, run_ids, strict=True):
+            for old in cancel:
+                await self.runs.cancel(old, f"replaced by the scheduled run {run_id}")
+            recorded[fired.schedule_id] = [
+                replace(entry, run_id=run_id) if entry.outcome is Outcome.QUEUED else entry
+                for entry in fired.entries
+            ]
+        return recorded
 
     # -- what users see --------------------------------------------------------------------------------
 

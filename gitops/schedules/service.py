@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,9 +70,9 @@ class _ServiceRuns:
         self.clock = clock
         self._heads: dict[tuple[str, str], tuple[float, asyncio.Future[str]]] = {}
 
-    def activity(self, environment: str) -> Activity:
-        running, queued = self.store.schedules.activity(environment)
-        return Activity(running=tuple(running), queued=tuple(queued))
+    def activity(self, environments: Sequence[str]) -> dict[str, Activity]:
+        found = self.store.schedules.activity(environments)
+        return {name: Activity(tuple(running), tuple(queued)) for name, (running, queued) in found.items()}
 
     async def head(self, repository: str, ref: str) -> str:
         now = self.clock()
@@ -101,16 +101,13 @@ class _ServiceRuns:
             raise HeadError(f"{ref} no longer exists in {name}")
         return commit
 
-    async def fire(self, fired: Fired) -> str | None:
-        tables = self.store.schedules
-        write = self.store.submit(
-            tables.record_fire, fired.schedule_id, fired.since, fired.entries, fired.run
-        )
-        accepted = await asyncio.wrap_future(write)
-        if accepted is None:
-            return None
-        self.service.announce(accepted)
-        return accepted.run.id
+    async def fire(self, decisions: Sequence[Fired]) -> list[str | None]:
+        rows = [(fired.schedule_id, fired.since, fired.entries, fired.run) for fired in decisions]
+        accepted = await asyncio.wrap_future(self.store.submit(self.store.schedules.record_fires, rows))
+        for queued in accepted:
+            if queued is not None:
+                self.service.announce(queued)
+        return [None if queued is None else queued.run.id for queued in accepted]
 
     async def cancel(self, run_id: str, reason: str) -> None:
         self.service.cancel(run_id, reason)
@@ -159,8 +156,13 @@ class ScheduleService:
                     log.warning("service config schedule for %s %s: %s", repository.name, branch, target)
                     continue
                 registration = Registration(
-                    target.environment, repository.key, f"refs/heads/{branch}", target.namespace,
-                    target.preview, SOURCE_CONFIG, schedule,
+                    target.environment,
+                    repository.key,
+                    f"refs/heads/{branch}",
+                    target.namespace,
+                    target.preview,
+                    SOURCE_CONFIG,
+                    schedule,
                 )
                 await self.scheduler.register(registration)
                 declared.add(registration.id)

@@ -1,10 +1,11 @@
-"""APScheduler wakes the firing core when a schedule is due. The only ``apscheduler`` user in ``gitops``.
+"""APScheduler wakes the firing core when schedules are due. The only ``apscheduler`` user in ``gitops``.
 
-One job per armed schedule. Its trigger asks :class:`runner.cron.CronRule` for fire times (APScheduler's
-own ``CronTrigger`` gets daylight-saving changes wrong, see runner/cron.py). The job only wakes the core:
-what a fire does (run, skip, record as missed) is decided by the core against the store, so a wake-up
-that comes late, twice or after a restart never runs a fire twice. A job's first run time may lie in
-the past (a fire missed while the service was down): APScheduler then runs it at once.
+One job per distinct cron expression and time zone (:class:`TimerGroups`). Its trigger asks
+:class:`runner.cron.CronRule` for fire times (APScheduler's own ``CronTrigger`` gets daylight-saving
+changes wrong, see runner/cron.py). The job only wakes the core: what a fire does (run, skip, record
+as missed) is decided by the core against the store, so a wake-up that comes late, twice or after a
+restart never runs a fire twice (fires missed while the service was down are found by the core when it
+arms the schedules).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class _RuleTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler has no typ
 
 
 class Timer:
-    """Calls ``wake(schedule_id)`` on the event loop at each fire time of each armed schedule."""
+    """Calls ``wake(key)`` on the event loop at each fire time of each armed job."""
 
     def __init__(self, wake: Wake) -> None:
         self._wake = wake
@@ -56,25 +57,69 @@ class Timer:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 
-    def arm(self, schedule_id: str, rule: CronRule, first: datetime | None) -> None:
-        """Fires `schedule_id` at `first` (at once if it is past), then at the rule's fire times."""
+    def arm(self, key: str, rule: CronRule, first: datetime | None) -> None:
+        """Wakes `key` at `first` (at once if it is past), then at the rule's fire times."""
         if first is None:
-            self.disarm(schedule_id)
+            self.disarm(key)
             return
         self._scheduler.add_job(
             self._wake,
             trigger=_RuleTrigger(rule),
-            args=(schedule_id,),
-            id=schedule_id,
-            name=f"schedule {schedule_id}",
+            args=(key,),
+            id=key,
+            name=f"schedules {key}",
             next_run_time=first,
             replace_existing=True,
         )
 
-    def disarm(self, schedule_id: str) -> None:
-        if self._scheduler.get_job(schedule_id) is not None:
-            self._scheduler.remove_job(schedule_id)
+    def disarm(self, key: str) -> None:
+        if self._scheduler.get_job(key) is not None:
+            self._scheduler.remove_job(key)
 
     def armed(self) -> dict[str, datetime]:
-        """Each armed schedule's next wake-up time."""
+        """Each armed job's next wake-up time."""
         return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
+
+
+def group_key(cron: str, timezone: str) -> str:
+    return f"{timezone} {cron}"
+
+
+class TimerGroups:
+    """One timer job per distinct cron expression and time zone: the schedules that share one (a
+    thousand at ``0 * * * *``) wake together, as one batch, with one job for APScheduler to run."""
+
+    def __init__(self, timer: Timer, now: Callable[[], datetime]) -> None:
+        self.timer = timer
+        self.now = now
+        self._members: dict[str, set[str]] = {}
+        self._group_of: dict[str, str] = {}
+
+    def place(self, schedule_id: str, key: str | None, rule: CronRule | None) -> None:
+        """Puts `schedule_id` in the group `key` (None: in none, e.g. suspended)."""
+        if self._group_of.get(schedule_id) == key:
+            return
+        self.remove(schedule_id)
+        if key is None or rule is None:
+            return
+        if key not in self._members:
+            self._members[key] = set()
+            self.timer.arm(key, rule, rule.next_fire(self.now()))
+        self._members[key].add(schedule_id)
+        self._group_of[schedule_id] = key
+
+    def remove(self, schedule_id: str) -> None:
+        key = self._group_of.pop(schedule_id, None)
+        if key is None:
+            return
+        members = self._members[key]
+        members.discard(schedule_id)
+        if not members:
+            del self._members[key]
+            self.timer.disarm(key)
+
+    def members(self, key: str) -> list[str]:
+        return sorted(self._members.get(key, ()))
+
+    def placed(self) -> set[str]:
+        return set(self._group_of)

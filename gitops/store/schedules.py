@@ -63,6 +63,8 @@ _COLUMNS = (
 _HISTORY_COLUMNS = "schedule_id, scheduled_for, decided_at, outcome, run_id, detail"
 
 Accept = Callable[[NewRun, Iterable[str]], Accepted]
+Decision = tuple[str, float | None, Sequence[HistoryEntry], NewRun | None]
+"""A schedule's id, its new ``since``, the history entries and the run to queue."""
 
 
 def create_tables(db: sqlite3.Connection) -> None:
@@ -79,8 +81,13 @@ def _record(row: Sequence[Any]) -> ScheduleRecord:
         suspend=bool(row[10]),
     )
     registration = Registration(
-        environment=row[0], repository=row[1], ref=row[2], namespace=row[3], preview=bool(row[4]),
-        source=row[5], schedule=schedule,
+        environment=row[0],
+        repository=row[1],
+        ref=row[2],
+        namespace=row[3],
+        preview=bool(row[4]),
+        source=row[5],
+        schedule=schedule,
     )
     outcome = Outcome(row[13]) if row[13] else None
     return ScheduleRecord(registration, row[11], row[12], outcome, row[14], row[15])
@@ -114,20 +121,22 @@ class ScheduleTables:
         rows = self._select(f"SELECT {_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,))
         return _record(rows[0]) if rows else None
 
-    def activity(self, environment: str) -> tuple[list[str], list[str]]:
-        """The ids of `environment`'s running and queued runs, oldest first."""
+    def activity(self, environments: Iterable[str]) -> dict[str, tuple[list[str], list[str]]]:
+        """For each of `environments`, the ids of its running and its queued runs, oldest first."""
+        found: dict[str, tuple[list[str], list[str]]] = {name: ([], []) for name in environments}
         rows = self._select(
-            "SELECT id, state FROM runs WHERE environment = ? AND state IN (?, ?) ORDER BY created_at",
-            (environment, RunStatus.RUNNING.value, RunStatus.QUEUED.value),
+            "SELECT environment, id, state FROM runs WHERE state IN (?, ?) ORDER BY created_at",
+            (RunStatus.RUNNING.value, RunStatus.QUEUED.value),
         )
-        running = [row[0] for row in rows if row[1] == RunStatus.RUNNING.value]
-        return running, [row[0] for row in rows if row[1] == RunStatus.QUEUED.value]
+        for environment, run_id, state in rows:
+            if environment in found:
+                found[environment][0 if state == RunStatus.RUNNING.value else 1].append(run_id)
+        return found
 
     def history(self, schedule_id: str, limit: int = 50) -> list[HistoryEntry]:
         """The newest `limit` entries of `schedule_id`, newest first (kept after it is removed)."""
         rows = self._select(
-            f"SELECT {_HISTORY_COLUMNS} FROM schedule_history WHERE schedule_id = ? "
-            "ORDER BY id DESC LIMIT ?",
+            f"SELECT {_HISTORY_COLUMNS} FROM schedule_history WHERE schedule_id = ? ORDER BY id DESC LIMIT ?",
             (schedule_id, limit),
         )
         return [_entry(row) for row in rows]
@@ -141,11 +150,21 @@ class ScheduleTables:
                 f"INSERT OR REPLACE INTO schedules ({_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    registration.id, registration.repository, registration.ref, registration.namespace,
-                    int(registration.preview), registration.source, schedule.cron, schedule.timezone,
-                    schedule.concurrency_policy.value, schedule.starting_deadline_seconds,
-                    int(schedule.suspend), record.since, record.last_fire,
-                    record.last_outcome.value if record.last_outcome else None, record.last_run_id,
+                    registration.id,
+                    registration.repository,
+                    registration.ref,
+                    registration.namespace,
+                    int(registration.preview),
+                    registration.source,
+                    schedule.cron,
+                    schedule.timezone,
+                    schedule.concurrency_policy.value,
+                    schedule.starting_deadline_seconds,
+                    int(schedule.suspend),
+                    record.since,
+                    record.last_fire,
+                    record.last_outcome.value if record.last_outcome else None,
+                    record.last_run_id,
                     record.last_detail,
                 ),
             )
@@ -153,6 +172,11 @@ class ScheduleTables:
     def delete(self, schedule_id: str) -> bool:
         with self._writer.transaction() as db:
             return db.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)).rowcount == 1
+
+    def record_fires(self, decisions: Sequence[Decision]) -> list[Accepted | None]:
+        """:meth:`record_fire` for each of `decisions`, in one transaction."""
+        with self._writer.transaction():
+            return [self.record_fire(*decision) for decision in decisions]
 
     def record_fire(
         self,
@@ -171,8 +195,12 @@ class ScheduleTables:
                 db.execute(
                     f"INSERT INTO schedule_history ({_HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                     (
-                        schedule_id, entry.scheduled_for, entry.decided_at, entry.outcome.value,
-                        run_id if entry.outcome is Outcome.QUEUED else entry.run_id, entry.detail,
+                        schedule_id,
+                        entry.scheduled_for,
+                        entry.decided_at,
+                        entry.outcome.value,
+                        run_id if entry.outcome is Outcome.QUEUED else entry.run_id,
+                        entry.detail,
                     ),
                 )
             if entries:
@@ -181,8 +209,11 @@ class ScheduleTables:
                     "UPDATE schedules SET since = COALESCE(?, since), last_fire = ?, last_outcome = ?, "
                     "last_run_id = ?, last_detail = ? WHERE id = ?",
                     (
-                        since, last.scheduled_for, last.outcome.value,
-                        run_id if last.outcome is Outcome.QUEUED else last.run_id, last.detail,
+                        since,
+                        last.scheduled_for,
+                        last.outcome.value,
+                        run_id if last.outcome is Outcome.QUEUED else last.run_id,
+                        last.detail,
                         schedule_id,
                     ),
                 )

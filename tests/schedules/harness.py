@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,24 +50,21 @@ class StoreRuns:
         self.cancelled: list[tuple[str, str]] = []
         self.crash_before_write = False
 
-    def activity(self, environment: str) -> Activity:
-        running, queued = self.store.schedules.activity(environment)
-        return Activity(running=tuple(running), queued=tuple(queued))
+    def activity(self, environments: Sequence[str]) -> dict[str, Activity]:
+        found = self.store.schedules.activity(environments)
+        return {name: Activity(tuple(running), tuple(queued)) for name, (running, queued) in found.items()}
 
     async def head(self, repository: str, ref: str) -> str:
         if self.head_commit is None:
             raise HeadError(f"{ref} no longer exists in {repository.split(':', 1)[1]}")
         return self.head_commit
 
-    async def fire(self, fired: Fired) -> str | None:
+    async def fire(self, decisions: Sequence[Fired]) -> list[str | None]:
         if self.crash_before_write:
             raise RuntimeError("the service died before the decision was written")
-        tables = self.store.schedules
-        write = self.store.submit(
-            tables.record_fire, fired.schedule_id, fired.since, fired.entries, fired.run
-        )
-        accepted = await asyncio.wrap_future(write)
-        return None if accepted is None else accepted.run.id
+        rows = [(fired.schedule_id, fired.since, fired.entries, fired.run) for fired in decisions]
+        accepted = await asyncio.wrap_future(self.store.submit(self.store.schedules.record_fires, rows))
+        return [None if queued is None else queued.run.id for queued in accepted]
 
     async def cancel(self, run_id: str, reason: str) -> None:
         self.cancelled.append((run_id, reason))

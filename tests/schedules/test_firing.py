@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops.schedules.firing import Fired
 from gitops.schedules.model import TRIGGER
 from gitops.schedules.policy import Outcome
 from gitops.status import RunStatus
@@ -226,3 +227,35 @@ async def test_run_now_applies_the_policy_and_leaves_the_schedule_s_fires_alone(
     harness.store.finish(now.run_id or "", RunStatus.SUCCEEDED)
     recorded = await harness.advance(utc("2026-03-27T13:00:10"))
     assert [e.outcome for e in recorded] == [Outcome.QUEUED]
+
+
+@in_loop
+async def test_schedules_sharing_an_expression_wake_together_and_are_written_in_one_transaction(
+    harness: Harness,
+) -> None:
+    for environment in ("a", "b", "c"):
+        await harness.register(schedule("0 * * * *"), environment)
+    await harness.register(schedule("30 13 * * *"), "d")
+    batches: list[list[str]] = []
+    write = harness.runs.fire
+
+    async def fire(decisions: list[Fired]) -> list[str | None]:
+        batches.append([decision.schedule_id for decision in decisions])
+        return await write(decisions)
+
+    harness.runs.fire = fire  # type: ignore[method-assign]
+    harness.scheduler.start_firing()
+    try:
+        timer = harness.scheduler.timer
+        assert timer is not None
+        assert set(timer.armed()) == {"UTC 0 * * * *", "UTC 30 13 * * *"}  # two jobs, four schedules
+        harness.clock.now = utc("2026-03-27T13:00:01")
+        await harness.scheduler._wake_group("UTC 0 * * * *")  # what the timer calls at 13:00
+        while harness.scheduler._batch is not None and not harness.scheduler._batch.done():
+            await harness.scheduler._batch
+        assert batches == [["a", "b", "c"]]
+        assert [len(harness.runs_of(name)) for name in "abcd"] == [1, 1, 1, 0]
+        await harness.scheduler.unregister("d")
+        assert set(timer.armed()) == {"UTC 0 * * * *"}
+    finally:
+        harness.scheduler.stop_firing()

@@ -28,10 +28,11 @@ async def test_a_missed_fire_wakes_the_core_at_start_and_the_timer_waits_for_the
     fired: asyncio.Queue[Fired] = asyncio.Queue()
     write = harness.runs.fire
 
-    async def fire(decision: Fired) -> str | None:
-        run_id = await write(decision)
-        await fired.put(decision)
-        return run_id
+    async def fire(decisions: list[Fired]) -> list[str | None]:
+        run_ids = await write(decisions)
+        for decision in decisions:
+            await fired.put(decision)
+        return run_ids
 
     harness.runs.fire = fire  # type: ignore[method-assign]
     await harness.register(schedule("0 * * * *", deadline=7200))
@@ -47,7 +48,7 @@ async def test_a_missed_fire_wakes_the_core_at_start_and_the_timer_waits_for_the
         assert decision.entries[-1].scheduled_for == latest.timestamp()
         assert harness.scheduler.timer is not None
         armed = harness.scheduler.timer.armed()
-        assert armed == {"pipelines": cron_rule("0 * * * *").next_fire(datetime.now(UTC))}
+        assert armed == {"UTC 0 * * * *": cron_rule("0 * * * *").next_fire(datetime.now(UTC))}
         assert fired.empty()
     finally:
         harness.scheduler.stop_firing()
