@@ -6,11 +6,14 @@ Prints:
 2. the service's resident memory with N schedules armed, and with none;
 3. the delay between the schedules' due time and their runs being queued (the run's ``created_at`` in
    the store): p50, p99 and max, when all N fire in the same minute, the worst case (target: p99 < 1 s
-   at 1,000 schedules).
+   at 1,000 schedules). The fires of one wake-up are written in one transaction, so their runs become
+   visible together, at about the max.
 
 Every schedule is ``* * * * *`` in its own environment, on one repository served over smart HTTP, so
 all fire at the next minute boundary (the benchmark waits for it: at most a minute) and share one
-fetch of the branch head. The service runs as a child process. Bounded: it stops once every fire is
+fetch of the branch head. A warm-up run first clones the mirror and builds the stage's environment, as
+the deploys that registered the schedules would have (it registers the deploy environment's schedule
+too: N + 1 fire). The service runs as a child process. Bounded: it stops once every fire is
 queued, or after --timeout seconds.
 
 Usage: ``.venv/bin/python benchmarks/bench_schedules.py [--schedules 1000] [--timeout 120]``.
