@@ -161,6 +161,15 @@ class Scheduler:
         self.timer = None
         self._groups = None
 
+    async def close(self) -> None:
+        """Stops firing and abandons a decision in progress: not written, it is made again after the
+        restart (see the module docstring)."""
+        self.stop_firing()
+        self._pending.clear()
+        if self._batch is not None and not self._batch.done():
+            self._batch.cancel()
+            await asyncio.gather(self._batch, return_exceptions=True)
+
     def reconcile(self) -> None:
         """Arms what the store holds and disarms what it no longer does (another replica may have
         registered or removed schedules)."""

@@ -133,7 +133,7 @@ class ScheduleService:
             self._leading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._leading
-        self.scheduler.stop_firing()
+        await self.scheduler.close()
 
     async def _lead(self) -> None:
         settings = self.service.settings
