@@ -51,6 +51,7 @@ TABLES = (
         detail TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX schedule_history_by_schedule ON schedule_history (schedule_id, id)",
+    "CREATE INDEX schedule_history_by_run ON schedule_history (run_id)",
     # Queueing a run coalesces the older queued runs of its environment and ref, oldest first: without
     # this index SQLite walks every queued run for each new one (a thousand fires at 03:00: a million).
     "CREATE INDEX runs_environment ON runs (environment, state, repository, ref, created_at)",
@@ -140,6 +141,13 @@ class ScheduleTables:
             (schedule_id, limit),
         )
         return [_entry(row) for row in rows]
+
+    def fire_of(self, run_id: str) -> HistoryEntry | None:
+        """The fire that queued the run `run_id` (None for a run a schedule did not queue)."""
+        rows = self._select(
+            f"SELECT {_HISTORY_COLUMNS} FROM schedule_history WHERE run_id = ? ORDER BY id LIMIT 1", (run_id,)
+        )
+        return _entry(rows[0]) if rows else None
 
     # -- writing (in the writer thread) ---------------------------------------------------------
 

@@ -126,7 +126,8 @@ def test_a_fire_missed_while_down_runs_once_at_restart_and_reports_like_a_push(
         (scheduled["id"], "schedule"),
         (pushed["id"], "webhook"),
     ]
-    assert "schedule" in service.client.get(f"/runs/{scheduled['id']}").text
+    page = service.client.get(f"/runs/{scheduled['id']}").text
+    assert f"schedule (fire due {year}-01-01T00:00:00+00:00 of schedule pipelines)" in page
     [after] = schedules(service)
     assert (after["last_fire"], after["last_outcome"], after["last_run_id"]) == (
         f"{year}-01-01T00:00:00+00:00",
