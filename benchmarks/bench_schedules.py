@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_service import GitServerProcess, rss_mb  # noqa: E402
+from bench_service import GitServerProcess, rss_mb  # noqa: E402  (this folder is sys.path[0])
+
 from gitops.schedules.model import Registration, ScheduleRecord  # noqa: E402
 from gitops.store import Store  # noqa: E402
 from runner.schedule import ConcurrencyPolicy, Schedule  # noqa: E402
@@ -172,8 +173,9 @@ def main() -> int:
             load = os.getloadavg()[0]
 
             def all_queued() -> bool:
-                runs = service.client.get("/api/runs", params={"limit": 1000}).json()["runs"]
-                return sum(run["created_at"] >= due for run in runs) >= min(args.schedules, 1000)
+                answer = service.client.get("/api/runs", params={"limit": 1000})
+                created = [float(run["created_at"]) for run in answer.json()["runs"]]
+                return sum(at >= due for at in created) >= min(int(args.schedules), 1000)
 
             wait_until(all_queued, timeout=args.timeout, what="every fire queued")
             peak = rss_mb(service.process.pid)

@@ -3,7 +3,7 @@ fires missed while the service was down, the concurrency policies, removal and s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -239,7 +239,7 @@ async def test_schedules_sharing_an_expression_wake_together_and_are_written_in_
     batches: list[list[str]] = []
     write = harness.runs.fire
 
-    async def fire(decisions: list[Fired]) -> list[str | None]:
+    async def fire(decisions: Sequence[Fired]) -> list[str | None]:
         batches.append([decision.schedule_id for decision in decisions])
         return await write(decisions)
 

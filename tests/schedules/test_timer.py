@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ async def test_a_missed_fire_wakes_the_core_at_start_and_the_timer_waits_for_the
     fired: asyncio.Queue[Fired] = asyncio.Queue()
     write = harness.runs.fire
 
-    async def fire(decisions: list[Fired]) -> list[str | None]:
+    async def fire(decisions: Sequence[Fired]) -> list[str | None]:
         run_ids = await write(decisions)
         for decision in decisions:
             await fired.put(decision)

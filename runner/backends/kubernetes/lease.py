@@ -26,9 +26,6 @@ from runner.backends.kubernetes.errors import Conflict, KubeError
 
 log = logging.getLogger(__name__)
 
-KIND = "Lease"
-
-
 class Step(StrEnum):
     CREATE = "create"
     RENEW = "renew"
@@ -108,7 +105,7 @@ class LeaseLock:
     def try_hold(self) -> bool:
         """Creates, renews or takes over the Lease; True while this candidate holds it."""
         try:
-            lease = self.api.find(KIND, self.name, self.namespace)
+            lease = self.api.find("Lease", self.name, self.namespace)
             self._observe(lease)
             step = decide(lease, self.identity, self._observed, self.clock(), self.duration)
             if step is Step.WAIT:
@@ -125,11 +122,11 @@ class LeaseLock:
         if step is Step.CREATE or lease is None:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
-                "kind": KIND,
+                "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": self._spec(0, None),
             }
-            created = self.api.create(KIND, body, self.namespace)
+            created = self.api.create("Lease", body, self.namespace)
             self._observe(created)
             return
         spec = lease.get("spec", {})
@@ -138,18 +135,18 @@ class LeaseLock:
             lease["spec"] = self._spec(transitions + 1, None)
         else:
             lease["spec"] = self._spec(transitions, spec.get("acquireTime"))
-        written = self.api.replace(KIND, self.name, lease, self.namespace)
+        written = self.api.replace("Lease", self.name, lease, self.namespace)
         self._observe(written)
 
     def release(self) -> None:
         """Gives the Lease up at once (on shutdown), so that another candidate need not wait."""
         try:
-            lease = self.api.find(KIND, self.name, self.namespace)
+            lease = self.api.find("Lease", self.name, self.namespace)
             if lease is None or lease.get("spec", {}).get("holderIdentity") != self.identity:
                 return
             lease["spec"]["holderIdentity"] = None
             lease["spec"]["leaseDurationSeconds"] = 1
-            self.api.replace(KIND, self.name, lease, self.namespace)
+            self.api.replace("Lease", self.name, lease, self.namespace)
         except KubeError as error:
             log.warning("could not release the scheduler lease %s/%s: %s", self.namespace, self.name, error)
 
