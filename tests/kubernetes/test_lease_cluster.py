@@ -4,12 +4,16 @@ so nothing sleeps."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from gitops.schedules.config import ScheduleSettings
+from gitops.schedules.leader import lead_while_holding
+from gitops.schedules.service import _lease
 from runner.backends.kubernetes.api import KubeApi
 from runner.backends.kubernetes.lease import LeaseLock
 
@@ -97,3 +101,81 @@ def test_of_candidates_racing_for_a_new_lease_exactly_one_holds_it(
     winners = [name for name, held in results.items() if held]
     assert len(winners) == 1
     assert holder(api, namespace) == (winners[0], 0)
+
+
+class Rounds:
+    """The leader loops' sleep: each loop waits for the test's next round, never for the clock."""
+
+    def __init__(self) -> None:
+        self.round = 0
+        self.changed = asyncio.Condition()
+
+    async def sleep(self, seconds: float) -> None:
+        async with self.changed:
+            start = self.round
+            await self.changed.wait_for(lambda: self.round > start)
+
+    async def next(self) -> None:
+        async with self.changed:
+            self.round += 1
+            self.changed.notify_all()
+
+
+class Firing:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def start_firing(self) -> None:
+        self.calls.append("start")
+
+    def reconcile(self) -> None:
+        self.calls.append("reconcile")
+
+    def stop_firing(self) -> None:
+        self.calls.append("stop")
+
+
+async def until(check: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+def test_of_two_replicas_one_fires_and_the_other_takes_over_when_it_stops(
+    lease_namespace: tuple[KubeApi, str], kube_cluster: KubeCluster
+) -> None:
+    _, namespace = lease_namespace
+    settings = ScheduleSettings(lease="true", lease_namespace=namespace)
+    assert _lease(ScheduleSettings(lease="false"), "kubernetes", {"in_cluster": True}) is None
+    assert _lease(ScheduleSettings(lease="auto"), "kubernetes", {"kubeconfig": "x"}) is None  # not in a pod
+    assert _lease(ScheduleSettings(lease="auto"), "local", {}) is None
+
+    async def scenario() -> None:
+        rounds = Rounds()
+        locks = [_lease(settings, "kubernetes", {"kubeconfig": kube_cluster.kubeconfig}) for _ in range(2)]
+        assert all(isinstance(lock, LeaseLock) for lock in locks)
+        replicas = [Firing(), Firing()]
+        tasks = [
+            asyncio.create_task(lead_while_holding(lock, replica, 5.0, rounds.sleep))  # type: ignore[arg-type]
+            for lock, replica in zip(locks, replicas, strict=True)
+        ]
+        await until(
+            lambda: sum("start" in r.calls for r in replicas) == 1 and rounds.changed.locked() is False
+        )
+        await rounds.next()
+        await rounds.next()
+        assert sorted(r.calls.count("start") for r in replicas) == [0, 1]  # exactly one fires
+        leader = next(i for i, r in enumerate(replicas) if "start" in r.calls)
+        tasks[leader].cancel()  # it stops (a rolling update): it stops firing and releases the Lease
+        await asyncio.gather(tasks[leader], return_exceptions=True)
+        assert replicas[leader].calls[-1] == "stop"
+        follower = replicas[1 - leader]
+        for _ in range(3):
+            await rounds.next()
+        await until(lambda: "start" in follower.calls)
+        tasks[1 - leader].cancel()
+        await asyncio.gather(tasks[1 - leader], return_exceptions=True)
+
+    asyncio.run(scenario())
