@@ -2,7 +2,8 @@
 
 Time comes from a clock it is given, the store and the run queue through the two ports below, so the
 tests drive it with fake time against the real store. :class:`~gitops.schedules.timer.Timer`
-(APScheduler) only calls :meth:`Scheduler.wake` at fire times; every decision is made here:
+(APScheduler) only wakes the schedules of an expression at its fire times (and arming wakes those
+whose fire was missed); every decision is made here, for all the schedules woken together at once:
 
 * the fires due since the schedule's ``since`` are planned by :func:`~gitops.schedules.policy.plan_due`
   (the latest runs if still within the starting deadline, the others are recorded as missed);
