@@ -122,6 +122,8 @@ class Writer:
     def _write_batches(self) -> None:
         while (batch := self._next_batch()) is not None:
             for future, result, exception in self._commit(batch):
+                if future.cancelled():  # its waiter was cancelled (a shutdown); the write is committed
+                    continue
                 if exception is not None:
                     future.set_exception(exception)
                 else:

@@ -20,9 +20,11 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gitops.service import Service
-from gitops.web import api, pages, webhooks
+from gitops.web import api, pages, schedules, webhooks
 
-BUILTIN_ROUTES: tuple[Sequence[BaseRoute], ...] = (webhooks.routes, api.routes, pages.routes)
+BUILTIN_ROUTES: tuple[Sequence[BaseRoute], ...] = (
+    webhooks.routes, api.routes, schedules.routes, pages.routes
+)
 """The service's own surfaces, in matching order."""
 
 

@@ -39,7 +39,10 @@ def _page(title: str, body: str, refresh: bool) -> str:
     )
 
 
-def run_page(run: RunRecord, stages: Sequence[StageRecord], logs: Sequence[LogRecord]) -> str:
+def run_page(
+    run: RunRecord, stages: Sequence[StageRecord], logs: Sequence[LogRecord], trigger_detail: str = ""
+) -> str:
+    """The run's page; `trigger_detail` says more about its trigger (a schedule's fire)."""
     by_name = {s.stage: s for s in stages}
     steps_html = []
     for index, step in enumerate(run.steps):
@@ -75,7 +78,8 @@ def run_page(run: RunRecord, stages: Sequence[StageRecord], logs: Sequence[LogRe
         ("Environment", run.environment),
         ("Namespace", run.namespace or "-"),
         ("Action", run.action),
-        ("Trigger", run.trigger + (f" (delivery {run.delivery_id})" if run.delivery_id else "")),
+        ("Trigger", run.trigger + (f" (delivery {run.delivery_id})" if run.delivery_id else "")
+         + (f" ({trigger_detail})" if trigger_detail else "")),
         ("Pipeline", run.pipeline or "-"),
         ("Queued", _time(run.created_at)),
         ("Started", _time(run.started_at)),

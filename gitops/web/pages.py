@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gitops.schedules.model import TRIGGER, iso
 from gitops.web import html
 from gitops.web.responses import service_of
 
@@ -20,7 +21,9 @@ async def run_page(request: Request) -> Response:
     run = store.get(run_id)
     if run is None:
         return HTMLResponse("<h1>No such run</h1>", status_code=404)
-    return HTMLResponse(html.run_page(run, store.stages(run_id), store.logs(run_id)))
+    fire = store.schedules.fire_of(run_id) if run.trigger == TRIGGER else None
+    trigger = f"fire due {iso(fire.scheduled_for)} of schedule {fire.schedule_id}" if fire else ""
+    return HTMLResponse(html.run_page(run, store.stages(run_id), store.logs(run_id), trigger))
 
 
 routes: list[BaseRoute] = [Route("/", index), Route("/runs/{run_id}", run_page)]
