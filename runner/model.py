@@ -61,6 +61,8 @@ class PipelineSettings:
     run_on_failure: str | None = None
     namespace: str | None = None
     secrets_group: str | None = None
+    # An extension for the local backend: the Python version of the stages (runner.python_version).
+    python_version: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from runner.model import (
     ServiceSettings,
     Stage,
 )
+from runner.python_version import PYTHON_VERSION_KEY, version_problem
 from runner.yaml_io import Index, YamlDocument, YamlPath
 
 SCHEMA_VERSION = "1.1"
@@ -44,6 +45,7 @@ PIPELINE_KEYS = (
     "namespace",
     "secrets_group",
     "usage_stats",
+    PYTHON_VERSION_KEY,
 )
 STAGE_KEYS = (
     "executable_module_path",
@@ -370,6 +372,7 @@ class _Validator:
                 optional[key] = self.string(section[key], (*path, key), pattern, rule)
         if "usage_stats" in section:
             self.boolean(section["usage_stats"], (*path, "usage_stats"))
+        python_version = self.python_version(section, path)
         self.run_on_failure = optional["run_on_failure"]
         if pipeline_name is None or image is None or steps is None:
             return None
@@ -380,7 +383,19 @@ class _Validator:
             run_on_failure=optional["run_on_failure"],
             namespace=optional["namespace"],
             secrets_group=optional["secrets_group"],
+            python_version=python_version,
         )
+
+    def python_version(self, section: dict[object, Any], path: YamlPath) -> str | None:
+        """The optional python_version extension (see runner.python_version)."""
+        if PYTHON_VERSION_KEY not in section:
+            return None
+        value = section[PYTHON_VERSION_KEY]
+        problem = version_problem(value)
+        if problem is not None:
+            self.problem((*path, PYTHON_VERSION_KEY), problem)
+            return None
+        return str(value)
 
     def stages(self, data: dict[object, Any]) -> dict[str, Stage] | None:
         if "stages" not in data:
