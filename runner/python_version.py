@@ -67,7 +67,9 @@ def choose_python(python_version: str | None, docker_image: str) -> PythonChoice
 def version_problem(value: object) -> str | None:
     """Why `value` is not a usable python_version, or None when it is one ("3.9", "3.11")."""
     if isinstance(value, float):
-        return f'write it as a string, "{value}", so that 3.10 does not read as 3.1'
+        return (
+            f'write the version in quotes, like "3.10": unquoted, YAML reads it as the number {value}'
+        )
     if not isinstance(value, str) or not VERSION_PATTERN.fullmatch(value):
         return 'expected a Python version as "3.MINOR", for example "3.9"'
     return None
