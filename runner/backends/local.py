@@ -90,7 +90,7 @@ class LocalBackend:
         self._pipelines: dict[str, Pipeline] = {}
         self._pythons: dict[str, _RunPython] = {}
         # Runs between start_run and finish_run: their workspaces are in use.
-        self._active_runs: set[str] = set()
+        self._active_runs: dict[str, str] = {}  # run id -> environment
 
     # -- runs ---------------------------------------------------------------------------------------
 
@@ -102,7 +102,7 @@ class LocalBackend:
 
     async def start_run(self, run: RunContext) -> None:
         """Checks what would fail later (secrets, ports, the Python version), then copies the files."""
-        self._active_runs.add(run.run_id)
+        self._active_runs[run.run_id] = run.environment
         problem = missing_secrets_message(run.pipeline, self.secrets, self.secrets_file) or port_conflicts(
             run.pipeline
         )
@@ -110,10 +110,7 @@ class LocalBackend:
             raise StageError(problem)
         self._pythons[run.run_id] = await self._python_for(run.pipeline)
         self._pipelines[run.environment] = run.pipeline
-        if run.environment not in self._proxies:
-            proxy = NameProxy(self._resolver(run.environment), os.environ.get("http_proxy"))
-            await proxy.start()
-            self._proxies[run.environment] = proxy
+        await self._start_proxy(run.environment)
         workspace = self.workspace(run)
         if not workspace.exists():
             workspace.parent.mkdir(parents=True, exist_ok=True)
@@ -122,6 +119,16 @@ class LocalBackend:
             ignore = shutil.ignore_patterns(".git")
             await asyncio.to_thread(shutil.copytree, run.source_dir, workspace, symlinks=True, ignore=ignore)
         self.artifacts_dir(run.environment).mkdir(parents=True, exist_ok=True)
+
+    async def _start_proxy(self, environment: str) -> None:
+        proxy = self._proxies.get(environment)
+        if proxy is not None and proxy.serving:
+            return
+        if proxy is not None:
+            await proxy.close()
+        proxy = NameProxy(self._resolver(environment), os.environ.get("http_proxy"))
+        await proxy.start()
+        self._proxies[environment] = proxy
 
     @staticmethod
     async def _python_for(pipeline: Pipeline) -> _RunPython:
@@ -147,8 +154,14 @@ class LocalBackend:
         if succeeded:
             wanted = {s.name for s in run.pipeline.service_stages()}
             await self.services.stop_where(run.environment, keep=wanted)
-        self._active_runs.discard(run.run_id)
+        self._active_runs.pop(run.run_id, None)
         self._pythons.pop(run.run_id, None)
+        if run.environment not in self._active_runs.values() and not any(
+            s.environment == run.environment for s in self.services.running.values()
+        ):
+            proxy = self._proxies.pop(run.environment, None)  # nothing left that could call a service
+            if proxy is not None:
+                await proxy.close()
         self._remove_unused_workspaces()
 
     def _remove_unused_workspaces(self) -> None:

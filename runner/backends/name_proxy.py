@@ -34,11 +34,18 @@ class NameProxy:
         self.resolve = resolve
         self.upstream = urlsplit(upstream) if upstream else None
         self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.port = 0
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, limit=_HEAD_LIMIT)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def serving(self) -> bool:
+        """Whether it serves in the running event loop (a backend may outlive one loop, as in tests)."""
+        return self._server is not None and self._loop is asyncio.get_running_loop()
 
     @property
     def url(self) -> str:
@@ -51,9 +58,12 @@ class NameProxy:
 
     async def close(self) -> None:
         if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+            serving = self.serving
+            self._server.close()  # closes the listening socket in any loop
+            if serving:
+                with contextlib.suppress(Exception):
+                    await self._server.wait_closed()
+            self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -216,6 +216,7 @@ def test_secrets_reach_the_stage_and_are_masked_in_logs(tmp_path: Path, venv_cac
     outcome = asyncio.run(Engine(backend, EventBus(recorder)).run(
         RunRequest(pipeline("use", stage), source, COMMIT)
     ))
+    asyncio.run(backend.close())
 
     assert outcome.state is RunState.SUCCEEDED
     assert recorder.logs("use") == ["password is ********"]
@@ -257,6 +258,7 @@ def test_a_secret_missing_from_the_given_file_names_the_file(tmp_path: Path, ven
     stage = batch("use", "use.py", secrets=(("DB_PASSWORD", "database"),))
 
     outcome = Harness(backend, Recorder()).run(pipeline("use", stage), source)
+    asyncio.run(backend.close())
 
     assert outcome.reason == (
         "could not prepare the environment: stage use needs key 'DB_PASSWORD' of secret 'database'; "

@@ -50,7 +50,8 @@ def test_pip_settings_from_the_environment_become_uv_settings() -> None:
     assert env["SSL_CERT_FILE"] == "/etc/corp-ca.pem"
     assert env["UV_SYSTEM_CERTS"] == "1"
     assert "GITHUB_TOKEN" not in env
-    assert uv_environment({"SSL_CERT_FILE": "/a.pem", "REQUESTS_CA_BUNDLE": "/b.pem"})["SSL_CERT_FILE"] == "/a.pem"
+    both = uv_environment({"SSL_CERT_FILE": "/a.pem", "REQUESTS_CA_BUNDLE": "/b.pem"})
+    assert both["SSL_CERT_FILE"] == "/a.pem"
 
 
 def test_an_environment_is_like_bodyworks_image_and_is_reused(tmp_path: Path) -> None:
