@@ -86,6 +86,7 @@ class LocalBackend:
         self.secrets = secrets or {}
         self.secrets_file = secrets_file
         self.services = LocalServices(host, restart_policy or RestartPolicy())
+        self.venvs.protected = lambda: {s.python.parent.parent.name for s in self.services.running.values()}
         self._proxies: dict[str, NameProxy] = {}
         self._pipelines: dict[str, Pipeline] = {}
         self._pythons: dict[str, _RunPython] = {}

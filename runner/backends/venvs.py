@@ -17,7 +17,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from runner.backends import env_cache
@@ -58,8 +58,8 @@ class VenvCache:
         self.logs = root.parent / "install-logs"
         self.limits = limits or env_cache.Limits.from_environment()
         self._locks: dict[str, asyncio.Lock] = {}
-        # Environments this process has used: never pruned while it runs.
-        self.in_use: set[str] = set()
+        # Keys of the environments that running processes use (the backend's services): never pruned.
+        self.protected: Callable[[], Collection[str]] = frozenset
 
     def folder_for(self, requirements: Sequence[str], version: str | None = None) -> Path:
         return self.root / requirements_key(requirements, version or runner_version())
@@ -78,7 +78,6 @@ class VenvCache:
         version = version or runner_version()
         key = requirements_key(requirements, version)
         folder = self.root / key
-        self.in_use.add(key)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:  # stages of one run that share requirements build it once
             if not (folder / env_cache.COMPLETE_MARKER).exists():
@@ -145,14 +144,16 @@ class VenvCache:
             log(f"uv: {line}")
         return failure_message(failure, str(log_file), version)
 
-    def prune(self, limits: env_cache.Limits, now: float | None = None) -> list[env_cache.CachedEnvironment]:
-        """Removes environments over the limits (never one this process uses); returns them."""
+    def prune(
+        self, limits: env_cache.Limits, min_idle_seconds: float = env_cache.RECENT_USE_SECONDS
+    ) -> list[env_cache.CachedEnvironment]:
+        """Removes environments over the limits (never a protected one); returns them."""
         environments = env_cache.list_environments(self.root)
         seen: set[tuple[int, int]] = set()
         env_cache.disk_usage([e.path for e in environments], seen)
         shared = env_cache.disk_usage([self.uv_cache], seen)
         chosen = env_cache.select_for_removal(
-            environments, limits, time.time() if now is None else now, shared, self.in_use
+            environments, limits, time.time(), shared, self.protected(), min_idle_seconds
         )
         for environment in chosen:
             env_cache.remove_environment(environment)
