@@ -28,6 +28,11 @@ ADAPTERS: dict[str, set[str]] = {
     "uvicorn": {"gitops/commands/serve.py"},
     "httpx": {"gitops/statuses/http.py"},
     "sqlite3": {"gitops/store.py"},
+    # The notebook executor runs in the stage's own interpreter, where these are installed for it.
+    "nbclient": {"runner/_stage_support/notebook.py"},
+    "nbformat": {"runner/_stage_support/notebook.py"},
+    "jupyter_client": {"runner/_stage_support/notebook.py"},
+    "ipykernel": {"runner/_stage_support/notebook.py"},
     "slack_sdk": set(),
     "apscheduler": set(),
 }
