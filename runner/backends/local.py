@@ -60,7 +60,10 @@ def port_conflicts(pipeline: Pipeline) -> str | None:
     clashes = [(port, names) for port, names in by_port.items() if len(names) > 1]
     if not clashes:
         return None
-    described = "; ".join(f"stages {' and '.join(names)} all declare port {port}" for port, names in clashes)
+    described = "; ".join(
+        f"stages {' and '.join(names)} {'both' if len(names) == 2 else 'all'} declare port {port}"
+        for port, names in clashes
+    )
     return (
         f"{described}: on Kubernetes each service has an address of its own, but locally they share "
         f"this machine's, so give each a port of its own (stages.{clashes[0][1][-1]}.service.port); "

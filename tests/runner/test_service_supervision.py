@@ -26,20 +26,21 @@ def _get(port: int, path: str = "/") -> str:
         return response.read().decode()
 
 
-def test_two_services_of_a_step_on_one_port_fail_before_either_starts(
-    harness: Harness, tmp_path: Path
+@pytest.mark.parametrize("dag", ["a, b", "a >> b"])
+def test_two_services_on_one_port_fail_before_either_starts(
+    harness: Harness, tmp_path: Path, dag: str
 ) -> None:
     port = free_port()
     started = tmp_path / "started"
     body = f"open({str(started)!r}, 'a').write('x')\n" + HTTP_SERVICE.format(answer="x", port=port)
     source = write(tmp_path / "repo", {"a.py": body, "b.py": body})
-    p = pipeline("a, b", service("a", "a.py", port), service("b", "b.py", port))
+    p = pipeline(dag, service("a", "a.py", port), service("b", "b.py", port))
 
     outcome = harness.run(p, source)
 
     assert outcome.state is RunState.FAILED
     assert outcome.reason == (
-        f"could not prepare the environment: stages a and b all declare port {port}: on Kubernetes "
+        f"could not prepare the environment: stages a and b both declare port {port}: on Kubernetes "
         "each service has an address of its own, but locally they share this machine's, so give each "
         "a port of its own (stages.b.service.port); other stages still reach them by stage name"
     )
