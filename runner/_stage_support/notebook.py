@@ -52,7 +52,10 @@ def read_notebook(nbformat, path):
     """The notebook, with the keys that hand-written or trimmed notebooks leave out filled in."""
     with open(path, encoding="utf-8") as handle:
         document = json.load(handle)
-    for cell in document.get("cells", []) if isinstance(document, dict) else []:
+    if not isinstance(document, dict):
+        raise ValueError("not a notebook: the file holds no JSON object")
+    document.setdefault("metadata", {})
+    for cell in document.get("cells", []):
         cell.setdefault("metadata", {})
         if cell.get("cell_type") == "code":
             cell.setdefault("outputs", [])
@@ -90,7 +93,7 @@ def main(argv):
 
     try:
         notebook = read_notebook(nbformat, path)
-    except (OSError, ValueError) as error:  # jsonschema's ValidationError is a ValueError too
+    except Exception as error:  # unreadable, not JSON, or not a valid notebook (jsonschema's error)
         say(f"cannot read notebook {path}: {error}")
         return 2
     # A hidden first cell gives the kernel the stage's args, as a script gets them.
