@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,7 +36,8 @@ from runner.backends.kubernetes import KubernetesBackend  # noqa: E402
 from runner.backends.kubernetes import manifests as m  # noqa: E402
 from runner.backends.kubernetes import status as st  # noqa: E402
 from runner.backends.kubernetes.api import KubeApi  # noqa: E402
-from runner.backends.kubernetes.watching import Update, Watcher  # noqa: E402
+from runner.backends.kubernetes.observations import Update  # noqa: E402
+from runner.backends.kubernetes.watching import Watcher  # noqa: E402
 from runner.config import load_pipeline  # noqa: E402
 from runner.engine import Engine, RunRequest  # noqa: E402
 from runner.events import Event, EventBus, LogLine, StageFinished, StepStarted  # noqa: E402
@@ -70,7 +72,7 @@ async def one_run(kubeconfig: str, image: str, index: int, cache: str | None) ->
         source = shutil.copytree(EXAMPLE, Path(scratch) / "train-and-serve")
         pipeline = load_pipeline(source)
         events: list[Event] = []
-        options = {"cache_host_path": cache} if cache else {}
+        options: dict[str, Any] = {"cache_host_path": cache} if cache else {}
         backend = KubernetesBackend(kubeconfig=kubeconfig, images={"*": image}, **options)
         api = KubeApi(kubeconfig=kubeconfig)
         running: dict[str, float] = {}

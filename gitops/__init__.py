@@ -1,5 +1,7 @@
 """The GitOps service: webhooks in, runs through ``runner``, commit statuses out.
 
-Layer rule: ``gitops`` uses ``runner`` and never ``chatops``; each external library (starlette, uvicorn,
-pygit2, httpx, sqlite3) is imported by one adapter module only (checked by ``scripts/check_layers.py``).
+Layer rule: ``gitops`` uses ``runner`` and never ``chatops`` (which plugs in through
+:mod:`gitops.extensions`); each external library is imported by one adapter only: starlette by
+``gitops.web``, uvicorn by ``gitops.commands.serve``, httpx by ``gitops.statuses.http``, sqlite3 by
+``gitops.store`` (and pygit2 by ``runner.git_mirror``, which ``gitops.mirrors`` uses).
 """

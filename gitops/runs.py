@@ -11,10 +11,12 @@ import concurrent.futures
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gitops.mirrors import CommitNotFound, MirrorError, Mirrors
 from gitops.settings import RepositorySettings, Settings
+from gitops.status import FailureKind, RunStatus
 from gitops.statuses import CommitStatus, StatusPublisher, StatusState
 from gitops.store import RunRecord, Store
 from runner.backends.base import Backend, StageError
@@ -24,7 +26,6 @@ from runner.events import (
     Event,
     EventBus,
     LogLine,
-    RunState,
     StageAttemptFailed,
     StageFinished,
     StageStarted,
@@ -43,11 +44,22 @@ def short(sha: str) -> str:
 
 
 class StatusReporter:
-    """Builds commit statuses for runs and hands them to the publisher."""
+    """Builds commit statuses for runs and hands them to the publisher; tells `observer` (the
+    extensions) of every change of a run's status."""
 
-    def __init__(self, settings: Settings, publisher: StatusPublisher | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: StatusPublisher | None,
+        observer: Callable[[RunRecord], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.publisher = publisher
+        self.observer = observer
+
+    def _changed(self, run: RunRecord) -> None:
+        if self.observer is not None:
+            self.observer(run)
 
     def target_url(self, run_id: str) -> str:
         return f"{self.settings.public_url}/runs/{run_id}"
@@ -78,33 +90,46 @@ class StatusReporter:
     def queued(self, run: RunRecord) -> None:
         what = "teardown" if run.action == "teardown" else "run"
         self.report(run, StatusState.PENDING, f"Queued: {what} of {run.environment} waits for its turn")
+        self._changed(run)
+
+    def requeued(self, run: RunRecord) -> None:
+        self.report(
+            run, StatusState.PENDING, "Queued again: the service restarted while this run was running"
+        )
+        self._changed(run)
+
+    def started(self, run: RunRecord) -> None:
+        self.report(run, StatusState.RUNNING, f"Running: fetching {short(run.commit)}")
+        self._changed(run)
 
     def superseded(self, run: RunRecord, by: RunRecord) -> None:
         self.report(run, StatusState.CANCELED, f"Superseded by {short(by.commit)}; not run")
+        self._changed(run)
 
     def final(self, run: RunRecord) -> None:
         state, description = _final_status(run)
         self.report(run, state, description)
+        self._changed(run)
 
 
 def _final_status(run: RunRecord) -> tuple[StatusState, str]:
     elapsed = ""
     if run.started_at and run.finished_at:
         elapsed = f" in {run.finished_at - run.started_at:.0f}s"
-    if run.state is RunState.SUCCEEDED:
+    if run.state is RunStatus.SUCCEEDED:
         done = "Torn down" if run.action == "teardown" else "Deployed"
         return StatusState.SUCCESS, f"{done} {run.environment}{elapsed}"
-    if run.state is RunState.SUPERSEDED:
+    if run.state is RunStatus.SUPERSEDED:
         return StatusState.CANCELED, f"Superseded; not run ({run.reason})"
-    if run.state is RunState.CANCELLED:
+    if run.state is RunStatus.CANCELLED:
         return StatusState.CANCELED, f"Cancelled: {run.reason}" if run.reason else "Cancelled"
     if run.problems:
         first = "; ".join(run.problems[:_PROBLEMS_IN_STATUS])
         more = len(run.problems) - _PROBLEMS_IN_STATUS
         suffix = f" (+{more} more on the run page)" if more > 0 else ""
         return StatusState.FAILURE, f"Invalid bodywork.yaml: {first}{suffix}"
-    if run.reason.startswith("git:"):
-        return StatusState.ERROR, f"Could not get the commit: {run.reason[4:].strip()}"
+    if run.failure is FailureKind.GIT:
+        return StatusState.ERROR, f"Could not get the commit: {run.reason}"
     return StatusState.FAILURE, f"Failed{elapsed}: {run.reason}"
 
 
@@ -179,13 +204,18 @@ class RunExecutor:
         self.store.submit(self.store.add_logs, run_id, [("", line, time.time())])
 
     def _finish(
-        self, run: RunRecord, state: RunState, reason: str, problems: list[str] | None = None
+        self,
+        run: RunRecord,
+        status: RunStatus,
+        reason: str,
+        problems: list[str] | None = None,
+        failure: FailureKind | None = None,
     ) -> None:
         """Records the end of the run after every write queued before it; then its final status.
 
         Not awaited, so that it also works while the run's task is being cancelled."""
         future = self.store.submit(
-            self.store.finish, run.id, state, reason, problems or [], time.time()
+            self.store.finish, run.id, status, reason, problems or [], time.time(), failure
         )
 
         def done(result: concurrent.futures.Future[RunRecord | None]) -> None:
@@ -201,24 +231,30 @@ class RunExecutor:
             await self._execute(run, checkout)
         except asyncio.CancelledError:
             if not self.shutting_down:
-                self._finish(run, RunState.CANCELLED, "cancelled through the API")
+                self._finish(run, RunStatus.CANCELLED, "cancelled through the API")
             # When the service shuts down the run stays 'running': the next start re-runs it.
             raise
         except Exception as error:
             log.exception("run %s failed in the service", run.id)
-            self._finish(run, RunState.FAILED, f"internal error: {type(error).__name__}: {error}")
+            self._finish(
+                run, RunStatus.FAILED, f"internal error: {type(error).__name__}: {error}", None,
+                FailureKind.INTERNAL,
+            )
         finally:
             shutil.rmtree(checkout, ignore_errors=True)
 
     async def _execute(self, run: RunRecord, checkout: Path) -> None:
         repository = self.settings.repository(run.provider, run.repository_name)
         if repository is None:
-            self._finish(run, RunState.FAILED, f"repository {run.repository_name} is no longer configured")
+            self._finish(
+                run, RunStatus.FAILED, f"repository {run.repository_name} is no longer configured", None,
+                FailureKind.UNCONFIGURED,
+            )
             return
         if run.action == "teardown":
             await self._teardown(run)
             return
-        self.reporter.report(run, StatusState.RUNNING, f"Running: fetching {short(run.commit)}")
+        self.reporter.started(run)
         try:
             await self.mirrors.ensure_commit(
                 repository, run.commit, self.settings.fetch_attempts, self.settings.fetch_retry_seconds
@@ -226,7 +262,7 @@ class RunExecutor:
             await self.mirrors.checkout(repository, run.commit, checkout)
         except (CommitNotFound, MirrorError) as error:
             self.note(run.id, str(error))
-            self._finish(run, RunState.FAILED, f"git: {error}")
+            self._finish(run, RunStatus.FAILED, str(error), None, FailureKind.GIT)
             return
         pipeline = await self._load(run, repository, checkout)
         if pipeline is None:
@@ -243,7 +279,7 @@ class RunExecutor:
                 self.note(run.id, f"bodywork.yaml: {problem}")
             plural = "s" if len(problems) > 1 else ""
             reason = f"bodywork.yaml is invalid ({len(problems)} problem{plural})"
-            self._finish(run, RunState.FAILED, reason, problems)
+            self._finish(run, RunStatus.FAILED, reason, problems, FailureKind.CONFIG)
             return None
 
     async def _run_engine(self, run: RunRecord, pipeline: Pipeline, source: Path) -> None:
@@ -260,14 +296,16 @@ class RunExecutor:
         finally:
             flusher.cancel()
             recorder.flush()
-        self._finish(run, outcome.state, outcome.reason)
+        status = RunStatus.of_outcome(outcome.state)
+        failure = FailureKind.PIPELINE if status is RunStatus.FAILED else None
+        self._finish(run, status, outcome.reason, None, failure)
 
     async def _teardown(self, run: RunRecord) -> None:
         environment = run.namespace or run.environment
         try:
             await self.backend.teardown(environment)
         except StageError as error:
-            self._finish(run, RunState.FAILED, str(error))
+            self._finish(run, RunStatus.FAILED, str(error), None, FailureKind.PIPELINE)
             return
         self.note(run.id, f"environment {environment} torn down: its services are stopped")
-        self._finish(run, RunState.SUCCEEDED, "")
+        self._finish(run, RunStatus.SUCCEEDED, "")

@@ -1,6 +1,7 @@
 """The service's parts wired together: store, mirrors, backend, statuses, dispatcher.
 
-No HTTP here: :mod:`gitops.app` turns requests into calls of :class:`Service`.
+No HTTP here: :mod:`gitops.web` turns requests into calls of :class:`Service`. The service starts,
+stops and notifies the active extensions (:mod:`gitops.extensions`).
 """
 
 from __future__ import annotations
@@ -8,21 +9,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitops import extensions as _extensions
 from gitops.environments import Target, target_for
+from gitops.extensions import Extension
 from gitops.mirrors import Mirrors
 from gitops.queue import Dispatcher
 from gitops.runs import RunExecutor, StatusReporter
 from gitops.settings import RepositorySettings, Settings
-from gitops.statuses import StatusPublisher, StatusState, create_publisher
+from gitops.status import RunStatus
+from gitops.statuses import StatusPublisher, create_publisher
 from gitops.store import NewRun, RunRecord, Store
 from gitops.webhooks import PushEvent
 from runner.backends import create_backend
 from runner.backends.base import Backend
-from runner.events import RunState
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,12 @@ class Service:
         *,
         publisher: StatusPublisher | None = None,
         backend: Backend | None = None,
+        extensions: Sequence[Extension] | None = None,
     ) -> None:
+        """`extensions`: the installed ones by default; only those configured in `settings` are used."""
         self.settings = settings
+        installed = _extensions.discover() if extensions is None else extensions
+        self.extensions = _extensions.active(installed, settings.extensions)
         self._publisher = publisher
         self._own_publisher = publisher is None
         self._backend = backend
@@ -52,12 +60,14 @@ class Service:
         self.store: Store | None = None
         self.dispatcher: Dispatcher | None = None
         self.executor: RunExecutor | None = None
-        self.reporter = StatusReporter(settings, publisher)
+        self.reporter = StatusReporter(settings, publisher, self._observe)
         self.mirrors: Mirrors | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.store_path)
@@ -67,7 +77,7 @@ class Service:
                 min_interval_seconds=settings.status_min_interval_seconds
             )
         await self._publisher.start()
-        self.reporter = StatusReporter(settings, self._publisher)
+        self.reporter = StatusReporter(settings, self._publisher, self._observe)
         if self._backend is None:
             options: dict[str, Any] = dict(settings.backend_options)
             if settings.backend == "local":
@@ -78,7 +88,7 @@ class Service:
         self.store.prune_deliveries(time.time() - settings.delivery_retention_days * 86400)
         recovered = self.store.recover(settings.restart_reruns)
         for run in recovered.requeued:
-            self.reporter.report(run, *_requeued_status(run))
+            self.reporter.requeued(run)
         for run in recovered.failed:
             self.reporter.final(run)
         for run in self.store.queued():
@@ -88,8 +98,30 @@ class Service:
             self.store, self.executor.execute, settings.max_concurrent_runs, settings.quiet_period_seconds
         )
         self.dispatcher.start()
+        for extension in self.extensions:
+            await extension.start(self)
+
+    def _observe(self, run: RunRecord) -> None:
+        """Tells the extensions of a change, on the event loop even when the change was recorded in
+        the store's writer thread (a run's final status is)."""
+        if not self.extensions:
+            return
+        loop = self._loop
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop or loop is None:
+            _extensions.notify(self.extensions, run)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(_extensions.notify, self.extensions, run)
 
     async def stop(self) -> None:
+        for extension in reversed(self.extensions):
+            try:
+                await extension.stop()
+            except Exception:  # the service still stops
+                log.exception("extension %r failed to stop", extension.section)
         if self.executor is not None:
             self.executor.shutting_down = True
         if self.dispatcher is not None:
@@ -183,8 +215,8 @@ class Service:
         run = store.get(run_id)
         if run is None or run.state.is_final:
             return run
-        if run.state is RunState.QUEUED:
-            done = store.finish(run_id, RunState.CANCELLED, "cancelled through the API before it started")
+        if run.state is RunStatus.QUEUED:
+            done = store.finish(run_id, RunStatus.CANCELLED, "cancelled through the API before it started")
             if done is not None:
                 self.reporter.final(done)
                 return done
@@ -192,6 +224,3 @@ class Service:
             self.dispatcher.cancel(run_id)
         return store.get(run_id)
 
-
-def _requeued_status(run: RunRecord) -> tuple[StatusState, str]:
-    return StatusState.PENDING, "Queued again: the service restarted while this run was running"

@@ -6,14 +6,18 @@ variable or the mounted file that holds each one. Loaded once, in :func:`load_se
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gitops.config_reader import ConfigReader, did_you_mean
+from gitops.config_reader import SettingsError as SettingsError  # re-exported: callers catch it here
+from gitops.extensions import Extension, check_sections, discover
 from gitops.secret import Secret
 from runner.yaml_io import YamlError, parse_yaml
 
@@ -22,14 +26,6 @@ BACKENDS = ("local", "kubernetes")
 DEFAULT_API_BASES = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
 # GitHub sends payloads up to 25 MB.
 DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
-
-
-class SettingsError(Exception):
-    """The config is invalid; `problems` lists every problem as ``dotted.path -> message``."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid service configuration:\n  " + "\n  ".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -97,6 +93,8 @@ class Settings:
     """Passed to the backend's constructor (local: cache_dir, state_dir)."""
     status_min_interval_seconds: float | None = None
     """Seconds between two status calls to one API host; default 1.0 on GitHub, 0.2 on GitLab."""
+    extensions: Mapping[str, object] = field(default_factory=dict)
+    """Each active extension's settings by its config section (see :mod:`gitops.extensions`)."""
 
     @property
     def store_path(self) -> Path:
@@ -125,87 +123,10 @@ def default_backend(environ: Mapping[str, str]) -> str:
     return "kubernetes" if environ.get("KUBERNETES_SERVICE_HOST") else "local"
 
 
-class _Reader:
-    """Reads typed values out of a mapping, collecting every problem with its dotted path."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-        self.problems: list[str] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path} -> {message}")
-
-    def string(self, data: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str | None:
-        value = data.get(key, default)
-        if value is None or isinstance(value, str):
-            return value
-        self.problem(f"{path}.{key}", f"must be a string, not {type(value).__name__} {value!r}")
-        return default
-
-    def integer(self, data: Mapping[str, Any], key: str, path: str, default: int, minimum: int) -> int:
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(f"{path}.{key}", f"must be an integer, not {value!r}")
-            return default
-        if value < minimum:
-            self.problem(f"{path}.{key}", f"must be at least {minimum}, not {value}")
-            return default
-        return value
-
-    def number(self, data: Mapping[str, Any], key: str, path: str, default: float) -> float:
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            self.problem(f"{path}.{key}", f"must be a non-negative number, not {value!r}")
-            return default
-        return float(value)
-
-    def patterns(
-        self, data: Mapping[str, Any], key: str, path: str, default: tuple[str, ...]
-    ) -> tuple[str, ...]:
-        value = data.get(key, list(default))
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.problem(f"{path}.{key}", f"must be a list of non-empty strings, not {value!r}")
-            return default
-        return tuple(value)
-
-    def secret(self, data: Mapping[str, Any], key: str, path: str, required: bool) -> Secret | None:
-        """A secret named by ``<key>_env`` (an environment variable) or ``<key>_file`` (a file)."""
-        if key in data:
-            self.problem(
-                f"{path}.{key}",
-                f"secrets are not read from the config file; set {key}_env to the name of an "
-                f"environment variable or {key}_file to a mounted file",
-            )
-            return None
-        env_name = self.string(data, f"{key}_env", path)
-        file_name = self.string(data, f"{key}_file", path)
-        if env_name:
-            value = self.environ.get(env_name)
-            if not value:
-                self.problem(f"{path}.{key}_env", f"environment variable {env_name} is not set or empty")
-                return None
-            return Secret(value)
-        if file_name:
-            try:
-                text = Path(file_name).read_text().strip()
-            except OSError as error:
-                self.problem(f"{path}.{key}_file", f"cannot read {file_name}: {error.strerror}")
-                return None
-            if not text:
-                self.problem(f"{path}.{key}_file", f"{file_name} is empty")
-                return None
-            return Secret(text)
-        if required:
-            self.problem(f"{path}.{key}_env", f"required: name the environment variable holding the {key}")
-        return None
-
-
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-def _repository(reader: _Reader, data: Any, path: str) -> RepositorySettings | None:
+def _repository(reader: ConfigReader, data: Any, path: str) -> RepositorySettings | None:
     if not isinstance(data, Mapping):
         reader.problem(path, f"must be a mapping, not {data!r}")
         return None
@@ -215,8 +136,7 @@ def _repository(reader: _Reader, data: Any, path: str) -> RepositorySettings | N
         "deploy_branches", "preview_branches", "deploy_tags", "pipeline_path", "environment",
         "webhook_secret", "api_token",
     }
-    for key in sorted(set(data) - known):
-        reader.problem(f"{path}.{key}", "unknown setting; see docs/service.md for the accepted keys")
+    reader.unknown_keys(data, known, path)
     url = reader.string(data, "url", path)
     if not url:
         reader.problem(f"{path}.url", "required: the repository's clone URL")
@@ -271,47 +191,97 @@ _ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "BODYWORK_MAX_CONCURRENT_RUNS": ("max_concurrent_runs", int),
     "BODYWORK_BACKEND": ("backend", str),
 }
+_SECTIONS = ("service", "repositories")
+_SERVICE_KEYS = (
+    "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
+    "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
+    "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
+    "delivery_retention_days",
+)
 
 
-def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    extensions: Sequence[Extension] | None = None,
+) -> Settings:
     """Settings from the YAML file at `path` (optional), overridden by BODYWORK_* variables.
 
+    A top-level section other than ``service`` and ``repositories`` belongs to the extension that
+    claims it (default: the installed ones, :func:`gitops.extensions.discover`).
     Raises :class:`SettingsError` listing every problem at once.
     """
     environ = os.environ if environ is None else environ
-    reader = _Reader(environ)
-    data: Any = {}
-    if path is not None:
-        try:
-            data = parse_yaml(path.read_text()).value or {}
-        except OSError as error:
-            raise SettingsError([f"{path} -> cannot read the config file: {error.strerror}"]) from None
-        except YamlError as error:
-            raise SettingsError([f"{path} -> not valid YAML: {error}"]) from None
+    extensions = check_sections(discover() if extensions is None else extensions, _SECTIONS)
+    data = _read_file(path)
+    reader = ConfigReader(environ)
+    claimed = {e.section: e for e in extensions}
+    for key in sorted(set(data) - set(_SECTIONS) - set(claimed)):
+        reader.problem(key, f"unknown section{did_you_mean(key, [*_SECTIONS, *claimed])}; expected "
+                       "'service' and 'repositories'" + "".join(f", {name!r}" for name in sorted(claimed)))
+    service = _service_section(reader, data.get("service"), environ)
+    listening = _listening(reader, service, environ)
+    repositories = _repositories(reader, data.get("repositories"))
+    settings = _settings(reader, service, listening, repositories)
+    configured = {
+        name: extension.parse_settings(data[name], reader)
+        for name, extension in claimed.items()
+        if name in data
+    }
+    if reader.problems:
+        raise SettingsError(reader.problems)
+    return dataclasses.replace(settings, extensions=configured)
+
+
+def _read_file(path: Path | None) -> Mapping[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = parse_yaml(path.read_text()).value or {}
+    except OSError as error:
+        raise SettingsError([f"{path} -> cannot read the config file: {error.strerror}"]) from None
+    except YamlError as error:
+        raise SettingsError([f"{path} -> not valid YAML: {error}"]) from None
     if not isinstance(data, Mapping):
         raise SettingsError([f"{path} -> must be a mapping with 'service' and 'repositories'"])
-    for key in sorted(set(data) - {"service", "repositories"}):
-        reader.problem(key, "unknown section; expected 'service' and 'repositories'")
-    service: Mapping[str, Any] = data.get("service") or {}
-    if not isinstance(service, Mapping):
-        reader.problem("service", f"must be a mapping, not {service!r}")
-        service = {}
-    service = dict(service)
+    return data
+
+
+def _service_section(reader: ConfigReader, raw: Any, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``service`` mapping with the BODYWORK_* overrides applied; unknown keys reported."""
+    raw = raw or {}
+    if not isinstance(raw, Mapping):
+        reader.problem("service", f"must be a mapping, not {raw!r}")
+        raw = {}
+    service = dict(raw)
     for variable, (key, cast) in _ENV_OVERRIDES.items():
         if variable in environ:
-            raw = environ[variable]
+            text = environ[variable]
             try:
-                service[key] = cast(raw)
+                service[key] = cast(text)
             except ValueError:
-                reader.problem(variable, f"must be {cast.__name__}, not {raw!r}")
-    known = {
-        "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
-        "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
-        "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
-        "delivery_retention_days",
-    }
-    for key in sorted(set(service) - known):
-        reader.problem(f"service.{key}", "unknown setting; see docs/service.md for the accepted keys")
+                reader.problem(variable, f"must be {cast.__name__}, not {text!r}")
+    reader.unknown_keys(service, _SERVICE_KEYS, "service")
+    return service
+
+
+def _repositories(reader: ConfigReader, raw: Any) -> tuple[RepositorySettings, ...]:
+    raw = raw or []
+    if not isinstance(raw, list):
+        reader.problem("repositories", "must be a list of repositories")
+        raw = []
+    repositories: list[RepositorySettings] = []
+    for index, item in enumerate(raw):
+        repository = _repository(reader, item, f"repositories.{index}")
+        if repository is not None:
+            if any(r.key == repository.key for r in repositories):
+                reader.problem(f"repositories.{index}.name", f"{repository.name!r} is listed twice")
+            repositories.append(repository)
+    return tuple(repositories)
+
+
+def _listening(reader: ConfigReader, service: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    """Where the service listens and which backend it runs on (the rest left at the defaults)."""
     defaults = Settings()
     backend = reader.string(service, "backend", "service") or default_backend(environ)
     if backend not in BACKENDS:
@@ -319,32 +289,28 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     port = reader.integer(service, "port", "service", defaults.port, 0)
     host = reader.string(service, "host", "service", defaults.host) or defaults.host
     public_url = reader.string(service, "public_url", "service") or f"http://{host}:{port}"
-    backend_options = service.get("backend_options") or {}
-    if not isinstance(backend_options, Mapping):
-        reader.problem("service.backend_options", f"must be a mapping, not {backend_options!r}")
-        backend_options = {}
-    raw_repositories = data.get("repositories") or []
-    if not isinstance(raw_repositories, list):
-        reader.problem("repositories", "must be a list of repositories")
-        raw_repositories = []
-    repositories: list[RepositorySettings] = []
-    for index, item in enumerate(raw_repositories):
-        repository = _repository(reader, item, f"repositories.{index}")
-        if repository is not None:
-            if any(r.key == repository.key for r in repositories):
-                reader.problem(f"repositories.{index}.name", f"{repository.name!r} is listed twice")
-            repositories.append(repository)
-    settings = Settings(
-        repositories=tuple(repositories),
-        host=host,
-        port=port,
-        public_url=public_url.rstrip("/"),
+    backend_options = reader.mapping(service.get("backend_options"), "service.backend_options")
+    return dataclasses.replace(
+        defaults, backend=backend, port=port, host=host, public_url=public_url.rstrip("/"),
+        backend_options=dict(backend_options),
+    )
+
+
+def _settings(
+    reader: ConfigReader,
+    service: Mapping[str, Any],
+    listening: Settings,
+    repositories: tuple[RepositorySettings, ...],
+) -> Settings:
+    defaults = Settings()
+    return dataclasses.replace(
+        listening,
+        repositories=repositories,
         data_dir=Path(reader.string(service, "data_dir", "service", str(defaults.data_dir)) or "."),
         max_body_bytes=reader.integer(service, "max_body_bytes", "service", defaults.max_body_bytes, 1),
         max_concurrent_runs=reader.integer(
             service, "max_concurrent_runs", "service", defaults.max_concurrent_runs, 1
         ),
-        backend=backend,
         api_token=reader.secret(service, "api_token", "service", required=False),
         fetch_attempts=reader.integer(service, "fetch_attempts", "service", defaults.fetch_attempts, 1),
         fetch_retry_seconds=reader.number(
@@ -357,13 +323,9 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
             service, "delivery_retention_days", "service", defaults.delivery_retention_days, 1
         ),
         restart_reruns=reader.integer(service, "restart_reruns", "service", defaults.restart_reruns, 0),
-        backend_options=dict(backend_options),
         status_min_interval_seconds=(
             reader.number(service, "status_min_interval_seconds", "service", 1.0)
             if "status_min_interval_seconds" in service
             else None
         ),
     )
-    if reader.problems:
-        raise SettingsError(reader.problems)
-    return settings

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.errors import FatalError
-from runner.ini_layout import INI_FILE, load_ini_layout
+from runner.ini_files import INI_FILE
+from runner.ini_layout import load_ini_layout
 from runner.model import Pipeline
 from runner.sources import module_problem
 from runner.yaml_io import MAX_YAML_CHARS, YamlError, parse_yaml

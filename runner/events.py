@@ -17,16 +17,11 @@ log = logging.getLogger(__name__)
 
 
 class RunState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
+    """How a run the engine executed ended (queueing is the service's business: gitops.status)."""
+
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    SUPERSEDED = "superseded"
-
-    @property
-    def is_final(self) -> bool:
-        return self not in (RunState.QUEUED, RunState.RUNNING)
 
 
 class StageState(StrEnum):

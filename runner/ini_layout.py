@@ -1,6 +1,6 @@
 """The older layout (Bodywork 0.x and 1.x): a ``bodywork.ini`` at the root and, for every stage in the
 DAG, a folder named after the stage holding ``config.ini``, ``requirements.txt`` and the module.
-The only module that imports ``configparser``.
+The ini files themselves are read by :mod:`runner.ini_files`.
 
 Read as Bodywork 1.0.1 read it, except that a missing ``INGRESS`` is read as ``False`` with a notice
 (as Bodywork 0.2.23 did), a DAG wrapped in quotes is reported as such, and unknown keys are errors.
@@ -9,21 +9,12 @@ Problems are ``<file> [<section>] <KEY> -> <message>``.
 
 from __future__ import annotations
 
-import configparser
 import math
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from runner.dag import parse_dag
-from runner.hints import (
-    CPU_RULE,
-    MODULE_RULE,
-    MODULE_SUFFIXES,
-    close_names,
-    integer_rule,
-    quoted,
-    unknown_key_message,
-)
+from runner.hints import CPU_RULE, MODULE_RULE, MODULE_SUFFIXES, close_names, quoted
+from runner.ini_files import INI_FILE, MAX_INI_BYTES, Ini, Report, check_keys, integer, read_ini, value
 from runner.model import (
     LOG_LEVELS,
     BatchSettings,
@@ -34,10 +25,8 @@ from runner.model import (
 )
 from runner.yaml_schema import K8S_NAME, SCHEMA_VERSION
 
-INI_FILE = "bodywork.ini"
 STAGE_FILE = "config.ini"
 REQUIREMENTS_FILE = "requirements.txt"
-MAX_INI_BYTES = 1_000_000
 
 PROJECT_KEYS = {
     "default": ("PROJECT_NAME", "DOCKER_IMAGE"),
@@ -49,169 +38,30 @@ STAGE_KEYS = {
     "batch": ("MAX_COMPLETION_TIME_SECONDS", "RETRIES"),
     "service": ("MAX_STARTUP_TIME_SECONDS", "REPLICAS", "PORT", "INGRESS"),
 }
-_EXAMPLES = {
-    "PROJECT_NAME": "my-project",
-    "DOCKER_IMAGE": "bodyworkml/bodywork-core:latest",
-    "DAG": "stage-1 >> stage-2",
-    "LOG_LEVEL": "INFO",
-    "STAGE_TYPE": "batch",
-    "EXECUTABLE_SCRIPT": "main.py",
-    "CPU_REQUEST": "0.5",
-    "MEMORY_REQUEST_MB": "100",
-    "MAX_COMPLETION_TIME_SECONDS": "60",
-    "RETRIES": "2",
-    "MAX_STARTUP_TIME_SECONDS": "60",
-    "REPLICAS": "2",
-    "PORT": "5000",
-    "INGRESS": "True",
-}
 INI_NOTICE = (
     "bodywork.ini -> the bodywork.ini layout (Bodywork 0.x and 1.x) is the oldest format; it "
     "loads, but run `bodywork migrate` to write the equivalent bodywork.yaml"
 )
 
 
-@dataclass
-class _Report:
-    problems: list[str] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-    missing_sections: set[str] = field(default_factory=set)
-
-
-@dataclass
-class _Ini:
-    """One parsed ini file: upper-cased keys per section, as configparser's case-insensitive keys."""
-
-    label: str
-    sections: dict[str, dict[str, str]]
-    known: dict[str, tuple[str, ...]]
-
-    def where(self, section: str, key: str = "") -> str:
-        return f"{self.label} [{section}]" + (f" {key}" if key else "")
-
-
-def _read_ini(
-    path: Path, label: str, report: _Report, known: dict[str, tuple[str, ...]]
-) -> _Ini | None:
-    if not path.is_file():
-        report.problems.append(
-            f"{label} -> missing; "
-            + (
-                "create it (see docs/bodywork-yaml.md)"
-                if label.endswith(INI_FILE)
-                else "every stage folder needs a config.ini"
-            )
-        )
-        return None
-    try:
-        if path.stat().st_size > MAX_INI_BYTES:
-            report.problems.append(f"{label} -> larger than 1 MB; is this the right file?")
-            return None
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        report.problems.append(
-            f"{label} -> not UTF-8 text (byte {error.start}); is this the right file?"
-        )
-        return None
-    except OSError as error:
-        report.problems.append(f"{label} -> cannot be read: {error.strerror}")
-        return None
-    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        parser.read_string(text, source=label)
-    except configparser.Error as error:
-        message = str(error).replace("\n", " ")
-        report.problems.append(f"{label} -> cannot be read as an ini file: {message}")
-        return None
-    sections: dict[str, dict[str, str]] = {}
-    for name in parser.sections():
-        values: dict[str, str] = {}
-        for key, value in parser.items(name):
-            upper = key.upper()
-            if upper in values:
-                report.problems.append(f"{label} [{name}] {upper} -> set twice; remove one")
-            values[upper] = value.strip()
-        sections[name] = values
-    return _Ini(label, sections, known)
-
-
-def _check_keys(
-    ini: _Ini,
-    known: dict[str, tuple[str, ...]],
-    report: _Report,
-    free_sections: tuple[str, ...] = (),
-) -> None:
-    for section, values in ini.sections.items():
-        if section in free_sections:
-            continue
-        if section not in known:
-            report.problems.append(
-                f"{ini.where(section)} -> unknown section; "
-                + unknown_key_message(section, [*known, *free_sections]).replace("key", "section")
-            )
-            continue
-        for key in values:
-            if key not in known[section]:
-                report.problems.append(
-                    f"{ini.where(section, key)} -> " + unknown_key_message(key, known[section])
-                )
-
-
-def _value(ini: _Ini, section: str, key: str, report: _Report) -> str | None:
-    values = ini.sections.get(section)
-    if values is None:
-        if section not in report.missing_sections:
-            report.missing_sections.add(section)
-            keys = ini.known.get(section, (key,))
-            settings = ", ".join(f"{k}={_EXAMPLES.get(k, '...')}" for k in keys)
-            report.problems.append(
-                f"{ini.where(section)} -> missing section; add [{section}] with {settings}"
-            )
-        return None
-    if key not in values or values[key] == "":
-        report.problems.append(
-            f"{ini.where(section, key)} -> missing; add {key}={_EXAMPLES.get(key, '...')}"
-        )
-        return None
-    return values[key]
-
-
-def _integer(
-    ini: _Ini, section: str, key: str, report: _Report, low: int = 0, high: int | None = None
-) -> int | None:
-    text = _value(ini, section, key, report)
-    if text is None:
-        return None
-    try:
-        number = int(text)
-    except ValueError:
-        number = None
-    if number is None or number < low or (high is not None and number > high):
-        rule = integer_rule(low, high)
-        report.problems.append(f"{ini.where(section, key)} -> must be {rule}, got {quoted(text)}")
-        return None
-    return number
-
-
 def read_project_ini(
     path: Path, label: str = INI_FILE
 ) -> tuple[tuple[str, str, str, str] | None, list[str]]:
     """(PROJECT_NAME, DOCKER_IMAGE, DAG, LOG_LEVEL) of a bodywork.ini, or None and its problems."""
-    report = _Report()
-    ini = _read_ini(path, label, report, PROJECT_KEYS)
+    report = Report()
+    ini = read_ini(path, label, report, PROJECT_KEYS)
     if ini is None:
         return None, report.problems
-    _check_keys(ini, PROJECT_KEYS, report)
-    name = _value(ini, "default", "PROJECT_NAME", report)
+    check_keys(ini, PROJECT_KEYS, report)
+    name = value(ini, "default", "PROJECT_NAME", report)
     if name is not None and not K8S_NAME.fullmatch(name):
         report.problems.append(
             f"{ini.where('default', 'PROJECT_NAME')} -> must be letters, "
             f"digits, '-' and '.', got {quoted(name)}"
         )
-    image = _value(ini, "default", "DOCKER_IMAGE", report)
-    dag = _value(ini, "workflow", "DAG", report)
-    level = _value(ini, "logging", "LOG_LEVEL", report)
+    image = value(ini, "default", "DOCKER_IMAGE", report)
+    dag = value(ini, "workflow", "DAG", report)
+    level = value(ini, "logging", "LOG_LEVEL", report)
     if level is not None and level not in LOG_LEVELS:
         report.problems.append(
             f"{ini.where('logging', 'LOG_LEVEL')} -> must be one of "
@@ -224,14 +74,14 @@ def read_project_ini(
 
 def read_stage(root: Path, name: str) -> tuple[Stage | None, list[str], list[str]]:
     """The stage in folder `root/name`, or None; with its problems and notices."""
-    report = _Report()
+    report = Report()
     folder = root / name
-    ini = _read_ini(folder / STAGE_FILE, f"{name}/{STAGE_FILE}", report, STAGE_KEYS)
+    ini = read_ini(folder / STAGE_FILE, f"{name}/{STAGE_FILE}", report, STAGE_KEYS)
     requirements = _requirements(folder / REQUIREMENTS_FILE, f"{name}/{REQUIREMENTS_FILE}", report)
     if ini is None:
         return None, report.problems, report.notices
-    _check_keys(ini, STAGE_KEYS, report, free_sections=("secrets",))
-    kind = _value(ini, "default", "STAGE_TYPE", report)
+    check_keys(ini, STAGE_KEYS, report, free_sections=("secrets",))
+    kind = value(ini, "default", "STAGE_TYPE", report)
     if kind is not None and kind.lower() not in ("batch", "service"):
         report.problems.append(
             f"{ini.where('default', 'STAGE_TYPE')} -> must be batch or service, got {quoted(kind)}"
@@ -239,13 +89,13 @@ def read_stage(root: Path, name: str) -> tuple[Stage | None, list[str], list[str
         kind = None
     script = _script(ini, folder, name, report)
     cpu = _cpu(ini, report)
-    memory = _integer(ini, "default", "MEMORY_REQUEST_MB", report)
+    memory = integer(ini, "default", "MEMORY_REQUEST_MB", report)
     secrets = tuple(ini.sections.get("secrets", {}).items())
     batch: BatchSettings | None = None
     service: ServiceSettings | None = None
     if kind is not None and kind.lower() == "batch":
-        timeout = _integer(ini, "batch", "MAX_COMPLETION_TIME_SECONDS", report)
-        retries = _integer(ini, "batch", "RETRIES", report)
+        timeout = integer(ini, "batch", "MAX_COMPLETION_TIME_SECONDS", report)
+        retries = integer(ini, "batch", "RETRIES", report)
         if timeout is not None and retries is not None:
             batch = BatchSettings(max_completion_time_seconds=timeout, retries=retries)
     elif kind is not None:
@@ -276,8 +126,8 @@ def read_stage(root: Path, name: str) -> tuple[Stage | None, list[str], list[str
     )
 
 
-def _script(ini: _Ini, folder: Path, name: str, report: _Report) -> str | None:
-    script = _value(ini, "default", "EXECUTABLE_SCRIPT", report)
+def _script(ini: Ini, folder: Path, name: str, report: Report) -> str | None:
+    script = value(ini, "default", "EXECUTABLE_SCRIPT", report)
     if script is None:
         return None
     where = ini.where("default", "EXECUTABLE_SCRIPT")
@@ -301,8 +151,8 @@ def _script(ini: _Ini, folder: Path, name: str, report: _Report) -> str | None:
     return script
 
 
-def _cpu(ini: _Ini, report: _Report) -> float | None:
-    text = _value(ini, "default", "CPU_REQUEST", report)
+def _cpu(ini: Ini, report: Report) -> float | None:
+    text = value(ini, "default", "CPU_REQUEST", report)
     if text is None:
         return None
     try:
@@ -317,10 +167,10 @@ def _cpu(ini: _Ini, report: _Report) -> float | None:
     return cpu
 
 
-def _service(ini: _Ini, report: _Report) -> ServiceSettings | None:
-    startup = _integer(ini, "service", "MAX_STARTUP_TIME_SECONDS", report)
-    replicas = _integer(ini, "service", "REPLICAS", report)
-    port = _integer(ini, "service", "PORT", report, 1, 65535)
+def _service(ini: Ini, report: Report) -> ServiceSettings | None:
+    startup = integer(ini, "service", "MAX_STARTUP_TIME_SECONDS", report)
+    replicas = integer(ini, "service", "REPLICAS", report)
+    port = integer(ini, "service", "PORT", report, 1, 65535)
     values = ini.sections.get("service", {})
     ingress: bool | None = False
     if "service" not in ini.sections:
@@ -344,7 +194,7 @@ def _service(ini: _Ini, report: _Report) -> ServiceSettings | None:
     )
 
 
-def _requirements(path: Path, label: str, report: _Report) -> tuple[str, ...] | None:
+def _requirements(path: Path, label: str, report: Report) -> tuple[str, ...] | None:
     if not path.is_file():
         report.problems.append(
             f"{label} -> missing; create it, one requirement a line (it may be empty)"

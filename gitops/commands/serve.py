@@ -12,9 +12,10 @@ from typing import Any
 
 import uvicorn
 
-from gitops.app import create_app
+from gitops.extensions import ExtensionError, discover
 from gitops.service import Service
 from gitops.settings import Settings, SettingsError, load_settings
+from gitops.web import create_app
 from runner.errors import FatalError
 
 
@@ -56,8 +57,9 @@ def build_server(settings: Settings, **service_options: Any) -> uvicorn.Server:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(args.config)
-    except SettingsError as error:
+        extensions = discover()  # once: the instances that parse their sections are the ones started
+        settings = load_settings(args.config, extensions=extensions)
+    except (SettingsError, ExtensionError) as error:
         raise FatalError(str(error)) from None
     overrides: dict[str, Any] = {}
     if args.host:
@@ -70,5 +72,5 @@ def run(args: argparse.Namespace) -> int:
             overrides["public_url"] = f"http://{host}:{overrides.get('port', settings.port)}"
         settings = dataclasses.replace(settings, **overrides)
     print(f"bodywork serve: listening on http://{settings.host}:{settings.port}", flush=True)
-    serve(settings)
+    serve(settings, extensions=extensions)
     return 0

@@ -12,7 +12,7 @@ from runner.backends import env_cache
 from runner.backends.local import default_cache_dir
 from runner.backends.uv import uv_command, uv_environment
 from runner.backends.venvs import VenvCache
-from runner.commands.services import print_table
+from runner.commands.cluster import print_table
 from runner.errors import FatalError
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from runner.commands.services import add_cluster_arguments, connected, print_table
+from runner.commands.cluster import add_cluster_arguments, connected, print_table
 from runner.errors import FatalError
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from runner.commands.services import add_cluster_arguments, connected, print_table
+from runner.commands.cluster import add_cluster_arguments, connected, print_table
 from runner.errors import FatalError
 
 _NAMESPACE_HELP = "the pipeline's namespace (its `namespace`, or its name made a DNS label)"

@@ -1,49 +1,13 @@
-"""``bodywork services list|delete``: the service stages deployed on Kubernetes.
-
-Also holds the cluster options shared by ``services``, ``secrets`` and ``deployments``.
-"""
+"""``bodywork services list|delete``: the service stages deployed on Kubernetes."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
+from runner.commands.cluster import add_cluster_arguments, connected, print_table
 from runner.errors import FatalError
-
-
-def add_cluster_arguments(parser: argparse.ArgumentParser, *, namespace_help: str) -> None:
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
-    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
-    parser.add_argument(
-        "--in-cluster", action="store_true", help="use the service account of the pod this runs in"
-    )
-    parser.add_argument("--namespace", "-n", help=namespace_help)
-
-
-@contextmanager
-def connected(args: argparse.Namespace) -> Iterator[Any]:
-    """A KubeApi for the cluster the arguments name; Kubernetes errors become FatalError."""
-    from runner.backends.kubernetes.api import KubeApi
-    from runner.backends.kubernetes.errors import KubeError
-
-    try:
-        api = KubeApi(kubeconfig=args.kubeconfig, context=args.context, in_cluster=args.in_cluster)
-    except KubeError as error:
-        raise FatalError(str(error)) from error
-    try:
-        yield api
-    except KubeError as error:
-        raise FatalError(str(error)) from error
-    finally:
-        api.close()
-
-
-def print_table(rows: list[list[str]], headers: list[str]) -> None:
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-    for row in [headers, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

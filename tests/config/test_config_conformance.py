@@ -10,6 +10,7 @@ read in place, never copied into this project.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -27,12 +28,36 @@ from runner.model import Pipeline
 
 from .conftest import CONFORMANCE_REPORT
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
-needs_corpus = pytest.mark.skipif(
-    not (CORPUS / "manifest.json").is_file(),
-    reason=f"conformance corpus not found at {CORPUS} (../shared/conformance from the "
-    "repository root); run the tests in a checkout that has shared/ beside it",
-)
+
+def _find_corpus() -> Path:
+    """``../shared/conformance`` beside the checkout; in a linked git worktree, beside the main checkout
+    (whose ``.git`` the worktree's ``.git`` file names); ``$BODYWORK_CONFORMANCE_CORPUS`` overrides both."""
+    if "BODYWORK_CONFORMANCE_CORPUS" in os.environ:
+        return Path(os.environ["BODYWORK_CONFORMANCE_CORPUS"])
+    root = Path(__file__).resolve().parents[2]
+    beside = root.parent / "shared" / "conformance"
+    git = root / ".git"
+    if not (beside / "manifest.json").is_file() and git.is_file():
+        # "gitdir: <main checkout>/.git/worktrees/<name>"
+        gitdir = Path(git.read_text().partition(":")[2].strip())
+        return gitdir.parents[2].parent / "shared" / "conformance"
+    return beside
+
+
+CORPUS = _find_corpus()
+# The corpus missing fails the conformance tests (never skips them): a checkout without it would
+# otherwise pass with conformance unchecked.
+NO_CORPUS = "(corpus missing)"
+
+
+def _require_corpus() -> None:
+    if not (CORPUS / "manifest.json").is_file():
+        pytest.fail(
+            f"conformance corpus not found at {CORPUS}: it is ../shared/conformance beside the checkout "
+            "(or beside the main checkout of a git worktree); set BODYWORK_CONFORMANCE_CORPUS to its "
+            "folder to use another place",
+            pytrace=False,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,8 +140,8 @@ class _Row:
     disagree: int = 0
 
 
-@needs_corpus
 def test_verdicts_agree_with_bodywork_on_the_whole_corpus() -> None:
+    _require_corpus()
     started = time.monotonic()
     manifest = _manifest()
     cases: list[tuple[str, str, bool, Callable[[], object]]] = []  # row, key, bodywork, load
@@ -190,7 +215,7 @@ def test_verdicts_agree_with_bodywork_on_the_whole_corpus() -> None:
 
 def _accepted_1_0_files() -> list[str]:
     if not (CORPUS / "manifest.json").is_file():
-        return []
+        return [NO_CORPUS]
     manifest = _manifest()
     return [
         e["file"]
@@ -201,15 +226,15 @@ def _accepted_1_0_files() -> list[str]:
 
 def _accepted_ini_projects() -> list[str]:
     if not (CORPUS / "manifest.json").is_file():
-        return []
+        return [NO_CORPUS]
     return [e["dir"] for e in _manifest()["ini"] if _bodywork_accepts_ini(e)]
 
 
-@needs_corpus
 @pytest.mark.parametrize("name", _accepted_1_0_files())
 def test_schema_1_0_files_migrate_to_an_equal_pipeline(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    _require_corpus()
     shutil.copyfile(CORPUS / name, tmp_path / "bodywork.yaml")
     loaded = load_pipeline(tmp_path)
     assert loaded.source_schema == "1.0"
@@ -223,11 +248,11 @@ def test_schema_1_0_files_migrate_to_an_equal_pipeline(
     _assert_renders_equal(loaded)
 
 
-@needs_corpus
 @pytest.mark.parametrize("name", _accepted_ini_projects())
 def test_ini_projects_migrate_to_a_yaml_that_passes_check_files(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    _require_corpus()
     project = tmp_path / "project"
     shutil.copytree(CORPUS / name, project)  # a scratch copy: migrate writes into the folder
     loaded = load_pipeline(project)
@@ -246,6 +271,7 @@ def _assert_renders_equal(pipeline: Pipeline) -> None:
     assert parse_pipeline_yaml(to_yaml(pipeline)) == pipeline
 
 
-def test_the_corpus_location_is_resolved_from_this_file() -> None:
-    assert CORPUS.parent.name == "shared"
+def test_the_corpus_location_is_resolved_from_this_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BODYWORK_CONFORMANCE_CORPUS", raising=False)
+    assert _find_corpus().parent.name == "shared"
     assert (Path(__file__).resolve().parents[2] / "pyproject.toml").is_file()

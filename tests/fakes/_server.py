@@ -44,6 +44,10 @@ class Rejection:
     def status(self) -> int:
         return self.answer.status
 
+    def __str__(self) -> str:
+        body = self.answer.body if isinstance(self.answer.body, bytes) else json.dumps(self.answer.body)
+        return f"{self.request.method} {self.request.raw_path} -> HTTP {self.status} {body!s}"
+
 
 class _Hang:
     """A scripted answer that holds the connection open until the fake is closed."""
@@ -140,6 +144,12 @@ class FakeApiServer:
 
     def handle(self, request: RecordedRequest) -> Answer:
         raise NotImplementedError
+
+    def unexpected_rejections(self, expected: tuple[str, ...] = ()) -> list[str]:
+        """Every refused call, as text, except those whose text holds one of ``expected``."""
+        with self._lock:
+            refused = [str(rejection) for rejection in self.rejected]
+        return [text for text in refused if not any(part in text for part in expected)]
 
     def reject(self, request: RecordedRequest, answer: Answer) -> Answer:
         with self._lock:

@@ -108,44 +108,20 @@ class FakeGitLab(FakeApiServer):
         project = self._project(match["project"])
         if project is None:
             return self.reject(request, Answer(404, {"message": "404 Project Not Found"}))
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("application/json"):
-            body = parse_json_object(request)
-            if body is None:
-                return self.reject(
-                    request,
-                    Answer(400, {"error": "The provided content-type 'application/json' is not supported."}),
-                )
-        elif content_type.startswith("application/x-www-form-urlencoded"):
-            body = dict(parse_qsl(request.body.decode("utf-8", "replace")))
-        else:
-            return self.reject(request, Answer(415, {"error": "unsupported content type"}))
+        body = request_fields(request)
+        if isinstance(body, Answer):
+            return self.reject(request, body)
         sha = unquote(match["sha"])
         if not _SHA.match(sha):
             return self.reject(request, Answer(404, {"message": "404 Commit Not Found"}))
-        state = body.get("state")
-        if state is None:
-            return self.reject(request, Answer(400, {"error": "state is missing"}))
-        if state not in STATES:
-            return self.reject(request, Answer(400, {"error": "state does not have a valid value"}))
-        name = body.get("name", body.get("context"))
-        if not isinstance(name, str) or not name:
-            return self.reject(request, Answer(400, {"message": {"name": ["can't be blank"]}}))
-        description = body.get("description")
-        if description is not None and (
-            not isinstance(description, str) or len(description) > DESCRIPTION_LIMIT
-        ):
-            message = f"is too long (maximum is {DESCRIPTION_LIMIT} characters)"
-            return self.reject(request, Answer(400, {"message": {"description": [message]}}))
-        target_url = body.get("target_url")
-        if target_url is not None and not is_http_url(target_url):
-            message = "is blocked: Only allowed schemes are http, https"
-            return self.reject(request, Answer(400, {"message": {"target_url": [message]}}))
-        ref = body.get("ref")
-        if ref is not None and (not isinstance(ref, str) or ref.startswith("refs/")):
-            # Stricter than GitLab: it takes a branch or tag name, and a full ref name matches no
-            # pipeline, so a client sending one has a bug.
-            return self.reject(request, Answer(400, {"message": {"ref": ["is not a branch or tag"]}}))
+        problem = _field_problem(body)
+        if problem is not None:
+            return self.reject(request, Answer(400, problem))
+        state: str = body["state"]
+        name: str = body["name"] if "name" in body else body["context"]
+        ref: str | None = body.get("ref")
+        description: str | None = body.get("description")
+        target_url: str | None = body.get("target_url")
         key = (project, sha, name, ref)
         with self._state_lock:
             # GitLab updates the open (pending or running) status of that name and ref, and starts a
@@ -163,6 +139,43 @@ class FakeGitLab(FakeApiServer):
             self._ids += 1
             number = self._ids
         return Answer(201, _status_json(status, number))
+
+
+def request_fields(request: RecordedRequest) -> dict[str, Any] | Answer:
+    """The request's fields, from JSON or a form as GitLab takes both; or the answer refusing it."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        body = parse_json_object(request)
+        if body is None:
+            return Answer(400, {"error": "The provided content-type 'application/json' is not supported."})
+        return body
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return dict(parse_qsl(request.body.decode("utf-8", "replace")))
+    return Answer(415, {"error": "unsupported content type"})
+
+
+def _field_problem(body: dict[str, Any]) -> dict[str, Any] | None:
+    """GitLab's 400 answer to the first field it refuses, or None when every field is valid."""
+    state = body.get("state")
+    if state is None:
+        return {"error": "state is missing"}
+    if state not in STATES:
+        return {"error": "state does not have a valid value"}
+    name = body.get("name", body.get("context"))
+    if not isinstance(name, str) or not name:
+        return {"message": {"name": ["can't be blank"]}}
+    description = body.get("description")
+    if description is not None and (not isinstance(description, str) or len(description) > DESCRIPTION_LIMIT):
+        return {"message": {"description": [f"is too long (maximum is {DESCRIPTION_LIMIT} characters)"]}}
+    target_url = body.get("target_url")
+    if target_url is not None and not is_http_url(target_url):
+        return {"message": {"target_url": ["is blocked: Only allowed schemes are http, https"]}}
+    ref = body.get("ref")
+    if ref is not None and (not isinstance(ref, str) or ref.startswith("refs/")):
+        # Stricter than GitLab: it takes a branch or tag name, and a full ref name matches no
+        # pipeline, so a client sending one has a bug.
+        return {"message": {"ref": ["is not a branch or tag"]}}
+    return None
 
 
 def _status_json(status: GitLabStatus, number: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes._server import FakeApiServer
 from tests.fakes.fixtures import fake_github, fake_gitlab
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.gitlab_api import FakeGitLab
@@ -19,6 +20,22 @@ __all__ = ["fake_github", "fake_gitlab"]
 GITHUB_SECRET = "It's a Secret to Everybody"
 GITLAB_SECRET = "gitlab-hook-secret-4711"
 API_TOKEN = "manual-trigger-token-0815"
+
+
+@pytest.fixture(autouse=True)
+def fakes_rejected_nothing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every end-to-end test ends with the fake GitHub and GitLab having refused no call, since a
+    refusal is what the real service would answer to a bad call. A test whose scenario provokes a
+    refusal on purpose names it: ``@pytest.mark.expected_rejections("text of the answer", ...)``."""
+    # Requested here, before the test's own fixtures, so that the fakes are still up at teardown.
+    names = [name for name in ("fake_github", "fake_gitlab") if name in request.fixturenames]
+    fakes: list[FakeApiServer] = [request.getfixturevalue(name) for name in names]
+    yield
+    marker = request.node.get_closest_marker("expected_rejections")
+    expected: tuple[str, ...] = marker.args if marker else ()
+    for fake in fakes:
+        unexpected = fake.unexpected_rejections(expected)
+        assert unexpected == [], f"{type(fake).__name__} refused calls the service made: {unexpected}"
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ from gitops.environments import Target, preview_environment, target_for
 from gitops.queue import Candidate, Picked, pick
 from gitops.secret import Secret
 from gitops.settings import RepositorySettings, SettingsError, load_settings
+from gitops.status import RunStatus
 from gitops.store import NewRun, Store
 from gitops.webhooks import ZERO_SHA, Ignored, MalformedWebhook, Ping, PushEvent, github, gitlab
-from runner.events import RunState
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -214,14 +214,14 @@ def _new(commit: str, ref: str = "refs/heads/main", environment: str = "prod") -
 def test_store_accepts_once_per_key_and_coalesces_queued_runs_of_a_ref(tmp_path: Path) -> None:
     store = Store(tmp_path / "store.sqlite3")
     first = store.accept(_new("a" * 40), ["k1"])
-    assert not first.duplicate and first.run.state is RunState.QUEUED
+    assert not first.duplicate and first.run.state is RunStatus.QUEUED
     again = store.accept(_new("a" * 40), ["k1"])
     assert again.duplicate and again.run.id == first.run.id
     other_ref = store.accept(_new("c" * 40, ref="refs/heads/other", environment="other"), ["k3"])
     second = store.accept(_new("b" * 40), ["k2"])
     assert [r.id for r in second.superseded] == [first.run.id]
     superseded = store.get(first.run.id)
-    assert superseded is not None and superseded.state is RunState.SUPERSEDED
+    assert superseded is not None and superseded.state is RunStatus.SUPERSEDED
     assert superseded.superseded_by == second.run.id
     assert [r.id for r in store.queued()] == [other_ref.run.id, second.run.id]
     assert store.count_deliveries() == 3
@@ -248,6 +248,6 @@ def test_store_recovery_requeues_interrupted_runs_once_then_fails_them(tmp_path:
     recovered = store.recover(max_reruns=1)
     assert [r.id for r in recovered.failed] == [run.id]
     failed = store.get(run.id)
-    assert failed is not None and failed.state is RunState.FAILED
+    assert failed is not None and failed.state is RunStatus.FAILED
     assert "interrupted by a restart" in failed.reason
     store.close()

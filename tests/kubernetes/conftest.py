@@ -1,8 +1,9 @@
 """The real Kubernetes tier: a session-wide test cluster started by `scripts/cluster.py up`.
 
-Every test in this folder is marked `kubernetes`. The cluster is real (etcd, kube-apiserver,
-kube-controller-manager, kube-scheduler, a kubelet running pods with containerd and runc); when it
-cannot be provided the fixture fails the tests with the reason, it never skips them.
+Every test that uses the `kube_cluster` fixture is marked `kubernetes` (tests/conftest.py); the
+others here (units, the fake watch server) run without a cluster. The cluster is real (etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler, a kubelet running pods with containerd and
+runc); when it cannot be provided the fixture fails the tests with the reason, it never skips them.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = ROOT / "scripts" / "cluster.py"
-MARKER = "kubernetes: needs the real test cluster (scripts/cluster.py)"
-HERE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -51,16 +50,6 @@ def loopback_kubeconfig(folder: Path, port: int) -> Path:
     return path
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.path)).resolve().parents:
-            item.add_marker(pytest.mark.kubernetes)
-
-
 @contextlib.contextmanager
 def _alarm_paused() -> Iterator[None]:
     """Keep the first-run build (tens of minutes) out of pytest-timeout's SIGALRM budget for the test."""
@@ -86,7 +75,8 @@ def kube_cluster() -> KubeCluster:
                 timeout=float(os.environ.get("BODYWORK_CLUSTER_UP_TIMEOUT", 5400)),
             )
         except subprocess.TimeoutExpired as error:
-            pytest.fail(f"scripts/cluster.py up timed out after {error.timeout:.0f}s:\n{error.stderr}",
+            output = (error.stderr or b"").decode(errors="replace")  # bytes even with text=True
+            pytest.fail(f"scripts/cluster.py up timed out after {error.timeout:.0f}s:\n{output}",
                         pytrace=False)
     if result.returncode != 0:
         pytest.fail(

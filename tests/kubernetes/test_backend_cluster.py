@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import json
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -104,7 +103,8 @@ class Recorder:
         return [e.line for e in self.of(LogLine) if e.stage == stage]
 
     def finished(self, stage: str) -> StageFinished:
-        return next(e for e in self.of(StageFinished) if e.stage == stage)
+        finished: StageFinished = next(e for e in self.of(StageFinished) if e.stage == stage)
+        return finished
 
 
 # ---- fixtures ------------------------------------------------------------------------------------
@@ -197,6 +197,27 @@ def post(api: KubeApi, namespace: str, name: str, body: Any, port: int = 8000) -
     return answer
 
 
+def wait_until_ready(api: KubeApi, namespace: str, name: str, replicas: int) -> None:
+    """Watches the Deployment until `replicas` of it are ready (the test's timeout bounds the wait)."""
+    fields = f"metadata.name={name}"
+    while True:  # list, then watch from the list's version; list again when the watch ends
+        listing = api.list_objects("Deployment", namespace, fields=fields)
+        if any(d.get("status", {}).get("readyReplicas") == replicas for d in listing["items"]):
+            return
+        version = listing["metadata"]["resourceVersion"]
+        stream = api.watch("Deployment", namespace, fields=fields, resource_version=version)
+        try:
+            for line in stream.lines():
+                event = json.loads(line)
+                if (
+                    event["type"] != "ERROR"
+                    and event["object"].get("status", {}).get("readyReplicas") == replicas
+                ):
+                    return
+        finally:
+            stream.close()
+
+
 # ---- tests ----------------------------------------------------------------------------------------
 
 
@@ -270,16 +291,16 @@ def test_retries_then_failure_runs_run_on_failure(
 def test_a_stage_exceeding_its_time_limit_is_stopped(
     kube_cluster: KubeCluster, environment: str, tmp_path: Path
 ) -> None:
-    source = write(tmp_path, {"slow.py": "import time\nprint('started', flush=True)\ntime.sleep(120)\n"})
+    stage = "import time\nprint('started', flush=True)\ntime.sleep(120)\nprint('woke up', flush=True)\n"
+    source = write(tmp_path, {"slow.py": stage})
     pipe = pipeline("slow", batch("slow", "slow.py", limit=4))
 
-    started = time.monotonic()
     outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     assert outcome.state is RunState.FAILED
     final = recorder.finished("slow")
     assert "exceeded its time limit of 4 s" in final.reason
-    assert time.monotonic() - started < 60
     assert "started" in recorder.logs("slow")  # the log was streamed while it ran
+    assert "woke up" not in recorder.logs("slow")  # stopped before its own end
 
 
 def test_the_stages_of_a_step_run_at_overlapping_times(
@@ -341,26 +362,25 @@ def test_a_broken_new_version_is_rolled_back_and_the_old_keeps_answering(
     )
     pipe = pipeline("score", service("score", "serve.py", startup=90))
 
-    async def scenario() -> tuple[RunOutcome, RunOutcome, Recorder, float]:
+    async def scenario() -> tuple[RunOutcome, RunOutcome, Recorder]:
         backend = backend_for(kube_cluster)
         try:
             first, _ = await run(backend, pipe, good, environment, COMMIT_1)
             assert first.state is RunState.SUCCEEDED, first.reason
             assert post(api, environment, "score", {})["version"] == "v1"
-            started = time.monotonic()
             second, recorder = await run(backend, pipe, broken, environment, COMMIT_2)
-            return first, second, recorder, time.monotonic() - started
+            return first, second, recorder
         finally:
             await backend.close()
 
-    _first, second, recorder, took = asyncio.run(scenario())
+    _first, second, recorder = asyncio.run(scenario())
     assert second.state is RunState.FAILED
     final = recorder.finished("score")
     assert final.state is StageState.ROLLED_BACK
     assert "restarted" in final.reason or "CrashLoopBackOff" in final.reason
     assert "cannot load the model" in final.reason
     assert f"rolled back to the previous version (commit {COMMIT_1[:12]})" in final.reason
-    assert took < 60, f"the crash was noticed only after {took:.0f} s"
+    assert "not ready within" not in final.reason  # the crash was noticed, not the 90 s deadline
     assert post(api, environment, "score", {"after": "rollback"})["commit"] == COMMIT_1
     deployment = api.get("Deployment", "score", environment)
     assert deployment["spec"]["template"]["metadata"]["annotations"][m.COMMIT_ANNOTATION] == COMMIT_1
@@ -434,17 +454,19 @@ def test_a_retry_after_a_newer_commit_still_runs_the_old_commit(
 
 
 def test_an_unschedulable_stage_fails_fast_with_the_reason(
-    kube_cluster: KubeCluster, environment: str, tmp_path: Path
+    kube_cluster: KubeCluster, api: KubeApi, environment: str, tmp_path: Path
 ) -> None:
     source = write(tmp_path, {"big.py": "print('never')\n"})
     pipe = pipeline("big", batch("big", "big.py", cpu=500))
 
-    started = time.monotonic()
     outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
     assert outcome.state is RunState.FAILED
     reason = recorder.finished("big").reason
+    # The scheduler's reason (a pending pod has no time limit: only failing fast ends the stage) ...
     assert "cannot be scheduled" in reason and "Insufficient cpu" in reason
-    assert time.monotonic() - started < 30
+    # ... and the Job that would wait forever deleted.
+    jobs = api.list_objects("Job", environment)["items"]
+    assert all(j["metadata"].get("deletionTimestamp") for j in jobs), "the pending Job was not deleted"
 
 
 def test_an_image_that_cannot_be_pulled_fails_fast(
@@ -453,12 +475,10 @@ def test_an_image_that_cannot_be_pulled_fails_fast(
     source = write(tmp_path, {"x.py": "print('never')\n"})
     pipe = pipeline("x", batch("x", "x.py"))
 
-    started = time.monotonic()
     _outcome, recorder = run_on_new_backend(
         kube_cluster, pipe, source, environment, images={"*": "bodywork-missing:0"}, image_pull_policy="Never"
     )
-    assert "ErrImageNeverPull" in recorder.finished("x").reason
-    assert time.monotonic() - started < 60
+    assert "ErrImageNeverPull" in recorder.finished("x").reason  # at once: the time limit is 60 s
     jobs = api.list_objects("Job", environment)["items"]
     assert all(j["metadata"].get("deletionTimestamp") for j in jobs), "the stuck Job was not deleted"
 
@@ -568,14 +588,7 @@ def test_new_replicas_run_the_deployed_commit_after_the_checkout_moved_on(
     assert outcome.succeeded, outcome.reason
     (source / "serve.py").write_text(textwrap.dedent(HTTP_SERVICE.format(version="v2")))  # a newer checkout
     api.merge_patch("Deployment", "web", {"spec": {"replicas": 3}}, environment)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        status = api.get("Deployment", "web", environment).get("status", {})
-        if status.get("readyReplicas") == 3:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail("the Deployment did not scale to 3 ready replicas")
+    wait_until_ready(api, environment, "web", 3)
     answers = {(a["version"], a["commit"]) for a in (post(api, environment, "web", {}) for _ in range(12))}
     assert answers == {("v1", COMMIT_1)}
 
@@ -602,3 +615,29 @@ def test_tearing_down_an_environment_deletes_its_objects_and_namespace(
     namespace = api.find("Namespace", environment)
     # Deleting a namespace takes a while; it is gone or on its way out.
     assert namespace is None or namespace["metadata"].get("deletionTimestamp")
+
+
+def test_tearing_down_leaves_a_namespace_someone_else_made(
+    kube_cluster: KubeCluster, api: KubeApi, environment: str, tmp_path: Path
+) -> None:
+    api.create("Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": environment}})
+    source = write(tmp_path, {"job.py": "print('ok')\n"})
+
+    async def scenario() -> RunOutcome:
+        backend = backend_for(kube_cluster)
+        try:
+            outcome, _ = await run(backend, pipeline("job", batch("job", "job.py")), source, environment)
+            await backend.teardown(environment)
+            return outcome
+        finally:
+            await backend.close()
+
+    outcome = asyncio.run(scenario())
+
+    assert outcome.state is RunState.SUCCEEDED, outcome.reason
+    namespace = api.get("Namespace", environment)
+    assert not namespace["metadata"].get("deletionTimestamp"), "someone else's namespace was deleted"
+    labels = namespace["metadata"].get("labels") or {}
+    assert labels.get(m.PIPELINE) == "kt" and m.MANAGED_BY not in labels
+    jobs = api.list_objects("Job", environment)["items"]
+    assert all(j["metadata"].get("deletionTimestamp") for j in jobs), "the run's Job was left"

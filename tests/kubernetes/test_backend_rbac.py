@@ -24,7 +24,7 @@ from tests.runner.builders import write
 def limited_kubeconfig(kube_cluster: KubeCluster, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A kubeconfig for a ServiceAccount that may do everything a run needs except create Jobs."""
     namespace = f"bw-rbac-{uuid.uuid4().hex[:8]}"
-    admin = config.new_client_from_config(config_file=kube_cluster.kubeconfig)
+    admin = config.new_client_from_config(config_file=kube_cluster.kubeconfig)  # type: ignore[no-untyped-call]
     core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     core.create_namespaced_service_account(
@@ -70,9 +70,10 @@ def limited_kubeconfig(kube_cluster: KubeCluster, tmp_path: Path) -> Iterator[tu
             subjects=[subject],
         )
     )
-    token = core.create_namespaced_service_account_token(
-        "runner", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
-    ).status.token
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    issued = core.create_namespaced_service_account_token("runner", namespace, request).status
+    assert issued is not None, "the API server issued no token"
+    token = issued.token
     kubeconfig = {
         "apiVersion": "v1",
         "kind": "Config",

@@ -22,10 +22,12 @@ from runner.backends.base import StageError
 from runner.backends.kubernetes import KubernetesBackend
 from runner.backends.kubernetes import manifests as m
 from runner.backends.kubernetes import status as st
-from runner.backends.kubernetes.api import KubeApi, error_for
-from runner.backends.kubernetes.backend import _session_exit
+from runner.backends.kubernetes import workloads as w
+from runner.backends.kubernetes.api import KubeApi
 from runner.backends.kubernetes.errors import Forbidden, Gone, Invalid, NotFound, TemporaryError, Unreachable
+from runner.backends.kubernetes.job_progress import session_exit
 from runner.backends.kubernetes.packing import pack
+from runner.backends.kubernetes.rest import error_for
 from runner.backends.kubernetes.settings import KubernetesSettings
 from runner.engine import Engine, RunRequest
 from runner.events import RunState
@@ -48,7 +50,7 @@ def batch_stage(**kw: object) -> Stage:
     )
 
 
-def pod_settings(**kw: object) -> m.PodSettings:
+def pod_settings(**kw: object) -> w.PodSettings:
     values: dict[str, object] = {
         "image": "bodywork-stage:bookworm",
         "image_pull_policy": "IfNotPresent",
@@ -57,7 +59,7 @@ def pod_settings(**kw: object) -> m.PodSettings:
         "secrets_group": "prod",
     }
     values.update(kw)
-    return m.PodSettings(**values)  # type: ignore[arg-type]
+    return w.PodSettings(**values)  # type: ignore[arg-type]
 
 
 # ---- names and labels ----------------------------------------------------------------------------
@@ -92,7 +94,7 @@ def test_every_label_names_pipeline_environment_run_and_commit() -> None:
 
 
 def test_job_maps_retries_time_limit_resources_secrets_and_commit() -> None:
-    job = m.job("ns", IDENTITY, batch_stage(), {"GIT_COMMIT_HASH": "c" * 40}, pod_settings())
+    job = w.job("ns", IDENTITY, batch_stage(), {"GIT_COMMIT_HASH": "c" * 40}, pod_settings())
     assert job["spec"]["backoffLimit"] == 2
     pod = job["spec"]["template"]["spec"]
     assert pod["activeDeadlineSeconds"] == 30 and pod["restartPolicy"] == "Never"
@@ -117,7 +119,7 @@ def test_a_zero_time_limit_means_no_deadline_and_gpus_are_limits() -> None:
         memory_request_mb=0,
         batch=BatchSettings(max_completion_time_seconds=0, retries=0),
     )
-    job = m.job("ns", IDENTITY, stage, {}, pod_settings(gpus=2, cache_host_path=None))
+    job = w.job("ns", IDENTITY, stage, {}, pod_settings(gpus=2, cache_host_path=None))
     pod = job["spec"]["template"]["spec"]
     assert "activeDeadlineSeconds" not in pod
     assert pod["containers"][0]["resources"] == {"requests": {}, "limits": {"nvidia.com/gpu": "2"}}
@@ -132,15 +134,15 @@ def test_deployment_keeps_the_old_version_until_the_new_is_ready() -> None:
         memory_request_mb=64,
         service=ServiceSettings(max_startup_time_seconds=60, replicas=2, port=5000, ingress=True),
     )
-    deployment = m.deployment("ns", IDENTITY, stage, {}, pod_settings())
+    deployment = w.deployment("ns", IDENTITY, stage, {}, pod_settings())
     spec = deployment["spec"]
     assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     assert spec["selector"]["matchLabels"] == {m.PIPELINE: "My.Pipeline", m.STAGE: "score"}
     container = spec["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["tcpSocket"] == {"port": 5000}
-    service = m.cluster_service("ns", IDENTITY, stage)
+    service = w.cluster_service("ns", IDENTITY, stage)
     assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
-    ingress = m.ingress("ns", IDENTITY, stage, "traefik")
+    ingress = w.ingress("ns", IDENTITY, stage, "traefik")
     assert ingress["spec"]["ingressClassName"] == "traefik"
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"].startswith("/ns/score")
 
@@ -185,6 +187,29 @@ def test_failure_reason_gives_the_exit_code() -> None:
     terminated = {"state": {"terminated": {"exitCode": 3, "reason": "Error"}}}
     reason = st.failure_reason(pod("Failed", containerStatuses=[terminated]))
     assert reason == "failed with exit code 3, Error"
+
+
+def test_warnings_give_the_latest_two_that_say_something() -> None:
+    events = [
+        {"reason": "FailedMount", "message": "secret x not found", "lastTimestamp": "2026-01-01T00:00:02Z"},
+        {"reason": "MissingClusterDNS", "message": "no DNS", "lastTimestamp": "2026-01-01T00:00:09Z"},
+        {"reason": "BackOff", "message": "x" * 400, "eventTime": "2026-01-01T00:00:05Z"},
+        {"reason": "FailedScheduling", "message": "old", "lastTimestamp": "2026-01-01T00:00:01Z"},
+    ]
+    assert (
+        st.warnings_text(events) == f" (last warnings: FailedMount: secret x not found; BackOff: {'x' * 300})"
+    )
+    assert st.warnings_text([]) == ""
+
+
+def test_only_an_image_pull_a_registry_may_recover_from_is_given_a_grace() -> None:
+    def waiting(reason: str) -> dict[str, object]:
+        return pod(containerStatuses=[{"state": {"waiting": {"reason": reason}}}])
+
+    assert st.pull_may_recover(waiting("ErrImagePull")) and st.pull_may_recover(waiting("ImagePullBackOff"))
+    assert not st.pull_may_recover(waiting("ErrImageNeverPull"))
+    assert not st.pull_may_recover(waiting("InvalidImageName"))
+    assert not st.pull_may_recover(waiting("ContainerCreating"))
 
 
 def test_rollout_is_done_only_when_every_replica_is_new_and_available() -> None:
@@ -356,7 +381,7 @@ def test_a_batch_bootstrap_reports_the_exit_with_its_session(tmp_path: Path) -> 
     session = lines[0][len(m.SESSION_PREFIX) :]
     assert lines[-1] == f"{m.SESSION_PREFIX}{session} exited with code 3"
     sessions: dict[str, str] = {}
-    reported = [_session_exit(sessions, "pod", line) for line in lines if line.startswith(m.SESSION_PREFIX)]
+    reported = [session_exit(sessions, "pod", line) for line in lines if line.startswith(m.SESSION_PREFIX)]
     assert reported == [None, None, "3"]  # the stage's own imitation is ignored
 
 

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import pytest
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from tests.kubernetes.conftest import KubeCluster
 
@@ -33,9 +33,11 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = 120.0)
 
 @pytest.fixture(scope="module")
 def api(kube_cluster: KubeCluster) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=kube_cluster.kubeconfig)
+    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=kube_cluster.kubeconfig
+    )
     yield api_client
-    api_client.close()
+    api_client.close()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture
@@ -52,9 +54,12 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
 
 def test_node_is_ready(api: client.ApiClient, kube_cluster: KubeCluster) -> None:
     nodes = client.CoreV1Api(api).list_node().items
-    ready = [n.metadata.name for n in nodes
-             if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])]
-    assert ready, f"no Ready node among {[n.metadata.name for n in nodes]}"
+    names = [n.metadata.name if n.metadata else None for n in nodes]
+    ready = [
+        name for name, n in zip(names, nodes, strict=True)
+        if any(c.type == "Ready" and c.status == "True" for c in (n.status and n.status.conditions) or [])
+    ]
+    assert ready, f"no Ready node among {names}"
     if kube_cluster.node_name:
         assert kube_cluster.node_name in ready
 
@@ -76,7 +81,8 @@ def test_pod_runs_python_from_stage_image_and_its_log_is_readable(
     core.create_namespaced_pod(namespace, pod)
 
     def finished() -> str | None:
-        phase = core.read_namespaced_pod("print-42", namespace).status.phase
+        status = core.read_namespaced_pod("print-42", namespace).status
+        phase = status.phase if status else None
         return phase if phase in ("Succeeded", "Failed") else None
 
     assert eventually(finished, "pod print-42 to finish") == "Succeeded"
@@ -117,7 +123,7 @@ def test_service_answers_through_the_api_server_proxy(
 
     def available() -> bool:
         status = client.AppsV1Api(api).read_namespaced_deployment("web", namespace).status
-        return bool(status.available_replicas)
+        return bool(status and status.available_replicas)
 
     eventually(available, "deployment web to be available")
     body = eventually(

@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -11,6 +12,8 @@ from runner.backends.local import LocalBackend
 from runner.engine import Engine, RunOutcome, RunRequest
 from runner.events import Event, EventBus, LogLine, StageFinished
 from runner.model import Pipeline
+
+E = TypeVar("E", bound=Event)
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +28,7 @@ class Recorder:
     def __call__(self, event: Event) -> None:
         self.events.append(event)
 
-    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+    def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]
 
     def logs(self, stage: str) -> list[str]:

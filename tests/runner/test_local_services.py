@@ -14,7 +14,8 @@ from tests.runner.conftest import Harness
 
 def _get(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-        return response.read().decode()
+        body: bytes = response.read()
+        return body.decode()
 
 
 def test_failed_new_version_is_rolled_back_and_the_old_one_keeps_answering(

@@ -34,11 +34,9 @@ def _batch(module: str, **extra: object) -> dict[str, object]:
             "batch": {"max_completion_time_seconds": 30, "retries": 0}, **extra}
 
 
-def _run(args: list[str], env_home: Path, **kw: object) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], env_home: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, XDG_STATE_HOME=str(env_home / "state"), XDG_CACHE_HOME=str(env_home / "cache"))
-    return subprocess.run(
-        BODYWORK + args, capture_output=True, text=True, timeout=120, env=env, check=False, **kw
-    )
+    return subprocess.run(BODYWORK + args, capture_output=True, text=True, timeout=120, env=env, check=False)
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-# Also loaded for the whole suite by tests/conftest.py's pytest_plugins; importing them here keeps this
-# folder runnable on its own.
+# Imported, they are this folder's fixtures (tests/gitops/conftest.py does the same).
 from tests.fakes.fixtures import fake_github, fake_gitlab, fake_time
 
 __all__ = ["fake_github", "fake_gitlab", "fake_time", "run"]

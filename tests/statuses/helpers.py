@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from gitops.statuses import CommitStatus, StatusPublisher, StatusState, create_publisher
@@ -67,3 +69,9 @@ def publisher(fake_time: FakeTime, **settings: Any) -> StatusPublisher:
     }
     options.update(settings)
     return create_publisher(**options)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Waits, yielding to the loop, until ``condition()`` holds; the scenario's timeout bounds it."""
+    while not condition():
+        await asyncio.sleep(0.01)

@@ -171,3 +171,20 @@ def test_gitlab_hang_is_released_on_close(client: httpx.Client) -> None:
                 headers={"PRIVATE-TOKEN": fake.token},
                 timeout=0.2,
             )
+
+
+def test_unexpected_rejections_lists_every_refused_call_not_expected(
+    client: httpx.Client, fake_github: FakeGitHub
+) -> None:
+    """What the end-to-end tests' teardown check (tests/gitops/conftest.py) reads."""
+    assert _github_post(client, fake_github).status_code == 201
+    assert fake_github.unexpected_rejections() == []
+
+    assert _github_post(client, fake_github, auth="Bearer wrong-token").status_code == 401
+    assert _github_post(client, fake_github, {**GOOD_GITHUB, "state": "done"}).status_code == 422
+
+    unexpected = fake_github.unexpected_rejections()
+    assert [text.split(" -> ")[1][:8] for text in unexpected] == ["HTTP 401", "HTTP 422"]
+    assert unexpected[0].startswith(f"POST /repos/o/r/statuses/{SHA} -> HTTP 401 ")
+    assert fake_github.unexpected_rejections(("HTTP 401",)) == [unexpected[1]]
+    assert fake_github.unexpected_rejections(("HTTP 401", "HTTP 422")) == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 
 import pytest
 
@@ -15,7 +14,7 @@ from tests.fakes.github_api import FakeGitHub
 from tests.fakes.gitlab_api import FakeGitLab
 
 from .conftest import run
-from .helpers import OTHER_SHA, SHA, github_status, gitlab_status, publisher
+from .helpers import OTHER_SHA, SHA, github_status, gitlab_status, publisher, until
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -127,11 +126,11 @@ def test_publish_returns_at_once_while_the_server_hangs(fake_github: FakeGitHub,
     async def scenario() -> None:
         publisher_ = publisher(fake_time, request_timeout_seconds=0.3, max_attempts=2)
         await publisher_.start()
-        started = time.perf_counter()
         for n in range(50):
             publisher_.publish(github_status(fake_github.api_base, fake_github.token, context=f"stage-{n}"))
-        assert time.perf_counter() - started < 0.05
-        await asyncio.sleep(0.05)
+        # All 50 calls returned before the worker sent anything: none of them waited for the server.
+        assert fake_github.requests == [] and publisher_.queued == 50
+        await until(lambda: len(fake_github.requests) == 1)
         assert publisher_.queued == 50  # the first is in flight, hanging
         await publisher_.stop(timeout=1.5)
         assert publisher_.queued == 0
@@ -140,9 +139,8 @@ def test_publish_returns_at_once_while_the_server_hangs(fake_github: FakeGitHub,
         assert reasons[0].startswith("gave up after 2 attempts: timed out")
         assert "not sent: the publisher stopped (stop timeout 1.5 s)" in reasons
 
-    started = time.perf_counter()
-    run(scenario())
-    assert time.perf_counter() - started < 4
+    # Bounded: with every call hanging until its timeout, sending all 50 would outlast run()'s limit.
+    run(scenario(), timeout=8)
 
 
 def test_stop_is_bounded_even_when_a_call_would_take_long(
@@ -154,14 +152,13 @@ def test_stop_is_bounded_even_when_a_call_would_take_long(
         publisher_ = publisher(fake_time, request_timeout_seconds=30)
         await publisher_.start()
         publisher_.publish(gitlab_status(fake_gitlab.api_base, fake_gitlab.token))
-        await asyncio.sleep(0.05)
-        started = time.perf_counter()
+        await until(lambda: len(fake_gitlab.requests) == 1)  # in flight; the fake holds it until closed
         await publisher_.stop(timeout=0.2)
-        assert time.perf_counter() - started < 1
+        # Stopped by its own timeout, not by the call's (30 s, which would outlast run()'s limit).
         [failure] = publisher_.failures
         assert failure.reason == "not sent: the publisher stopped (stop timeout 0.2 s)"
 
-    run(scenario())
+    run(scenario(), timeout=8)
 
 
 def test_publish_from_another_thread(fake_github: FakeGitHub, fake_time: FakeTime) -> None:

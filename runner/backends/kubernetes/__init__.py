@@ -1,14 +1,24 @@
 """The Kubernetes backend: Jobs, Deployments, Services, Ingresses, Secrets and Namespaces.
 
-Layers (each module imports only those above it):
+Layers, highest first: each module imports only modules of the layers below its own; modules of one
+layer (separated by ``|``) do not import each other. This is the import-linter ``layers`` contract:
 
-- ``errors``, ``settings`` — our error types and settings; no I/O.
-- ``manifests``, ``status``, ``packing`` — pure: object builders, status readings, source archives.
-- ``api`` — the ONLY module that imports the ``kubernetes`` client; plain dicts in and out.
-- ``watching`` — watches and followed logs in threads, bridged onto the event loop.
-- ``backend`` — :class:`KubernetesBackend`, the :class:`~runner.backends.base.Backend` implementation.
-- ``inventory`` — listing and deleting what is deployed (used by the CLI commands).
-- ``bootstrap`` — the stdlib-only script every stage pod runs (shipped in a ConfigMap, never imported).
+1. ``backend`` | ``inventory`` — :class:`KubernetesBackend`, the Backend facade | the CLI's listings.
+2. ``jobs`` | ``services`` — batch stages as Jobs | service stages: apply, roll out, roll back.
+3. ``driving`` | ``runs`` — feeds a reducer and performs its actions | a run's namespace, code,
+   secrets, clean-up and teardown.
+4. ``watching`` — watches and followed logs in threads, bridged onto the event loop.
+5. ``api`` — the ONLY module that imports the ``kubernetes`` client (and ``urllib3``).
+6. ``rest`` — pure REST conventions: resources, paths, errors, the RBAC the code needs.
+7. ``job_progress`` | ``rollout_progress`` — the pure reducers of a Job's and a rollout's progress.
+8. ``progress`` — what the reducers decide (actions), and patience with problems that may resolve.
+9. ``observations`` — what the watches deliver, as plain data.
+10. ``status`` | ``workloads`` | ``packing`` — pure: status readings | pod template and workloads |
+    source archives.
+11. ``manifests`` — pure: names, labels and the objects every run ships.
+12. ``errors`` | ``settings`` — our error types and settings; no I/O.
+
+``bootstrap`` is the stdlib-only script every stage pod runs (shipped in a ConfigMap, never imported).
 """
 
 from runner.backends.kubernetes.backend import KubernetesBackend

@@ -5,9 +5,10 @@ builders in :mod:`.manifests` produce; no generated model classes leak out. The 
 kubeconfig / in-cluster authentication, TLS and the connection pool; requests, retries and errors are
 ours. Every call is blocking: callers run it in a thread (see :mod:`.watching`).
 
-Errors become the types of :mod:`.errors`: 403 -> Forbidden naming the verb and resource, 404 ->
-NotFound, 409 -> Conflict, 410 -> Gone, 400/422 -> Invalid, 429/5xx and connection failures are retried
-with exponential backoff and then raised as TemporaryError / Unreachable.
+Errors become the types of :mod:`.errors` (see :func:`.rest.error_for`: 403 -> Forbidden naming the verb
+and resource, 404 -> NotFound, 409 -> Conflict, ...); 429/5xx and connection failures are retried with
+exponential backoff and then raised as TemporaryError / Unreachable. Paths, selectors and the RBAC the
+code needs are in :mod:`.rest`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -28,58 +29,29 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from runner.backends.kubernetes.errors import (
-    Conflict,
-    Forbidden,
-    Gone,
-    Invalid,
-    KubeError,
-    NotFound,
-    PermanentError,
-    TemporaryError,
-    Unreachable,
-)
+from runner.backends.kubernetes import rest
+from runner.backends.kubernetes.errors import KubeError, NotFound, PermanentError, TemporaryError, Unreachable
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Resource:
-    prefix: str  # "api/v1", "apis/batch/v1"
-    plural: str
-    namespaced: bool = True
-
-
-RESOURCES: dict[str, Resource] = {
-    "Namespace": Resource("api/v1", "namespaces", namespaced=False),
-    "ServiceAccount": Resource("api/v1", "serviceaccounts"),
-    "ConfigMap": Resource("api/v1", "configmaps"),
-    "Secret": Resource("api/v1", "secrets"),
-    "Service": Resource("api/v1", "services"),
-    "Pod": Resource("api/v1", "pods"),
-    "Event": Resource("api/v1", "events"),
-    "Job": Resource("apis/batch/v1", "jobs"),
-    "Deployment": Resource("apis/apps/v1", "deployments"),
-    "ReplicaSet": Resource("apis/apps/v1", "replicasets"),
-    "Ingress": Resource("apis/networking.k8s.io/v1", "ingresses"),
-}
-
-_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-_TEMPORARY_STATUSES = {429, 500, 502, 503, 504}
-
-
 class Stream:
     """A streaming HTTP response (a watch or a followed log), read line by line in one thread.
 
     :meth:`close` may be called from another thread: it shuts the socket down so that a blocked read
-    returns at once.
+    returns at once. The socket is reached through a handle of our own, taken at the start: when the
+    server answers ``Connection: close``, http.client hands the socket to the response and the
+    connection object no longer has it, and closing the response would then block until the read ends.
     """
 
     def __init__(self, response: Any) -> None:
         self._response = response
         self._closed = threading.Event()
+        self._socket: socket.socket | None = None
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self._socket = socket.socket(fileno=os.dup(response.fileno()))
 
     def lines(self) -> Iterator[str]:
         buffer = bytearray()
@@ -104,11 +76,10 @@ class Stream:
         if self._closed.is_set():
             return
         self._closed.set()
-        connection = getattr(self._response, "connection", None)
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
+        if self._socket is not None:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                self._socket.shutdown(socket.SHUT_RDWR)
+            self._socket.close()
         try:
             self._response.close()
             self._response.release_conn()
@@ -157,7 +128,7 @@ class KubeApi:
         return self._json("GET", "/version", what="the server version")
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
-        return self._json("GET", self._path(kind, namespace, name), what=_what(kind, name, namespace))
+        return self._json("GET", rest.path(kind, namespace, name), what=rest.what(kind, name, namespace))
 
     def find(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         """The object, or None when it does not exist."""
@@ -175,33 +146,34 @@ class KubeApi:
         fields: str | None = None,
     ) -> Obj:
         """The list object (``items`` and ``metadata.resourceVersion``); all namespaces when None."""
-        query = _selectors(labels, fields)
-        return self._json("GET", self._path(kind, namespace), query, what=_what(kind, None, namespace))
+        query = rest.selectors(labels, fields)
+        return self._json("GET", rest.path(kind, namespace), query, what=rest.what(kind, None, namespace))
 
     def create(self, kind: str, body: Obj, namespace: str | None = None) -> Obj:
         name = body.get("metadata", {}).get("name")
-        return self._json("POST", self._path(kind, namespace), body=body, what=_what(kind, name, namespace))
+        what = rest.what(kind, name, namespace)
+        return self._json("POST", rest.path(kind, namespace), body=body, what=what)
 
     def replace(self, kind: str, name: str, body: Obj, namespace: str | None = None) -> Obj:
-        path = self._path(kind, namespace, name)
-        return self._json("PUT", path, body=body, what=_what(kind, name, namespace))
+        path = rest.path(kind, namespace, name)
+        return self._json("PUT", path, body=body, what=rest.what(kind, name, namespace))
 
     def merge_patch(self, kind: str, name: str, patch: Obj, namespace: str | None = None) -> Obj:
         return self._json(
             "PATCH",
-            self._path(kind, namespace, name),
+            rest.path(kind, namespace, name),
             body=patch,
             content_type="application/merge-patch+json",
-            what=_what(kind, name, namespace),
+            what=rest.what(kind, name, namespace),
         )
 
     def json_patch(self, kind: str, name: str, ops: list[Obj], namespace: str | None = None) -> Obj:
         return self._json(
             "PATCH",
-            self._path(kind, namespace, name),
+            rest.path(kind, namespace, name),
             body=ops,
             content_type="application/json-patch+json",
-            what=_what(kind, name, namespace),
+            what=rest.what(kind, name, namespace),
         )
 
     def delete(
@@ -211,7 +183,7 @@ class KubeApi:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         try:
             self._json(
-                "DELETE", self._path(kind, namespace, name), body=body, what=_what(kind, name, namespace)
+                "DELETE", rest.path(kind, namespace, name), body=body, what=rest.what(kind, name, namespace)
             )
         except NotFound:
             return False
@@ -233,7 +205,7 @@ class KubeApi:
             query.append(("previous", "true"))
         if tail_lines is not None:
             query.append(("tailLines", str(tail_lines)))
-        path = self._path("Pod", namespace, pod) + "/log"
+        path = rest.path("Pod", namespace, pod) + "/log"
         response = self._request("GET", path, query, what=f"the log of pod {namespace}/{pod}")
         return bytes(response.data).decode("utf-8", errors="replace")
 
@@ -268,7 +240,8 @@ class KubeApi:
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
             raise self._connection_error(error, str(error)) from error
         if response.status == 403:
-            raise error_for(method, resource, f"services/proxy {service} in namespace {namespace}", 403, "")
+            what = f"services/proxy {service} in namespace {namespace}"
+            raise rest.error_for(method, resource, what, 403, "")
         return int(response.status), data
 
     # ---- streams ---------------------------------------------------------------------------
@@ -284,7 +257,7 @@ class KubeApi:
         timeout_seconds: int = 60,
     ) -> Stream:
         """A watch from `resource_version`; iterate ``lines()`` and parse each with :func:`parse_event`."""
-        query = _selectors(labels, fields)
+        query = rest.selectors(labels, fields)
         query += [
             ("watch", "true"),
             ("allowWatchBookmarks", "true"),
@@ -294,11 +267,11 @@ class KubeApi:
             query.append(("resourceVersion", resource_version))
         response = self._request(
             "GET",
-            self._path(kind, namespace),
+            rest.path(kind, namespace),
             query,
             stream=True,
             timeout=(self.request_timeout, timeout_seconds + 15),
-            what=_what(kind, None, namespace),
+            what=rest.what(kind, None, namespace),
         )
         return Stream(response)
 
@@ -307,7 +280,7 @@ class KubeApi:
         query = [("follow", "true")]
         if container:
             query.append(("container", container))
-        path = self._path("Pod", namespace, pod) + "/log"
+        path = rest.path("Pod", namespace, pod) + "/log"
         response = self._request(
             "GET",
             path,
@@ -327,16 +300,6 @@ class KubeApi:
                 "kubeconfig's certificate authority does not match the server: get a fresh kubeconfig"
             )
         return Unreachable(f"cannot reach the Kubernetes API server at {self.host}: {text}")
-
-    def _path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
-        resource = RESOURCES[kind]
-        path = f"/{resource.prefix}"
-        if resource.namespaced and namespace:
-            path += f"/namespaces/{namespace}"
-        path += f"/{resource.plural}"
-        if name:
-            path += f"/{name}"
-        return path
 
     def _json(
         self,
@@ -420,7 +383,8 @@ class KubeApi:
             payload = bytes(response.data or b"").decode("utf-8", errors="replace")
         finally:
             response.release_conn()
-        raise error_for(method, path, what, response.status, payload, response.headers.get("Retry-After"))
+        retry_after = response.headers.get("Retry-After")
+        raise rest.error_for(method, path, what, response.status, payload, retry_after)
 
 
 def _is_tls_failure(error: BaseException) -> bool:
@@ -430,78 +394,3 @@ def _is_tls_failure(error: BaseException) -> bool:
         or isinstance(reason, urllib3.exceptions.SSLError | ssl.SSLError)
         or "CERTIFICATE_VERIFY_FAILED" in str(reason or error)
     )
-
-
-def _what(kind: str, name: str | None, namespace: str | None) -> str:
-    resource = RESOURCES[kind]
-    text = f"{resource.plural} {name}" if name else resource.plural
-    return f"{text} in namespace {namespace}" if resource.namespaced and namespace else text
-
-
-def _selectors(labels: Mapping[str, str] | str | None, fields: str | None) -> list[tuple[str, str]]:
-    query: list[tuple[str, str]] = []
-    if labels:
-        selector = labels if isinstance(labels, str) else ",".join(f"{k}={v}" for k, v in labels.items())
-        query.append(("labelSelector", selector))
-    if fields:
-        query.append(("fieldSelector", fields))
-    return query
-
-
-def error_for(
-    method: str, path: str, what: str, status: int, payload: str, retry_after: str | None = None
-) -> KubeError:
-    """Our error type for an HTTP error answer of the API server."""
-    try:
-        message = str(json.loads(payload).get("message", "")) or payload
-    except (ValueError, AttributeError):
-        message = payload
-    verb = _VERBS.get(method, method.lower())
-    if status == 403:
-        if method == "GET" and "watch=true" in path:
-            verb = "watch"
-        return Forbidden(
-            f"forbidden: the credentials in use may not {verb} {what} ({message}); grant the verb "
-            f"{verb!r} on this resource in the RBAC Role or ClusterRole bound to them",
-            status=status,
-            payload=payload,
-        )
-    if status == 401:
-        return PermanentError(
-            f"unauthorized: the API server rejected the credentials when trying to {verb} {what} "
-            f"({message}); refresh the kubeconfig",
-            status=status,
-            payload=payload,
-        )
-    if status == 404:
-        return NotFound(f"not found: {what} ({message})", status=status, payload=payload)
-    if status == 409:
-        return Conflict(f"conflict on {what}: {message}", status=status, payload=payload)
-    if status == 410:
-        return Gone(f"gone: {message}", status=status, payload=payload, delay=0.0)
-    if status in (400, 422):
-        return Invalid(f"the API server refused to {verb} {what}: {message}", status=status, payload=payload)
-    if status in _TEMPORARY_STATUSES:
-        try:
-            delay = float(retry_after) if retry_after else 1.0
-        except ValueError:
-            delay = 1.0
-        return TemporaryError(
-            f"the API server answered {status} to {verb} {what}: {message}",
-            status=status,
-            payload=payload,
-            delay=delay,
-        )
-    return PermanentError(
-        f"the API server answered {status} to {verb} {what}: {message}", status=status, payload=payload
-    )
-
-
-def parse_event(line: str) -> Obj:
-    """One watch event (``type`` and ``object``); an ERROR event is raised as our error type."""
-    event: Obj = json.loads(line)
-    if event.get("type") == "ERROR":
-        status = event.get("object", {})
-        code = int(status.get("code", 500))
-        raise error_for("GET", "watch=true", "a watch", code, json.dumps(status))
-    return event

@@ -19,8 +19,6 @@ from runner.backends.kubernetes.errors import Conflict, NotFound
 
 Obj = dict[str, Any]
 _OURS = {m.MANAGED_BY: m.MANAGER}
-# Kinds a deployment is made of, deleted in this order (workloads first, their code last).
-DEPLOYMENT_KINDS = ("Ingress", "Service", "Deployment", "Job", "ConfigMap")
 
 
 def age(obj: Obj, now: float | None = None) -> str:
@@ -205,25 +203,10 @@ def delete_deployment(
     """Deletes every object of `pipeline` in `namespace` (secrets excepted); counts per kind."""
     selector = {**_OURS, m.PIPELINE: m.label_value(pipeline)}
     deleted: dict[str, int] = {}
-    for kind in DEPLOYMENT_KINDS:
+    for kind in m.DEPLOYMENT_KINDS:
         for obj in api.list_objects(kind, namespace, labels=selector)["items"]:
             if api.delete(kind, obj["metadata"]["name"], namespace):
                 deleted[kind] = deleted.get(kind, 0) + 1
     if with_namespace and api.delete("Namespace", namespace):
-        deleted["Namespace"] = 1
-    return deleted
-
-
-def delete_environment(api: KubeApi, namespace: str) -> dict[str, int]:
-    """Deletes every object this tool made in `namespace`, then the namespace itself when this tool
-    created it (a namespace someone else made is left, with their objects in it); counts per kind."""
-    deleted: dict[str, int] = {}
-    for kind in DEPLOYMENT_KINDS:
-        for obj in api.list_objects(kind, namespace, labels=_OURS)["items"]:
-            if api.delete(kind, obj["metadata"]["name"], namespace):
-                deleted[kind] = deleted.get(kind, 0) + 1
-    found = api.find("Namespace", namespace)
-    labels = (found or {}).get("metadata", {}).get("labels") or {}
-    if labels.get(m.MANAGED_BY) == m.MANAGER and api.delete("Namespace", namespace):
         deleted["Namespace"] = 1
     return deleted

@@ -49,7 +49,8 @@ class KubernetesSettings:
     instead of the node folder (needed when pods of one environment land on different nodes)."""
 
     gpus: Mapping[str, int] = field(default_factory=dict)
-    """Extension: stage name -> number of GPUs it requests (also read from a stage's `gpu_request`)."""
+    """Extension: stage name -> number of GPUs its pods request. A backend option only: bodywork.yaml
+    1.1 has no GPU key, so a pipeline cannot ask for GPUs itself."""
 
     gpu_resource: str = "nvidia.com/gpu"
     """The extended resource name GPUs are requested as."""
@@ -59,6 +60,11 @@ class KubernetesSettings:
 
     unschedulable_grace_seconds: float = 0.0
     """How long a pod may stay unschedulable before the stage fails (0: at once, with the reason)."""
+
+    image_pull_grace_seconds: float = 0.0
+    """How long a pod's image pull may keep failing (ErrImagePull, ImagePullBackOff: the kubelet retries)
+    before the stage fails (0: at once, with the kubelet's message). Raise it when a registry is flaky
+    or rate-limits; an image that can never be pulled (ErrImageNeverPull, InvalidImageName) fails at once."""
 
     max_source_chunks: int = 8
     """The source archive ships in ConfigMaps of 900 KiB each; at most this many (about 7 MiB)."""

@@ -18,6 +18,11 @@ _STUCK_WAITING = {
     "RunContainerError": "the container cannot be started",
     "CrashLoopBackOff": "the container keeps crashing",
 }
+# Of those, the ones a registry hiccup (a timeout, a rate limit) causes too: the kubelet keeps retrying,
+# so they are given `image_pull_grace_seconds` to recover.
+_PULL_ERRORS = {"ErrImagePull", "ImagePullBackOff"}
+# Warning events that say nothing about why a pod does not start.
+_NOISE_EVENTS = {"MissingClusterDNS"}
 
 
 def name_of(obj: Obj) -> str:
@@ -74,6 +79,16 @@ def stuck(pod: Obj) -> str | None:
     return None
 
 
+def pull_may_recover(pod: Obj) -> bool:
+    """True when what the pod waits for is an image pull that the kubelet retries (it may succeed)."""
+    reasons = {
+        (container.get("state", {}).get("waiting") or {}).get("reason", "")
+        for container in _container_statuses(pod)
+    }
+    stuck_reasons = reasons & set(_STUCK_WAITING)
+    return bool(stuck_reasons) and stuck_reasons <= _PULL_ERRORS
+
+
 def crashed(pod: Obj) -> str | None:
     """For a service: the container exited and was restarted at least once."""
     for container in _container_statuses(pod):
@@ -102,6 +117,8 @@ def last_termination(container: Obj) -> str:
 def failure_reason(pod: Obj) -> str:
     """Why a pod in phase Failed failed."""
     status = pod.get("status", {})
+    if status.get("reason") == "Evicted":
+        return f"was evicted from its node ({status.get('message') or 'no message'})"
     if status.get("reason") == "DeadlineExceeded":
         limit = pod.get("spec", {}).get("activeDeadlineSeconds")
         return f"exceeded its time limit of {limit} s (max_completion_time_seconds) and was stopped"
@@ -173,3 +190,17 @@ def pod_summary(pod: Obj) -> str:
         if container.get("restartCount"):
             parts.append(f"{container['restartCount']} restart(s)")
     return ", ".join(parts)
+
+
+def warnings_text(events: list[Obj]) -> str:
+    """The latest two Warning `events` (sandbox, volume, probe failures) as a suffix for a reason."""
+    found: list[tuple[str, str]] = []
+    for event in events:
+        if event.get("reason") in _NOISE_EVENTS:
+            continue
+        stamp = str(event.get("lastTimestamp") or event.get("eventTime") or "")
+        found.append((stamp, f"{event.get('reason', '')}: {str(event.get('message', ''))[:300]}"))
+    if not found:
+        return ""
+    latest = sorted(found)[-2:]
+    return " (last warnings: " + "; ".join(text for _, text in latest) + ")"

@@ -14,46 +14,17 @@ import contextlib
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from runner.backends.kubernetes.api import KubeApi, Stream, parse_event
+from runner.backends.kubernetes.api import KubeApi, Stream
 from runner.backends.kubernetes.errors import Gone, KubeError, TemporaryError
+from runner.backends.kubernetes.observations import Broken, Item, LogEnd, LogText, Update
+from runner.backends.kubernetes.rest import parse_event
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Update:
-    """An object was added, modified or deleted (the initial list arrives as ADDED)."""
-
-    kind: str
-    type: str
-    obj: Obj
-
-
-@dataclass(frozen=True)
-class LogText:
-    key: str
-    line: str
-
-
-@dataclass(frozen=True)
-class LogEnd:
-    key: str
-
-
-@dataclass(frozen=True)
-class Broken:
-    """A watch gave up: the error says why (forbidden, unreachable, ...)."""
-
-    error: KubeError
-
-
-Item = Update | LogText | LogEnd | Broken
 
 
 class Watcher:

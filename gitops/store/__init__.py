@@ -1,0 +1,15 @@
+"""The service's store: runs, their stages and logs, and delivery ids for idempotency.
+
+The only package that uses sqlite3, in WAL mode with ``synchronous=FULL``: an accepted delivery is on
+disk before the webhook is answered. One concept per module:
+
+* :mod:`~gitops.store.records`: the immutable records it returns;
+* :mod:`~gitops.store.schema`: the schema and its numbered migrations (``PRAGMA user_version``);
+* :mod:`~gitops.store.writer`: the write connection and the group-commit writer thread;
+* :mod:`~gitops.store.database`: :class:`Store`, its queries and writes.
+"""
+
+from gitops.store.database import Store
+from gitops.store.records import Accepted, LogRecord, NewRun, Recovered, RunRecord, StageRecord
+
+__all__ = ["Accepted", "LogRecord", "NewRun", "Recovered", "RunRecord", "StageRecord", "Store"]

@@ -1,0 +1,324 @@
+"""The store's queries and writes: runs, their stages and logs, and delivery ids for idempotency.
+
+Statuses are bound as SQL parameters, never spelled in SQL text. Reads use a connection of their own,
+so a reader never waits for a writer's fsync.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gitops.status import ACTIVE, FailureKind, RunStatus
+from gitops.store.records import (
+    RUN_COLUMNS,
+    Accepted,
+    LogRecord,
+    NewRun,
+    Recovered,
+    RunRecord,
+    StageRecord,
+    run_from_row,
+)
+from gitops.store.schema import migrate
+from gitops.store.writer import Writer
+from runner.events import StageState
+
+T = TypeVar("T")
+_ACTIVE = tuple(status.value for status in ACTIVE)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # the writer's checkpoint thread does it
+        migrate(db)
+        self._db = db
+        self._writer = Writer(db, path)
+        self._read_lock = threading.Lock()
+        self._read = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._read.execute("PRAGMA busy_timeout=5000")
+
+    def close(self) -> None:
+        self._writer.close()
+        with self._read_lock:
+            self._read.close()
+
+    def ping(self) -> bool:
+        with self._read_lock:
+            return bool(self._read.execute("SELECT 1").fetchall() == [(1,)])
+
+    def submit(self, method: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        """Runs the write `method(*args)` (one of this class's) in the writer thread; the future is
+        resolved once its transaction is committed. Writes run in the order they are submitted."""
+        return self._writer.submit(method, *args)
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._writer.transaction()
+
+    # -- accepting -----------------------------------------------------------------------------
+
+    def accept(self, new: NewRun, keys: Iterable[str], coalesce: bool = True) -> Accepted:
+        """Records `new` as queued unless one of `keys` was seen before (then returns that run).
+
+        With `coalesce`, older queued runs of the same repository, ref and environment are marked
+        superseded by the new one, in the same transaction.
+        """
+        keys = [k for k in keys if k]
+        now = time.time()
+        with self._transaction() as db:
+            for key in keys:
+                rows = db.execute("SELECT run_id FROM deliveries WHERE key = ?", (key,)).fetchall()
+                if rows:
+                    existing = self._get(rows[0][0])
+                    if existing is not None:
+                        return Accepted(existing, duplicate=True)
+            run_id = uuid.uuid4().hex[:12]
+            db.execute(
+                "INSERT INTO runs (id, repository, provider, ref, commit_sha, environment, namespace, "
+                "preview, action, trigger, delivery_id, state, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id, new.repository, new.provider, new.ref, new.commit, new.environment,
+                    new.namespace, int(new.preview), new.action, new.trigger, new.delivery_id,
+                    RunStatus.QUEUED.value, now,
+                ),
+            )
+            for key in keys:
+                db.execute("INSERT INTO deliveries VALUES (?, ?, ?)", (key, run_id, now))
+            superseded: list[RunRecord] = []
+            if coalesce:
+                rows = db.execute(
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE repository = ? AND ref = ? AND "
+                    "environment = ? AND state = ? AND id != ? ORDER BY created_at",
+                    (new.repository, new.ref, new.environment, RunStatus.QUEUED.value, run_id),
+                ).fetchall()
+                for row in rows:
+                    db.execute(
+                        "UPDATE runs SET state = ?, superseded_by = ?, finished_at = ?, reason = ? "
+                        "WHERE id = ?",
+                        (
+                            RunStatus.SUPERSEDED.value, run_id, now,
+                            f"superseded by {new.commit[:10]} (run {run_id})", row[0],
+                        ),
+                    )
+                    superseded.append(self._get(row[0]) or run_from_row(row))
+            created = self._get(run_id)
+        assert created is not None
+        return Accepted(created, duplicate=False, superseded=superseded)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _get(self, run_id: str) -> RunRecord | None:
+        rows = self._db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchall()
+        return run_from_row(rows[0]) if rows else None
+
+    def get(self, run_id: str) -> RunRecord | None:
+        with self._read_lock:
+            # fetchall, not fetchone: a statement left unfinished would keep an old snapshot open.
+            rows = self._read.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchall()
+        return run_from_row(rows[0]) if rows else None
+
+    def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        environment: str | None = None,
+        state: RunStatus | None = None,
+        repository: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        clauses: list[str] = []
+        values: list[str] = []
+        for column, value in (
+            ("pipeline", pipeline), ("environment", environment), ("state", state.value if state else None),
+        ):
+            if value:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        if repository:
+            clauses.append("repository LIKE ?")
+            values.append(f"%:{repository.lower()}")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._read_lock:
+            rows = self._read.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (*values, limit),
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def queued(self) -> list[RunRecord]:
+        with self._read_lock:
+            rows = self._read.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE state = ? ORDER BY created_at, rowid",
+                (RunStatus.QUEUED.value,),
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def count_deliveries(self) -> int:
+        with self._read_lock:
+            return int(self._read.execute("SELECT COUNT(*) FROM deliveries").fetchall()[0][0])
+
+    def stages(self, run_id: str) -> list[StageRecord]:
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT stage, kind, state, attempts, started_at, finished_at, reason FROM stages "
+                "WHERE run_id = ? ORDER BY rowid",
+                (run_id,),
+            ).fetchall()
+        return [StageRecord(*row) for row in rows]
+
+    def logs(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[LogRecord]:
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT id, stage, line, at FROM logs WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (run_id, after, limit),
+            ).fetchall()
+        return [LogRecord(*row) for row in rows]
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def mark_running(self, run_id: str) -> bool:
+        """queued -> running; False when the run is no longer queued (cancelled, superseded)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE runs SET state = ?, started_at = ? WHERE id = ? AND state = ?",
+                (RunStatus.RUNNING.value, time.time(), run_id, RunStatus.QUEUED.value),
+            )
+            return cursor.rowcount == 1
+
+    def set_pipeline(
+        self, run_id: str, pipeline: str, steps: Sequence[Sequence[str]], namespace: str
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET pipeline = ?, steps = ?, namespace = ? WHERE id = ?",
+                (pipeline, json.dumps([list(s) for s in steps]), namespace, run_id),
+            )
+            for step in steps:
+                for stage in step:
+                    db.execute(
+                        "INSERT OR IGNORE INTO stages (run_id, stage, state) VALUES (?, ?, ?)",
+                        (run_id, stage, StageState.PENDING.value),
+                    )
+
+    def finish(
+        self,
+        run_id: str,
+        status: RunStatus,
+        reason: str = "",
+        problems: Sequence[str] = (),
+        at: float | None = None,
+        failure: FailureKind | None = None,
+    ) -> RunRecord | None:
+        """Sets the final status of a queued or running run (ended `at`, default now) and, for a failed
+        one, its kind of failure; returns it, or None if it was already final."""
+        at = time.time() if at is None else at
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE runs SET state = ?, reason = ?, problems = ?, finished_at = ?, failure = ? "
+                "WHERE id = ? AND state IN (?, ?)",
+                (status.value, reason, json.dumps(list(problems)), at, failure.value if failure else None,
+                 run_id, *_ACTIVE),
+            )
+            if cursor.rowcount != 1:
+                return None
+            db.execute(
+                "UPDATE stages SET state = ?, finished_at = ? WHERE run_id = ? AND state = ?",
+                (StageState.CANCELLED.value, time.time(), run_id, StageState.RUNNING.value),
+            )
+            return self._get(run_id)
+
+    def stage_started(self, run_id: str, stage: str, kind: str, attempt: int, at: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO stages (run_id, stage, kind, state, attempts, started_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, stage) DO UPDATE SET "
+                "kind = excluded.kind, state = excluded.state, attempts = excluded.attempts, "
+                "started_at = COALESCE(stages.started_at, excluded.started_at)",
+                (run_id, stage, kind, StageState.RUNNING.value, attempt, at),
+            )
+
+    def stage_finished(
+        self, run_id: str, stage: str, state: str, attempts: int, started_at: float, at: float, reason: str
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO stages (run_id, stage, state, attempts, started_at, finished_at, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, stage) DO UPDATE SET "
+                "state = excluded.state, attempts = excluded.attempts, "
+                "started_at = COALESCE(stages.started_at, excluded.started_at), "
+                "finished_at = excluded.finished_at, reason = excluded.reason",
+                (run_id, stage, state, attempts, started_at, at, reason),
+            )
+
+    def add_logs(self, run_id: str, lines: Iterable[tuple[str, str, float]]) -> None:
+        """Appends (stage, line, at) records."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO logs (run_id, stage, line, at) VALUES (?, ?, ?, ?)",
+                [(run_id, stage, line, at) for stage, line, at in lines],
+            )
+
+    def prune_deliveries(self, older_than: float) -> int:
+        """Forgets delivery ids received before `older_than` (epoch seconds); returns how many."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM deliveries WHERE received_at < ?", (older_than,)).rowcount
+
+    def recover(self, max_reruns: int) -> Recovered:
+        """After a restart: each run left 'running' is queued again, or failed after `max_reruns`."""
+        requeued, failed = [], []
+        now = time.time()
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE state = ? ORDER BY created_at",
+                (RunStatus.RUNNING.value,),
+            ).fetchall()
+            for row in rows:
+                run = run_from_row(row)
+                if run.interruptions < max_reruns:
+                    db.execute(
+                        "UPDATE runs SET state = ?, started_at = NULL, "
+                        "interruptions = interruptions + 1 WHERE id = ?",
+                        (RunStatus.QUEUED.value, run.id),
+                    )
+                    db.execute("DELETE FROM stages WHERE run_id = ?", (run.id,))
+                    note = "the service restarted while this run was running; it is run again"
+                    requeued.append(run)
+                else:
+                    reason = (
+                        f"interrupted by a restart of the service ({run.interruptions + 1} times); "
+                        "not run again: trigger it manually with POST /api/runs"
+                    )
+                    db.execute(
+                        "UPDATE runs SET state = ?, failure = ?, reason = ?, "
+                        "interruptions = interruptions + 1, finished_at = ? WHERE id = ?",
+                        (RunStatus.FAILED.value, FailureKind.INTERRUPTED.value, reason, now, run.id),
+                    )
+                    db.execute(
+                        "UPDATE stages SET state = ?, finished_at = ?, reason = 'interrupted' "
+                        "WHERE run_id = ? AND state IN (?, ?)",
+                        (StageState.FAILED.value, now, run.id, StageState.RUNNING.value,
+                         StageState.PENDING.value),
+                    )
+                    note = reason
+                    failed.append(run)
+                db.execute(
+                    "INSERT INTO logs (run_id, stage, line, at) VALUES (?, '', ?, ?)", (run.id, note, now)
+                )
+        return Recovered(
+            [r for r in (self._get(x.id) for x in requeued) if r],
+            [r for r in (self._get(x.id) for x in failed) if r],
+        )

@@ -1,0 +1,133 @@
+"""The store's schema and its numbered migrations.
+
+``PRAGMA user_version`` is the number of the last migration applied; 0 is the schema of the release
+before migrations existed (:data:`BASELINE`, created as is in a new database). :func:`migrate` applies
+the missing migrations in order, in one transaction, at start-up: a database is either fully upgraded
+or untouched. A migration, once released, is never edited: a change is a new migration at the end.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gitops.status import FailureKind, RunStatus
+
+BASELINE = (
+    """CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY,
+        repository TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        namespace TEXT,
+        preview INTEGER NOT NULL DEFAULT 0,
+        action TEXT NOT NULL DEFAULT 'deploy',
+        trigger TEXT NOT NULL,
+        delivery_id TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        problems TEXT NOT NULL DEFAULT '[]',
+        pipeline TEXT NOT NULL DEFAULT '',
+        steps TEXT NOT NULL DEFAULT '[]',
+        superseded_by TEXT,
+        interruptions INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS runs_state ON runs (state, created_at)",
+    "CREATE INDEX IF NOT EXISTS runs_ref ON runs (repository, ref, state)",
+    """CREATE TABLE IF NOT EXISTS stages (
+        run_id TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        started_at REAL,
+        finished_at REAL,
+        reason TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, stage)
+    )""",
+    """CREATE TABLE IF NOT EXISTS logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        line TEXT NOT NULL,
+        at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS logs_run ON logs (run_id, id)",
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        key TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        received_at REAL NOT NULL
+    )""",
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def _failure_kinds(db: sqlite3.Connection) -> None:
+    """A failed run's kind of failure moves from a ``git:`` prefix (and the wording of its reason)
+    into its own column."""
+    db.execute("ALTER TABLE runs ADD COLUMN failure TEXT")
+    failed = RunStatus.FAILED.value
+    db.execute(
+        "UPDATE runs SET failure = ?, reason = trim(substr(reason, 5)) "
+        "WHERE state = ? AND reason LIKE 'git:%'",
+        (FailureKind.GIT.value, failed),
+    )
+    rules = (
+        (FailureKind.CONFIG, "problems != '[]'"),
+        (FailureKind.INTERRUPTED, "reason LIKE 'interrupted by a restart%'"),
+        (FailureKind.INTERNAL, "reason LIKE 'internal error:%'"),
+        (FailureKind.UNCONFIGURED, "reason LIKE 'repository % is no longer configured'"),
+        (FailureKind.PIPELINE, "1"),
+    )
+    for kind, condition in rules:
+        db.execute(
+            f"UPDATE runs SET failure = ? WHERE state = ? AND failure IS NULL AND {condition}",
+            (kind.value, failed),
+        )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "failure kinds in their own column", _failure_kinds),
+)
+
+
+def version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchall()[0][0])
+
+
+def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Brings `db` (in autocommit mode) to the last of `migrations` in one transaction; returns the
+    version it had. Refuses a database written by a newer release."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        found = version(db)
+        latest = migrations[-1].version if migrations else 0
+        if found > latest:
+            raise RuntimeError(
+                f"the store is at schema version {found}, newer than this release knows ({latest}): "
+                "run a release at least as new as the one that wrote it"
+            )
+        if found == 0:
+            for statement in BASELINE:
+                db.execute(statement)
+        for migration in migrations:
+            if migration.version > found:
+                migration.apply(db)
+        db.execute(f"PRAGMA user_version = {latest:d}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return found

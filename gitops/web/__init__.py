@@ -1,0 +1,66 @@
+"""The HTTP adapter: webhooks, the JSON API and the run pages, assembled into one Starlette app.
+
+Layer rule: this package is the only place in ``gitops`` that imports ``starlette``. Endpoints are
+module-level functions that reach the :class:`~gitops.service.Service` through ``request.app.state``
+(:func:`gitops.web.responses.service_of`); each module exposes its ``routes``. A new surface of the
+service (schedules, metrics) is a new module here whose ``routes`` :func:`create_app` adds; an
+extension (:mod:`gitops.extensions`, e.g. ChatOps) brings its own through ``Extension.routes``.
+
+Bad input never yields a 5xx: 400 malformed, 401 bad signature, 403/401 bad API token, 404 unknown run,
+413 body too large; an event that is merely ignored answers 200 with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from gitops.service import Service
+from gitops.web import api, pages, webhooks
+
+BUILTIN_ROUTES: tuple[Sequence[BaseRoute], ...] = (webhooks.routes, api.routes, pages.routes)
+"""The service's own surfaces, in matching order."""
+
+
+def extension_routes(service: Service) -> list[BaseRoute]:
+    """The routes of the service's active extensions; refuses anything that is not a route."""
+    found: list[BaseRoute] = []
+    for extension in service.extensions:
+        for route in extension.routes(service.settings):
+            if not isinstance(route, BaseRoute):
+                raise TypeError(
+                    f"extension {extension.section!r} returned {route!r} from routes(); "
+                    "return starlette routes (starlette.routing.Route, Mount)"
+                )
+            found.append(route)
+    return found
+
+
+def create_app(
+    service: Service,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    middleware: Sequence[Middleware] = (),
+) -> Starlette:
+    """The ASGI app of `service`: its routes, then `extra_routes`, then the extensions' routes.
+
+    The app's lifespan starts and stops the service (and so its extensions).
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    routes = [route for group in BUILTIN_ROUTES for route in group]
+    routes += [*extra_routes, *extension_routes(service)]
+    app = Starlette(routes=routes, middleware=list(middleware), lifespan=lifespan)
+    app.state.service = service
+    return app

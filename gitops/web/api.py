@@ -1,0 +1,186 @@
+"""The JSON API: health, the runs and their logs; triggering and cancelling runs needs the API token."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gitops.environments import Target, target_for
+from gitops.service import Service
+from gitops.settings import RepositorySettings
+from gitops.status import RunStatus
+from gitops.web.responses import TooLarge, error, read_body, service_of
+from gitops.web.webhooks import decision_response
+
+_MAX_TRIGGER_BODY = 64 * 1024
+
+
+def _denied(request: Request) -> Response | None:
+    """403 when the API is read-only, 401 for a missing or wrong bearer token, None when allowed."""
+    token = service_of(request).settings.api_token
+    if token is None:
+        return error(403, "the API is read-only: set service.api_token_env to allow this call")
+    given = request.headers.get("authorization", "")
+    if not given.lower().startswith("bearer ") or not token.matches(given[7:].strip()):
+        return error(401, "missing or wrong bearer token")
+    return None
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    if service_of(request).ready:
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "not ready"}, status_code=503)
+
+
+async def list_runs(request: Request) -> Response:
+    query = request.query_params
+    state = query.get("state")
+    if state and state not in {s.value for s in RunStatus}:
+        return error(400, f"state {state!r} is not one of {', '.join(s.value for s in RunStatus)}")
+    limit = query.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        return error(400, f"limit must be an integer from 1 to 1000, not {limit!r}")
+    runs = service_of(request).require_store().list_runs(
+        pipeline=query.get("pipeline"),
+        environment=query.get("environment"),
+        state=RunStatus(state) if state else None,
+        repository=query.get("repository"),
+        limit=int(limit),
+    )
+    return JSONResponse({"runs": [r.to_json() for r in runs]})
+
+
+def run_json(service: Service, run_id: str) -> dict[str, Any] | None:
+    """A run with every stage of its DAG (``pending`` ones included) and the link to its page."""
+    store = service.require_store()
+    run = store.get(run_id)
+    if run is None:
+        return None
+    data = run.to_json()
+    stages = {s.stage: s.to_json() for s in store.stages(run_id)}
+    for step in run.steps:
+        for name in step:
+            stages.setdefault(
+                name,
+                {"stage": name, "kind": "", "state": "pending", "attempts": 0, "started_at": None,
+                 "finished_at": None, "reason": "", "duration": None},
+            )
+    data["stages"] = list(stages.values())
+    data["url"] = service.reporter.target_url(run_id)
+    return data
+
+
+async def get_run(request: Request) -> Response:
+    data = run_json(service_of(request), request.path_params["run_id"])
+    if data is None:
+        return error(404, f"no run {request.path_params['run_id']!r}")
+    return JSONResponse(data)
+
+
+async def get_logs(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    store = service_of(request).require_store()
+    if store.get(run_id) is None:
+        return error(404, f"no run {run_id!r}")
+    after = request.query_params.get("after", "0")
+    if not after.isdigit():
+        return error(400, f"after must be a log line id, not {after!r}")
+    lines = store.logs(run_id, int(after))
+    if request.query_params.get("format") == "text":
+        return PlainTextResponse("".join(f"[{x.stage or 'service'}] {x.line}\n" for x in lines))
+    return JSONResponse(
+        {"lines": [{"id": x.id, "stage": x.stage, "line": x.line, "at": x.at} for x in lines]}
+    )
+
+
+async def _trigger_request(request: Request) -> dict[str, Any] | Response:
+    """The body of POST /api/runs as a dict, or the error response."""
+    try:
+        data = json.loads(await read_body(request, _MAX_TRIGGER_BODY))
+    except TooLarge:
+        return error(413, "the body is larger than 64 KiB")
+    except ValueError as problem:
+        return error(400, f"the body is not valid JSON: {problem}")
+    if not isinstance(data, dict):
+        return error(400, "the body must be a JSON object with repository and ref")
+    name, ref, commit = data.get("repository"), data.get("ref"), data.get("commit")
+    if not isinstance(name, str) or not isinstance(ref, str) or not ref:
+        return error(400, "repository and ref are required strings")
+    if commit is not None and not isinstance(commit, str):
+        return error(400, "commit must be a string")
+    return data
+
+
+async def create_run(request: Request) -> Response:
+    denied = _denied(request)
+    if denied is not None:
+        return denied
+    data = await _trigger_request(request)
+    if isinstance(data, Response):
+        return data
+    service = service_of(request)
+    name, ref, commit = data["repository"], data["ref"], data.get("commit")
+    matches = [r for r in service.settings.repositories if r.name.lower() == name.lower()]
+    if provider := data.get("provider"):
+        matches = [r for r in matches if r.provider == provider]
+    if not matches:
+        return error(404, f"repository {name!r} is not configured")
+    repository = matches[0]
+    full_ref, target = manual_target(repository, ref)
+    if isinstance(target, str):
+        return error(400, target)
+    if not commit:
+        assert service.mirrors is not None
+        try:
+            commit = await service.mirrors.resolve(repository, full_ref)
+        except Exception as problem:
+            return error(400, f"could not fetch {repository.name}: {problem}")
+        if commit is None:
+            return error(400, f"{full_ref} does not exist in {repository.name}")
+    key = request.headers.get("idempotency-key")
+    return decision_response(await service.trigger(repository, full_ref, commit, target, key))
+
+
+async def cancel_run(request: Request) -> Response:
+    denied = _denied(request)
+    if denied is not None:
+        return denied
+    run_id = request.path_params["run_id"]
+    run = service_of(request).cancel(run_id)
+    if run is None:
+        return error(404, f"no run {run_id!r}")
+    if run.state.is_final and run.state is not RunStatus.CANCELLED:
+        return error(409, f"run {run_id} is already {run.state.value}")
+    return JSONResponse({"run_id": run_id, "state": run.state.value}, status_code=202)
+
+
+def manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Target | str]:
+    """The full ref a manual trigger means (a branch before a tag) and its target, or why none."""
+    if ref.startswith("refs/"):
+        return ref, target_for(repository, ref, False)
+    branch = target_for(repository, f"refs/heads/{ref}", False)
+    if not isinstance(branch, str):
+        return f"refs/heads/{ref}", branch
+    tag = target_for(repository, f"refs/tags/{ref}", False)
+    if not isinstance(tag, str):
+        return f"refs/tags/{ref}", tag
+    return ref, branch
+
+
+routes: list[BaseRoute] = [
+    Route("/healthz", healthz),
+    Route("/readyz", readyz),
+    Route("/api/runs", list_runs, methods=["GET"]),
+    Route("/api/runs", create_run, methods=["POST"]),
+    Route("/api/runs/{run_id}", get_run),
+    Route("/api/runs/{run_id}/logs", get_logs),
+    Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+]

@@ -1,0 +1,80 @@
+"""``POST /webhooks/{provider}``: verify, parse and accept a GitHub or GitLab push.
+
+An event that is merely ignored answers 200 with the reason (GitLab disables hooks that keep failing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gitops.service import Decision
+from gitops.web.responses import TooLarge, error, read_body, service_of
+from gitops.webhooks import Ignored, MalformedWebhook, Ping, PushEvent, github, gitlab
+
+_PROVIDERS = {"github": github, "gitlab": gitlab}
+_SIGNATURE_HEADERS = {"github": "X-Hub-Signature-256", "gitlab": "X-Gitlab-Token"}
+
+
+def decision_response(decision: Decision) -> JSONResponse:
+    """The answer to an accepted push or trigger: 202 with the new run, 200 for a duplicate or none."""
+    if decision.run is None:
+        return JSONResponse({"status": "ignored", "reason": decision.reason}, status_code=200)
+    run = decision.run
+    if decision.duplicate:
+        return JSONResponse(
+            {
+                "status": "duplicate",
+                "run_id": run.id,
+                "state": run.state.value,
+                "reason": "this delivery was accepted before; no second run is started",
+            },
+            status_code=200,
+        )
+    return JSONResponse(
+        {"status": "accepted", "run_id": run.id, "state": run.state.value,
+         "environment": run.environment, "commit": run.commit},
+        status_code=202,
+    )
+
+
+async def webhook(request: Request) -> Response:
+    service = service_of(request)
+    provider_name = request.path_params["provider"]
+    provider = _PROVIDERS.get(provider_name)
+    if provider is None:
+        return error(404, f"no webhook endpoint for {provider_name!r}; use github or gitlab")
+    limit = service.settings.max_body_bytes
+    try:
+        body = await read_body(request, limit)
+    except TooLarge:
+        return error(413, f"the body is larger than the limit of {limit} bytes")
+    headers: Mapping[str, str] = request.headers
+    candidates = [
+        r for r in service.matching_repositories(provider_name)
+        if provider.verify(headers, body, r.webhook_secret)
+    ]
+    if not candidates:
+        what = _SIGNATURE_HEADERS[provider_name]
+        return error(401, f"{what} is missing or does not match the secret of any repository")
+    try:
+        event = provider.parse(headers, body)
+    except MalformedWebhook as problem:
+        return error(400, str(problem))
+    if isinstance(event, Ping):
+        return JSONResponse({"status": "pong", "repository": event.repository})
+    if isinstance(event, Ignored):
+        return JSONResponse({"status": "ignored", "reason": event.reason})
+    assert isinstance(event, PushEvent)
+    repository = next((r for r in candidates if r.name.lower() == event.repository.lower()), None)
+    if repository is None:
+        return JSONResponse(
+            {"status": "ignored", "reason": f"repository {event.repository!r} is not configured"}
+        )
+    return decision_response(await service.accept_push(repository, event))
+
+
+routes: list[BaseRoute] = [Route("/webhooks/{provider}", webhook, methods=["POST"])]
