@@ -61,8 +61,9 @@ class VenvCache:
         # Keys of the environments that running processes use (the backend's services): never pruned.
         self.protected: Callable[[], Collection[str]] = frozenset
 
-    def folder_for(self, requirements: Sequence[str], version: str | None = None) -> Path:
-        return self.root / requirements_key(requirements, version or runner_version())
+    def python_for(self, requirements: Sequence[str], version: str | None = None) -> Path:
+        """Where the interpreter of the environment for `requirements` is (built or not)."""
+        return self.root / requirements_key(requirements, version or runner_version()) / "bin" / "python"
 
     async def ensure(
         self,

@@ -23,7 +23,9 @@ def _notebook(*cells: tuple[str, str]) -> str:
              **({"outputs": [], "execution_count": None} if kind == "code" else {})}
             for kind, source in cells
         ],
-        "metadata": {"kernelspec": {"name": "someones-own-kernel", "display_name": "x", "language": "python"}},
+        "metadata": {
+            "kernelspec": {"name": "someones-own-kernel", "display_name": "x", "language": "python"}
+        },
         "nbformat": 4, "nbformat_minor": 5,
     })
 

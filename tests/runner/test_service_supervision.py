@@ -23,7 +23,8 @@ from tests.runner.conftest import Harness, Recorder
 
 def _get(port: int, path: str = "/") -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-        return response.read().decode()
+        body: bytes = response.read()
+    return body.decode()
 
 
 @pytest.mark.parametrize("dag", ["a, b", "a >> b"])
