@@ -37,6 +37,7 @@ class CachedEnvironment:
     path: Path
     python: str
     requirements: tuple[str, ...]
+    # What removing it frees: its files that have no other hard link (in uv's cache or elsewhere).
     size: int
     last_used: float
 
@@ -81,9 +82,12 @@ def format_size(size: int) -> str:
     return f"{size} B"
 
 
-def disk_usage(paths: Iterable[Path], seen: set[tuple[int, int]] | None = None) -> int:
-    """Bytes on disk under `paths`, each hard-linked file counted once (uv links files from its cache)."""
-    seen = set() if seen is None else seen
+def disk_usage(paths: Iterable[Path], only_unshared: bool = False) -> int:
+    """Bytes on disk under `paths`, each hard-linked file counted once (uv links files from its cache).
+
+    With `only_unshared`, only files with no other link: what removing `paths` would free.
+    """
+    seen: set[tuple[int, int]] = set()
     total = 0
     for root in paths:
         for folder, _dirs, files in os.walk(root):
@@ -91,6 +95,8 @@ def disk_usage(paths: Iterable[Path], seen: set[tuple[int, int]] | None = None) 
                 try:
                     info = os.lstat(os.path.join(folder, name))
                 except OSError:
+                    continue
+                if only_unshared and info.st_nlink > 1:
                     continue
                 if (info.st_dev, info.st_ino) not in seen:
                     seen.add((info.st_dev, info.st_ino))
@@ -113,7 +119,7 @@ def list_environments(root: Path) -> list[CachedEnvironment]:
                 path=marker.parent,
                 python=str(details.get("python", "?")),
                 requirements=tuple(details.get("requirements", ())),
-                size=disk_usage([marker.parent]),
+                size=disk_usage([marker.parent], only_unshared=True),
                 last_used=last_used,
             )
         )
@@ -130,7 +136,8 @@ def select_for_removal(
 ) -> list[CachedEnvironment]:
     """The environments to remove: too old first, then least recently used while over the size limit.
 
-    `shared_bytes` is what the cache holds besides the environments (uv's download cache).
+    `shared_bytes` is what the cache holds besides the environments' own files (uv's download cache,
+    and the files environments share with it).
     """
     removable = [
         e for e in environments if e.key not in protected and now - e.last_used >= min_idle_seconds

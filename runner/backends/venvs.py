@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -148,15 +149,24 @@ class VenvCache:
     def prune(
         self, limits: env_cache.Limits, min_idle_seconds: float = env_cache.RECENT_USE_SECONDS
     ) -> list[env_cache.CachedEnvironment]:
-        """Removes environments over the limits (never a protected one); returns them."""
+        """Removes environments over the limits (never a protected one); returns them. When the cache
+        is still over the size limit, uv's download cache is cleared too (environments keep their
+        hard-linked files; later builds download again)."""
         environments = env_cache.list_environments(self.root)
-        seen: set[tuple[int, int]] = set()
-        env_cache.disk_usage([e.path for e in environments], seen)
-        shared = env_cache.disk_usage([self.uv_cache], seen)
+        total = env_cache.disk_usage([self.root, self.uv_cache])
+        shared = total - sum(e.size for e in environments)
         chosen = env_cache.select_for_removal(
             environments, limits, time.time(), shared, self.protected(), min_idle_seconds
         )
         for environment in chosen:
             env_cache.remove_environment(environment)
             (self.root / f"{environment.key}.lock").unlink(missing_ok=True)
+        if total - sum(e.size for e in chosen) > limits.max_bytes:
+            self.uv_cache_command("clean")
         return chosen
+
+    def uv_cache_command(self, action: str) -> None:
+        """`uv cache prune` (unused entries) or `uv cache clean` (everything) on uv's download cache."""
+        if self.uv_cache.exists():
+            env = {**uv_environment(), "UV_CACHE_DIR": str(self.uv_cache)}
+            subprocess.run([*uv_command(), "cache", action, "--quiet"], env=env, check=False)

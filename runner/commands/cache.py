@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from runner.backends import env_cache
 from runner.backends.local import default_cache_dir
-from runner.backends.uv import uv_command, uv_environment
 from runner.backends.venvs import VenvCache
 from runner.commands.cluster import print_table
 from runner.errors import FatalError
@@ -52,13 +50,13 @@ def _list(cache: VenvCache) -> int:
         for e in environments
     ]
     if rows:
-        print_table(rows, ["KEY", "PYTHON", "SIZE", "LAST USED", "REQUIREMENTS"])
+        print_table(rows, ["KEY", "PYTHON", "OWN SIZE", "LAST USED", "REQUIREMENTS"])
     total = env_cache.disk_usage([cache.root, cache.uv_cache])
     limits = cache.limits
     print(
         f"{len(rows)} environment(s) in {cache.root}; {env_cache.format_size(total)} on disk with uv's "
-        f"download cache; limits {env_cache.format_size(limits.max_bytes)}, "
-        f"{_age(limits.max_age_seconds)} unused"
+        f"download cache (OWN SIZE is what removing one frees: files shared with that cache count once, "
+        f"here); limits {env_cache.format_size(limits.max_bytes)}, {_age(limits.max_age_seconds)} unused"
     )
     return 0
 
@@ -76,22 +74,16 @@ def _prune(cache: VenvCache, args: argparse.Namespace) -> int:
     removed = cache.prune(limits, min_idle_seconds=0.0)
     for environment in removed:
         print(f"removed {environment.key} (Python {environment.python}, {_short(environment.requirements)})")
-    _uv_cache("prune", cache)
+    cache.uv_cache_command("prune")
     print(f"{len(removed)} environment(s) removed")
     return 0
 
 
 def _clear(cache: VenvCache) -> int:
     removed = cache.prune(env_cache.Limits(0, 0.0), min_idle_seconds=0.0)
-    _uv_cache("clean", cache)
+    cache.uv_cache_command("clean")
     print(f"{len(removed)} environment(s) removed, and uv's download cache")
     return 0
-
-
-def _uv_cache(action: str, cache: VenvCache) -> None:
-    if cache.uv_cache.exists():
-        env = {**uv_environment(), "UV_CACHE_DIR": str(cache.uv_cache)}
-        subprocess.run([*uv_command(), "cache", action, "--quiet"], env=env, check=False)
 
 
 def _short(requirements: tuple[str, ...]) -> str:

@@ -75,6 +75,20 @@ def test_building_a_new_environment_prunes_the_ones_over_the_age_limit(tmp_path:
     assert new.exists()
 
 
+def test_over_the_size_limit_old_environments_and_then_uvs_downloads_go(tmp_path: Path) -> None:
+    cache = VenvCache(tmp_path / "cache" / "venvs", Limits(1, 30 * DAY))
+    old = _build(cache, tmp_path / "wheels", "old-one")
+    _age_by(old, 2 * 3600)
+
+    new = _build(cache, tmp_path / "wheels", "new-one")
+
+    assert not old.parent.parent.exists()
+    assert not list((tmp_path / "cache" / "uv").glob("*/*"))  # uv's download cache was cleared
+    # The environment just built was used a moment ago, so it stays, with its hard-linked files.
+    check = subprocess.run([str(new), "-c", "import new_one, pip"], check=False)
+    assert check.returncode == 0
+
+
 def test_the_cache_command_lists_and_prunes(tmp_path: Path) -> None:
     home = tmp_path / "xdg-cache"
     cache = VenvCache(home / "bodywork-gitops" / "venvs")
@@ -90,7 +104,7 @@ def test_the_cache_command_lists_and_prunes(tmp_path: Path) -> None:
         return result.stdout
 
     listing = bodywork("list").splitlines()
-    assert listing[0].split() == ["KEY", "PYTHON", "SIZE", "LAST", "USED", "REQUIREMENTS"]
+    assert listing[0].split() == ["KEY", "PYTHON", "OWN", "SIZE", "LAST", "USED", "REQUIREMENTS"]
     assert [line.split()[0] for line in listing[1:3]] == [kept.parent.parent.name, unused.parent.parent.name]
     assert listing[3].startswith("2 environment(s) in ")
 
