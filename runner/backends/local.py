@@ -107,9 +107,8 @@ class LocalBackend:
     async def start_run(self, run: RunContext) -> None:
         """Checks what would fail later (secrets, ports, the Python version), then copies the files."""
         self._active_runs[run.run_id] = run.environment
-        problem = missing_secrets_message(run.pipeline, self.secrets, self.secrets_file) or port_conflicts(
-            run.pipeline
-        )
+        problem = missing_secrets_message(run.pipeline, self.secrets, self.secrets_file)
+        problem = problem or port_conflicts(run.pipeline)
         if problem:
             raise StageError(problem)
         self._pythons[run.run_id] = await self._python_for(run.pipeline)
@@ -130,7 +129,8 @@ class LocalBackend:
             return
         if proxy is not None:
             await proxy.close()
-        proxy = NameProxy(self._resolver(environment), os.environ.get("http_proxy"))
+        upstream = os.environ.get("http_proxy") or os.environ.get("HTTP_PROXY")  # the user's own proxy
+        proxy = NameProxy(self._resolver(environment), upstream)
         await proxy.start()
         self._proxies[environment] = proxy
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import http.server
 import threading
+import urllib.request
 from pathlib import Path
 
+from runner.backends.name_proxy import NameProxy
 from runner.events import RunState
 from tests.runner.builders import HTTP_SERVICE, batch, free_port, pipeline, service, write
 from tests.runner.conftest import Harness
@@ -84,3 +86,42 @@ def test_a_stage_calls_a_service_by_its_stage_name(harness: Harness, tmp_path: P
         "direct scored",
         "elsewhere other host",
     ]
+
+
+def test_other_hosts_go_through_the_users_own_proxy_when_one_is_set() -> None:
+    seen: list[str] = []
+
+    class Upstream(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.requestline)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"via the user's proxy")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+
+    async def scenario() -> str:
+        proxy = NameProxy(lambda host: None, f"http://127.0.0.1:{upstream.server_address[1]}")
+        await proxy.start()
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy.url}))
+
+        def fetch() -> str:
+            with opener.open("http://example.invalid/data?x=1", timeout=10) as reply:
+                body: bytes = reply.read()
+            return body.decode()
+
+        try:
+            return await asyncio.to_thread(fetch)
+        finally:
+            await proxy.close()
+
+    try:
+        assert asyncio.run(scenario()) == "via the user's proxy"
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+    assert seen == ["GET http://example.invalid/data?x=1 HTTP/1.1"]
