@@ -19,8 +19,9 @@ _BUILD_FAILED = re.compile(r"Failed to (?:download and )?build `(?P<package>[^`]
 _NOT_FOUND = re.compile(r"Because (?P<package>\S+) was not found in the package registry")
 _NO_VERSION = re.compile(r"Because there is no version of (?P<package>\S+?)(?: and|,| )")
 _NEEDS_OTHER_PYTHON = re.compile(
-    r"(?:current Python version \((?P<current>[\d.]+)\) does not satisfy (?P<wanted>Python[^ ,]+)"
-    r"|(?P<package>\S+) has no wheels with a matching Python)"
+    r"Because (?P<package>\S+) requires Python (?P<wanted>[^ ,]+)"
+    r"|current Python version \((?P<current>[\d.]+)\) does not satisfy Python ?(?P<wanted2>[^ ,]+)"
+    r"|Because (?P<package2>\S+) has no wheels with a matching Python"
 )
 
 
@@ -46,8 +47,9 @@ def diagnose(output: Sequence[str], python_version: str) -> InstallFailure:
             shown,
         )
     if match := _NEEDS_OTHER_PYTHON.search(text):
-        package = match["package"] or _first_package(text)
-        wanted = f" ({match['wanted']})" if match["wanted"] else ""
+        package = match["package"] or match["package2"] or _first_package(text)
+        wanted_version = match["wanted"] or match["wanted2"]
+        wanted = f" (Python {wanted_version})" if wanted_version else ""
         return InstallFailure(
             package,
             f"{package or 'a requirement'} needs another Python{wanted} than {python_version}",
@@ -82,9 +84,9 @@ def failure_message(failure: InstallFailure, log_file: str, python_version: str)
     """The stage's failure reason: what failed, what to do, and where the whole log is."""
     if failure.wrong_python:
         fix = (
-            "pipelines from Bodywork's time often pin versions built for an older Python: set "
-            "pipeline.python_version to the version the pipeline was written for (see \"Which Python\" "
-            f"in docs/runner.md), or pin versions that have wheels for Python {python_version}"
+            "set pipeline.python_version to the Python the pipeline was written for (pipelines from "
+            "Bodywork's time often pin versions built for an older one; see \"Which Python\" in "
+            f"docs/runner.md), or pin versions that have wheels for Python {python_version}"
         )
     elif failure.package is not None:
         fix = f"check the name and version of {failure.package} in the stage's requirements"

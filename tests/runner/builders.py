@@ -69,7 +69,7 @@ http.server.HTTPServer(("127.0.0.1", {port}), Handler).serve_forever()
 """
 
 
-def wheel(folder: Path, name: str, version: str, files: dict[str, str]) -> Path:
+def wheel(folder: Path, name: str, version: str, files: dict[str, str], requires_python: str = "") -> Path:
     """A real, installable pure-Python wheel built by hand, so that tests need no index."""
     import base64
     import hashlib
@@ -80,7 +80,8 @@ def wheel(folder: Path, name: str, version: str, files: dict[str, str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     contents = {
         **files,
-        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + (f"Requires-Python: {requires_python}\n" if requires_python else ""),
         f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
         "Tag: py3-none-any\n",
     }

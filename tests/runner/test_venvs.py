@@ -133,8 +133,8 @@ def test_a_package_without_a_wheel_for_this_python_is_named_with_the_fix(
     message = str(raised.value)
     assert message.startswith(
         "installing the requirements failed: oldnumeric==1.19.5 has no wheel for Python 3.11 on this "
-        "platform, so it was built from source, and that build failed; pipelines from Bodywork's time "
-        "often pin versions built for an older Python: set pipeline.python_version"
+        "platform, so it was built from source, and that build failed; set pipeline.python_version to "
+        "the Python the pipeline was written for"
     )
     log_file = Path(message.rsplit(" in full in ", 1)[1])
     assert "GCC 4.8 is required" in log_file.read_text()
@@ -155,4 +155,22 @@ def test_an_unknown_package_is_named(
     assert str(raised.value).startswith(
         "installing the requirements failed: no package named no-such-package-anywhere was found on "
         "the index; check the name and version of no-such-package-anywhere in the stage's requirements"
+    )
+
+
+def test_a_package_for_another_python_says_so(
+    tmp_path: Path, seed_wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    links = tmp_path / "links"
+    wheel(links, "future-only", "2.0", {"future_only/__init__.py": ""}, requires_python=">=3.99")
+    monkeypatch.setenv("PIP_FIND_LINKS", f"{links} {seed_wheels}")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    cache = VenvCache(tmp_path / "cache" / "venvs")
+
+    with pytest.raises(StageError) as raised:
+        asyncio.run(cache.ensure(["future-only==2.0"], lambda line: None))
+
+    assert str(raised.value).startswith(
+        "installing the requirements failed: future-only==2.0 needs another Python (Python >=3.99) than "
+        "3.11; set pipeline.python_version to the Python the pipeline was written for"
     )
