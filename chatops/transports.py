@@ -108,17 +108,15 @@ class SocketTransport:
 
     async def _connect(self) -> None:
         delay = self._retry_seconds
+        socket_mode = self._socket = SocketMode(self._app_token, self._answer, self._api_base)
         while True:
-            socket_mode = SocketMode(self._app_token, self._answer, self._api_base)
             try:
                 await asyncio.to_thread(socket_mode.start)
             except SlackCallError as error:
-                socket_mode.close()
                 log.warning("Socket Mode: could not connect (%s); trying again in %.0fs", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 300.0)
                 continue
-            self._socket = socket_mode
             self.connected.set()
             log.info("Socket Mode: connected")
             return

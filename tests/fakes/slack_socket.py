@@ -120,6 +120,8 @@ class FakeSocketMode:
         self._closed = True
         if self._current is not None:
             self._current.close()
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept() below
         self._server.close()
         self._thread.join(timeout=5)
 
