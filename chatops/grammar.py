@@ -76,7 +76,12 @@ class UsageError(Exception):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean `x`?)`` for the closest choice, or empty."""
-    matches = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
+    choices = list(choices)
+    lowered = word.lower()
+    prefixed = [c for c in choices if len(lowered) >= 3 and c.lower().startswith(lowered)]
+    if len(prefixed) == 1:  # an abbreviation ("repo" for "repository")
+        return f" (did you mean `{prefixed[0]}`?)"
+    matches = difflib.get_close_matches(lowered, [c.lower() for c in choices], n=1, cutoff=0.6)
     if not matches:
         return ""
     original = next(c for c in choices if c.lower() == matches[0])
