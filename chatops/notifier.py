@@ -6,6 +6,8 @@ while Slack is slow or rate limited coalesce into one update, so a 429 storm cos
 
 - The message's channel and ``ts`` are kept through :class:`MessageIds` (the store), so a restarted
   service updates the same message. Which stage logs were posted is kept too.
+- Stage progress is not announced to the notifier: while a run is not final it is read again every
+  ``watch_interval`` seconds, and an unchanged message costs no call.
 - A queued run gets its message only once it has waited ``queued_notice`` seconds (or when it starts):
   a burst of pushes coalesced into one run posts one message, not one per push.
 - A post whose outcome is unknown (timeout, 5xx) is never repeated: the run goes without a message
@@ -41,9 +43,11 @@ class MessageRef:
 class MessageIds(Protocol):
     def get(self, run_id: str) -> MessageRef | None: ...
 
-    def put(self, run_id: str, channel: str, ts: str) -> None: ...
+    async def put(self, run_id: str, channel: str, ts: str) -> None:
+        """Durably: a restart must find it, or it would post a second message."""
+        ...
 
-    def log_posted(self, run_id: str, stage: str) -> None: ...
+    async def log_posted(self, run_id: str, stage: str) -> None: ...
 
 
 class RunSource(Protocol):
@@ -65,6 +69,7 @@ class Notifier:
         channel_for: Callable[[str, str], str],
         mask: Mask = no_mask,
         queued_notice: float = 2.0,
+        watch_interval: float = 2.0,
         retry_later: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -75,6 +80,7 @@ class Notifier:
         self.channel_for = channel_for
         self.mask = mask
         self.queued_notice = queued_notice
+        self.watch_interval = watch_interval
         self.retry_later = retry_later
         self.clock = clock
         self._due: dict[str, float] = {}
@@ -150,6 +156,8 @@ class Notifier:
         else:
             await self._update(run, ref)
         await self._post_logs(run, ref)
+        if not run.is_final:  # stage progress is read from the store, not announced: look again soon
+            self._due.setdefault(run_id, self.clock() + self.watch_interval)
 
     async def _post(self, run: RunView) -> MessageRef | None:
         if run.state == "superseded" or (
@@ -165,7 +173,7 @@ class Notifier:
             lambda: self.api.post_message(channel, message.text, list(message.blocks)),
             idempotent=False,
         )
-        self.ids.put(run.id, posted.channel, posted.ts)
+        await self.ids.put(run.id, posted.channel, posted.ts)
         self._sent[run.id] = repr(message)
         return MessageRef(posted.channel, posted.ts)
 
@@ -194,7 +202,9 @@ class Notifier:
                 ),
                 idempotent=False,
             )
-            self.ids.log_posted(run.id, stage.name)  # before the upload: the reply is what must not repeat
+            await self.ids.log_posted(
+                run.id, stage.name
+            )  # before the upload: the reply is what must not repeat
             if reply.upload is not None:
                 await self._upload(ref, reply.filename, reply.upload)
 

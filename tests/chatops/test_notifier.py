@@ -38,10 +38,10 @@ class Memory:
     def get(self, run_id: str) -> MessageRef | None:
         return self.refs.get(run_id)
 
-    def put(self, run_id: str, channel: str, ts: str) -> None:
+    async def put(self, run_id: str, channel: str, ts: str) -> None:
         self.refs[run_id] = MessageRef(channel, ts)
 
-    def log_posted(self, run_id: str, stage: str) -> None:
+    async def log_posted(self, run_id: str, stage: str) -> None:
         ref = self.refs[run_id]
         self.refs[run_id] = replace(ref, logs_posted=ref.logs_posted | {stage})
 
