@@ -1,0 +1,157 @@
+"""The command handlers' :class:`~chatops.operations.Operations` over the running service.
+
+``rerun`` resolves the ref's current commit through the service's mirror and queues a run like
+``POST /api/runs`` does (trigger ``slack:<user>``); ``cancel`` is the API's cancel; ``services`` are the
+service stages of each environment's latest successful run that the backend still runs; ``delete``
+asks the backend to remove one (local processes, or the Deployment, Service and Ingress on Kubernetes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from chatops.model import RunView
+from chatops.operations import OperationError, RerunPlan, ServiceView
+from chatops.views import ServiceViews
+from gitops.environments import Target, deploy_environment, target_for
+from gitops.service import Service
+from gitops.settings import RepositorySettings
+from gitops.status import RunStatus
+
+
+class ServiceOperations:
+    def __init__(self, service: Service, views: ServiceViews) -> None:
+        self.service = service
+        self.views = views
+
+    def _settings(self, name: str) -> RepositorySettings:
+        found = next((r for r in self.service.settings.repositories if r.name.lower() == name.lower()), None)
+        if found is None:
+            raise OperationError(f"Repository `{name}` is not configured.")
+        return found
+
+    def repositories(self) -> Sequence[str]:
+        return [r.name for r in self.service.settings.repositories]
+
+    def environments(self, repository: str | None) -> Sequence[str]:
+        names = {
+            deploy_environment(r) for r in self.service.settings.repositories if repository in (None, r.name)
+        }
+        for run in self.views.store.list_runs(repository=repository, limit=1000):
+            names.add(run.environment)
+        return sorted(names)
+
+    def runs(self, repository: str | None, environment: str | None, limit: int) -> Sequence[RunView]:
+        records = self.views.store.list_runs(repository=repository, environment=environment, limit=limit)
+        return [self.views.of(run, self.views.store.stages(run.id)) for run in records]
+
+    def find_run(self, id_or_prefix: str) -> RunView | None:
+        store = self.views.store
+        run = store.get(id_or_prefix)
+        if run is None and len(id_or_prefix) >= 4:
+            matches = [r for r in store.list_runs(limit=1000) if r.id.startswith(id_or_prefix.lower())]
+            run = matches[0] if len(matches) == 1 else None
+        return None if run is None else self.views.of(run, store.stages(run.id))
+
+    def log_lines(self, run_id: str, limit: int) -> Sequence[tuple[str, str]]:
+        lines = self.views.store.logs(run_id)[-limit:]
+        return [(line.stage, self.views.mask(line.line)) for line in lines]
+
+    def plan_rerun(self, repository: str, branch_or_env: str | None) -> RerunPlan:
+        settings = self._settings(repository)
+        if branch_or_env is None:
+            branch = next((b for b in settings.deploy_branches if not any(c in b for c in "*?[")), None)
+            if branch is None:
+                raise OperationError(f"Name the branch to run: {repository}'s deploy branches are patterns.")
+            branch_or_env = branch
+        latest = self.views.store.list_runs(repository=settings.name, environment=branch_or_env, limit=1)
+        if latest:  # an environment: run its latest ref again
+            return RerunPlan(settings.name, branch_or_env, latest[0].ref)
+        ref, target = _manual_target(settings, branch_or_env)
+        if isinstance(target, str):
+            raise OperationError(
+                f"`{branch_or_env}` is neither an environment nor a branch that deploys: {target}."
+            )
+        return RerunPlan(settings.name, target.environment, ref)
+
+    async def rerun(self, plan: RerunPlan, requested_by: str) -> RunView:
+        settings = self._settings(plan.repository)
+        _, target = _manual_target(settings, plan.ref)
+        if isinstance(target, str):
+            raise OperationError(f"`{plan.ref}` does not deploy any more: {target}.")
+        assert self.service.mirrors is not None
+        try:
+            commit = await self.service.mirrors.resolve(settings, plan.ref)
+        except Exception as error:
+            raise OperationError(f"Could not fetch {settings.name}: {self.views.mask(str(error))}") from None
+        if commit is None:
+            raise OperationError(f"`{plan.ref}` does not exist in {settings.name}.")
+        decision = await self.service.trigger(settings, plan.ref, commit, target, None, trigger=requested_by)
+        if decision.run is None:
+            raise OperationError(f"Not run: {decision.reason}")
+        return self.views.of(decision.run)
+
+    async def cancel(self, run_id: str) -> RunView:
+        run = self.service.cancel(run_id)
+        if run is None:
+            raise OperationError(f"No run `{run_id}`.")
+        return self.views.of(run)
+
+    def services(self, repository: str | None, environment: str | None) -> Sequence[ServiceView]:
+        live = _live_services(self.service)
+        found: dict[tuple[str, str], ServiceView] = {}
+        store = self.views.store
+        for run in store.list_runs(repository=repository, environment=environment, limit=1000):
+            if run.state is not RunStatus.SUCCEEDED or run.action != "deploy":
+                continue
+            for stage in store.stages(run.id):
+                key = (run.environment, stage.stage)
+                if stage.kind == "service" and key not in found and (live is None or key in live):
+                    url = f"{self.service.settings.public_url}/runs/{run.id}"
+                    found[key] = ServiceView(stage.stage, run.repository_name, run.environment, run.id, url)
+        return sorted(found.values(), key=lambda s: (s.repository, s.environment, s.name))
+
+    async def delete_service(self, service: ServiceView) -> str:
+        backend = self.service.backend
+        remove = getattr(backend, "remove_service", None)
+        if backend is None or remove is None:
+            raise OperationError("This backend cannot delete services.")
+        if getattr(backend, "name", "") == "kubernetes":
+            namespace = _namespace_of(self.service, service)
+            kinds = await asyncio.to_thread(remove, namespace, service.name)
+            if not kinds:
+                raise OperationError(f"`{service.name}` is not deployed in namespace `{namespace}`.")
+            removed = ", ".join(kinds)
+            return f"Deleted service {service.name} in {service.environment} ({removed} in {namespace})."
+        if not await remove(service.environment, service.name):
+            raise OperationError(f"`{service.name}` is not running in `{service.environment}` any more.")
+        return f"Deleted service {service.name} in {service.environment}."
+
+
+def _manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Target | str]:
+    """The full ref a name means (a branch before a tag) and its target, or why it has none."""
+    if ref.startswith("refs/"):
+        return ref, target_for(repository, ref, False)
+    for prefix in ("refs/heads/", "refs/tags/"):
+        target = target_for(repository, prefix + ref, False)
+        if not isinstance(target, str):
+            return prefix + ref, target
+    return ref, target_for(repository, f"refs/heads/{ref}", False)
+
+
+def _namespace_of(service: Service, deployed: ServiceView) -> str:
+    run = service.require_store().get(deployed.run_id)
+    backend = service.backend
+    if run is not None and run.namespace:
+        return run.namespace
+    namespace_for = getattr(backend, "namespace_for", None)
+    return str(namespace_for(deployed.environment)) if namespace_for else deployed.environment
+
+
+def _live_services(service: Service) -> set[tuple[str, str]] | None:
+    """(environment, name) of the services the local backend runs; None when the backend cannot say."""
+    running = getattr(service.backend, "running_services", None)
+    if running is None:
+        return None
+    return {(environment, name) for environment, name, _port, _commit in running()}
