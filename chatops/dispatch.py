@@ -21,6 +21,7 @@ from chatops.grants import Actor
 from chatops.handlers import Handlers, Outcome, Reply
 
 log = logging.getLogger(__name__)
+audit_log = logging.getLogger("bodywork.audit")
 
 Responder = Callable[[str, dict[str, Any]], Awaitable[None]]
 """Posts a body to a ``response_url``."""
@@ -176,7 +177,7 @@ class Dispatch:
             outcome=outcome.outcome,
             detail=outcome.detail[:500],
         )
-        log.info("%s", entry.log_line())
+        audit_log.warning("%s", entry.log_line())  # at WARNING: the audit trail shows at any verbosity
         try:
             self.audit.record(entry)
         except Exception:
