@@ -24,6 +24,8 @@ class ServiceView:
     environment: str
     run_id: str
     url: str = ""
+    namespace: str = ""
+    """Where the backend runs it (the run's namespace; the environment when it has none)."""
 
 
 @dataclass(frozen=True)

@@ -105,11 +105,15 @@ class ServiceOperations:
         for run in store.list_runs(repository=repository, environment=environment, limit=1000):
             if run.state is not RunStatus.SUCCEEDED or run.action != "deploy":
                 continue
+            namespace = run.namespace or run.environment
             for stage in store.stages(run.id):
                 key = (run.environment, stage.stage)
-                if stage.kind == "service" and key not in found and (live is None or key in live):
+                running = live is None or (namespace, stage.stage) in live
+                if stage.kind == "service" and key not in found and running:
                     url = f"{self.service.settings.public_url}/runs/{run.id}"
-                    found[key] = ServiceView(stage.stage, run.repository_name, run.environment, run.id, url)
+                    found[key] = ServiceView(
+                        stage.stage, run.repository_name, run.environment, run.id, url, namespace
+                    )
         return sorted(found.values(), key=lambda s: (s.repository, s.environment, s.name))
 
     async def delete_service(self, service: ServiceView) -> str:
@@ -117,14 +121,15 @@ class ServiceOperations:
         remove = getattr(backend, "remove_service", None)
         if backend is None or remove is None:
             raise OperationError("This backend cannot delete services.")
+        namespace = service.namespace or service.environment
         if getattr(backend, "name", "") == "kubernetes":
-            namespace = _namespace_of(self.service, service)
+            namespace = str(backend.namespace_for(namespace))  # type: ignore[attr-defined]
             kinds = await asyncio.to_thread(remove, namespace, service.name)
             if not kinds:
                 raise OperationError(f"`{service.name}` is not deployed in namespace `{namespace}`.")
             removed = ", ".join(kinds)
             return f"Deleted service {service.name} in {service.environment} ({removed} in {namespace})."
-        if not await remove(service.environment, service.name):
+        if not await remove(namespace, service.name):
             raise OperationError(f"`{service.name}` is not running in `{service.environment}` any more.")
         return f"Deleted service {service.name} in {service.environment}."
 
@@ -140,17 +145,8 @@ def _manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Targe
     return ref, target_for(repository, f"refs/heads/{ref}", False)
 
 
-def _namespace_of(service: Service, deployed: ServiceView) -> str:
-    run = service.require_store().get(deployed.run_id)
-    backend = service.backend
-    if run is not None and run.namespace:
-        return run.namespace
-    namespace_for = getattr(backend, "namespace_for", None)
-    return str(namespace_for(deployed.environment)) if namespace_for else deployed.environment
-
-
 def _live_services(service: Service) -> set[tuple[str, str]] | None:
-    """(environment, name) of the services the local backend runs; None when the backend cannot say."""
+    """(namespace, name) of the services the local backend runs; None when the backend cannot say."""
     running = getattr(service.backend, "running_services", None)
     if running is None:
         return None
