@@ -22,6 +22,6 @@ from gitops.store.records import (
 )
 
 __all__ = [
-    "Accepted", "AuditRecord", "LogRecord", "MessageRecord", "NewRun", "Recovered", "RunRecord", "StageRecord",
-    "Store",
+    "Accepted", "AuditRecord", "LogRecord", "MessageRecord", "NewRun", "Recovered", "RunRecord",
+    "StageRecord", "Store",
 ]  # fmt: skip
