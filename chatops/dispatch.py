@@ -161,7 +161,11 @@ class Dispatch:
         return outcome.reply
 
     def _record(self, invocation: Invocation, outcome: Outcome, at: float) -> None:
-        arguments = invocation.text if invocation.source == "command" else invocation.value
+        arguments = invocation.value
+        if invocation.source == "command":
+            words = invocation.text.split()
+            named = bool(words) and words[0].lower() == outcome.action
+            arguments = " ".join(words[1:]) if named else invocation.text
         entry = AuditEntry(
             at=at,
             user_id=invocation.actor.user_id,

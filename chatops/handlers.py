@@ -177,14 +177,8 @@ class Handlers:
 
     async def _status(self, command: Command, actor: Actor) -> Outcome:
         repository, environment = self._filters(command)
-        latest: dict[tuple[str, str], RunView] = {}
-        for run in self.ops.runs(repository, environment, 200):
-            latest.setdefault((run.repository, run.environment), run)
-        lines = [
-            self._run_line(run)
-            for run in sorted(latest.values(), key=lambda r: (r.repository, r.environment))
-        ]
-        text = "\n".join(lines) if lines else "No runs yet."
+        latest = sorted(self.ops.latest(repository, environment), key=lambda r: (r.repository, r.environment))
+        text = "\n".join(self._run_line(run) for run in latest) or "No runs yet."
         return Outcome(Reply(text), "done", "status", repository or "", environment or "")
 
     async def _runs(self, command: Command, actor: Actor) -> Outcome:

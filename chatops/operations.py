@@ -43,6 +43,10 @@ class Operations(Protocol):
 
     def runs(self, repository: str | None, environment: str | None, limit: int) -> Sequence[RunView]: ...
 
+    def latest(self, repository: str | None, environment: str | None) -> Sequence[RunView]:
+        """The newest run of each (repository, environment)."""
+        ...
+
     def find_run(self, id_or_prefix: str) -> RunView | None: ...
 
     def log_lines(self, run_id: str, limit: int) -> Sequence[tuple[str, str]]:

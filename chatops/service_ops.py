@@ -18,6 +18,7 @@ from gitops.environments import Target, deploy_environment, target_for
 from gitops.service import Service
 from gitops.settings import RepositorySettings
 from gitops.status import RunStatus
+from gitops.store import RunRecord
 
 
 class ServiceOperations:
@@ -45,6 +46,12 @@ class ServiceOperations:
     def runs(self, repository: str | None, environment: str | None, limit: int) -> Sequence[RunView]:
         records = self.views.store.list_runs(repository=repository, environment=environment, limit=limit)
         return [self.views.of(run, self.views.store.stages(run.id)) for run in records]
+
+    def latest(self, repository: str | None, environment: str | None) -> Sequence[RunView]:
+        newest: dict[tuple[str, str], RunRecord] = {}
+        for run in self.views.store.list_runs(repository=repository, environment=environment, limit=1000):
+            newest.setdefault((run.repository, run.environment), run)
+        return [self.views.of(run, self.views.store.stages(run.id)) for run in newest.values()]
 
     def find_run(self, id_or_prefix: str) -> RunView | None:
         store = self.views.store

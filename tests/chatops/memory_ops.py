@@ -39,6 +39,12 @@ class MemoryOps:
             if repository in (None, r.repository) and environment in (None, r.environment)
         ]
 
+    def latest(self, repository: str | None, environment: str | None) -> Sequence[RunView]:
+        newest: dict[tuple[str, str], RunView] = {}
+        for run in self.runs(repository, environment, 1000):
+            newest.setdefault((run.repository, run.environment), run)
+        return list(newest.values())
+
     def find_run(self, id_or_prefix: str) -> RunView | None:
         return next((r for r in self.runs_ if id_or_prefix and r.id.startswith(id_or_prefix)), None)
 
