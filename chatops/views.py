@@ -17,6 +17,7 @@ from chatops.model import CommitView, RunView, StageView
 from chatops.notifier import MessageRef
 from gitops.service import Service
 from gitops.settings import RepositorySettings
+from gitops.status import RunStatus
 from gitops.store import RunRecord, StageRecord, Store
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ class ServiceViews:
 
     def of(self, run: RunRecord, stages: Sequence[StageRecord] = ()) -> RunView:
         repository = self.repository(run)
-        author, title = self._describe(repository, run.commit)
+        # A queued run's commit may not be fetched yet; reading it costs a repository open on the loop.
+        queued = run.state is RunStatus.QUEUED
+        author, title = ("", "") if queued else self._describe(repository, run.commit)
         superseding = self.store.get(run.superseded_by) if run.superseded_by else None
         return RunView(
             id=run.id,
