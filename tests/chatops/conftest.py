@@ -93,7 +93,12 @@ def slack_service(
     started: list[RunningService] = []
 
     def make(
-        slack_extra: str = "", api_base: str = "", socket_mode: bool = False, **options: Any
+        slack_extra: str = "",
+        api_base: str = "",
+        socket_mode: bool = False,
+        backend: str = "",
+        repo_extra: str = "",
+        **options: Any,
     ) -> SlackService:
         environ = {
             "GH_SECRET": GITHUB_SECRET,
@@ -110,11 +115,10 @@ service:
   api_token_env: API_TOKEN
   status_min_interval_seconds: 0
   quiet_period_seconds: 0
-  backend: local
-  backend_options:
-    cache_dir: {venv_cache}
+{backend or f"  backend: local{chr(10)}  backend_options:{chr(10)}    cache_dir: {venv_cache}"}
 repositories:
 {github_repository(git_http.url("pipelines"), fake_github.api_base)}
+{repo_extra}
 slack:
   bot_token_env: SLACK_BOT_TOKEN
   signing_secret_env: SLACK_SIGNING_SECRET
