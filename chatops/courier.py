@@ -3,10 +3,10 @@
 Slack answers 429 with ``Retry-After`` when a method's rate is exceeded; posting is limited to about one
 message per second per channel. :class:`RateLimiter` holds every call back until the latest
 ``Retry-After`` has passed and paces calls per key (a channel). :class:`Courier` runs a blocking
-:class:`~chatops.slack_api.SlackApi` call in a worker thread, so Slack being slow never holds up the event
-loop, and retries it after :class:`RateLimited` and :class:`NotSent` (never applied), after
-:class:`MaybeApplied` only when the call is idempotent (``chat.update``), and never after :class:`Refused`.
-Clock and sleep are injected: tests run on fake time.
+:class:`~chatops.slack_api.SlackApi` call in a thread of its own, so Slack being slow never holds up the
+event loop or the service's other threads, and retries it after :class:`RateLimited` and
+:class:`NotSent` (never applied), after :class:`MaybeApplied` only when the call is idempotent
+(``chat.update``), and never after :class:`Refused`. Clock and sleep are injected: tests run on fake time.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from chatops.slack_api import MaybeApplied, NotSent, RateLimited, Refused, SlackCallError
@@ -65,10 +66,14 @@ class Courier:
         limiter: RateLimiter,
         attempts: int = 6,
         backoff: float = 1.0,
+        threads: int = 4,
     ) -> None:
         self.limiter = limiter
         self.attempts = attempts
         self.backoff = backoff
+        # Threads of Slack's own: a hanging Slack cannot use up the default executor, which the
+        # service's Git fetches and checkouts use.
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="slack")
 
     async def deliver(self, key: str, call: Callable[[], T], *, idempotent: bool) -> T:
         """The call's result; raises :class:`GaveUp` when it failed for good or may have been applied."""
@@ -77,7 +82,7 @@ class Courier:
         for _attempt in range(self.attempts):
             await self.limiter.acquire(key)
             try:
-                return await asyncio.to_thread(call)
+                return await asyncio.get_running_loop().run_in_executor(self._executor, call)
             except RateLimited as error:
                 self.limiter.block(error.retry_after)
                 last = error
@@ -94,3 +99,7 @@ class Courier:
             delay = min(delay * 2, 60.0)
         assert last is not None
         raise GaveUp(last)
+
+    def close(self) -> None:
+        """Lets calls in flight finish in their threads; takes no new ones."""
+        self._executor.shutdown(wait=False, cancel_futures=True)

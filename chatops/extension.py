@@ -63,6 +63,7 @@ class SlackExtension:
 
     def __init__(self) -> None:
         self.notifier: Notifier | None = None
+        self.courier: Courier | None = None
         self.dispatch: Dispatch | None = None
         self.http: HttpTransport | None = None
         self.socket: SocketTransport | None = None
@@ -86,7 +87,7 @@ class SlackExtension:
         store = service.require_store()
         mask = masker(_secrets_of(service.settings, slack))
         api = SlackApi(slack.bot_token, slack.api_base)
-        courier = Courier(RateLimiter())
+        courier = self.courier = Courier(RateLimiter())
         views = ServiceViews(service, mask)
         ids = StoreMessageIds(store)
         self.notifier = Notifier(api, courier, views, ids, slack.channel_for, mask)
@@ -116,4 +117,6 @@ class SlackExtension:
             await self.dispatch.drain()
         if self.notifier is not None:
             await self.notifier.stop()
+        if self.courier is not None:
+            self.courier.close()
         self.http = None
