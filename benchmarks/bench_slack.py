@@ -80,6 +80,9 @@ async def commands(port: int, rate: float, seconds: float) -> list[float]:
 
 
 async def both(port: int, args: argparse.Namespace, sha: str) -> tuple[list[float], list[float], int]:
+    if args.without_slack:
+        latencies, accepted, _ = await offered_load(port, args.rate, args.seconds, sha)
+        return latencies, [], accepted
     hooks, acks = await asyncio.gather(
         offered_load(port, args.rate, args.seconds, sha), commands(port, args.command_rate, args.seconds)
     )
@@ -91,6 +94,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="webhooks per second")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--command-rate", type=float, default=5.0, help="slash commands per second")
+    parser.add_argument(
+        "--without-slack", action="store_true", help="baseline: no slack section, webhooks only"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-slack-") as folder:
@@ -103,6 +109,18 @@ def main() -> int:
         git_http, slack = GitServerProcess(served), FakeSlackProcess()
         try:
             config = work / "service.yaml"
+            slack_section = (
+                ""
+                if args.without_slack
+                else f"""
+slack:
+  bot_token_env: SLACK_BOT_TOKEN
+  signing_secret_env: SLACK_SIGNING_SECRET
+  api_base: {slack.api_base}
+  channel: "#deploys"
+  grants: [{{users: [U0BENCH]}}]
+"""
+            )
             config.write_text(f"""
 service:
   data_dir: {work / "data"}
@@ -113,13 +131,7 @@ repositories:
     name: acme/pipelines
     webhook_secret_env: BENCH_SECRET
     deploy_branches: [main]
-slack:
-  bot_token_env: SLACK_BOT_TOKEN
-  signing_secret_env: SLACK_SIGNING_SECRET
-  api_base: {slack.api_base}
-  channel: "#deploys"
-  grants: [{{users: [U0BENCH]}}]
-""")
+{slack_section}""")
             port = free_port()
             environ = {
                 "BENCH_SECRET": SECRET,
@@ -145,6 +157,8 @@ slack:
         f"{accepted} of {len(hooks)} accepted, "
         f"p50 {percentile(hooks, 50) * 1000:.1f} ms, p99 {percentile(hooks, 99) * 1000:.1f} ms"
     )
+    if not acks:
+        return 0
     print(
         f"slash commands at {args.command_rate:.0f}/s meanwhile ({len(acks)}): acknowledged "
         f"p50 {percentile(acks, 50) * 1000:.1f} ms, p99 {percentile(acks, 99) * 1000:.1f} ms, "

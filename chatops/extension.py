@@ -79,7 +79,7 @@ class SlackExtension:
 
     def observe(self, run: RunRecord) -> None:
         if self.notifier is not None:
-            self.notifier.changed(run.id)
+            self.notifier.changed(run.id, run.state.value, run.created_at)
 
     async def start(self, service: Service) -> None:
         slack = service.settings.extensions[SECTION]
@@ -93,8 +93,11 @@ class SlackExtension:
         self.notifier = Notifier(api, courier, views, ids, slack.channel_for, mask)
         self.notifier.start()
         for run in store.list_runs(limit=500):
+            has_message = ids.get(run.id) is not None
+            if has_message and not run.state.is_final:
+                self.notifier.remember(run.id)
             recent = (run.finished_at or run.created_at) > time.time() - RECENT_SECONDS
-            if not run.state.is_final or (recent and ids.get(run.id) is not None):
+            if not run.state.is_final or (recent and has_message):
                 self.notifier.changed(run.id)
 
         async def respond(url: str, body: dict[str, Any]) -> None:

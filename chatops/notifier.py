@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -87,14 +88,32 @@ class Notifier:
         self._sent: dict[str, str] = {}
         """Run id -> the last message content sent, so an unchanged run costs no call."""
         self._abandoned: set[str] = set()
+        self._with_message: set[str] = set()
+        """Runs not final whose message this process posted or found in the store."""
         self._busy = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def changed(self, run_id: str) -> None:
-        """The run changed; Slack is brought up to date soon. Safe to call from the event loop only."""
+    def changed(self, run_id: str, state: str | None = None, created_at: float = 0.0) -> None:
+        """The run changed; Slack is brought up to date soon. Safe to call from the event loop only.
+
+        With the run's new `state`, a burst of webhooks costs no store reads here: a queued run is
+        looked at once its notice period is over, a superseded run without a message not at all.
+        """
+        if run_id not in self._with_message:
+            if state == "superseded":
+                self._due.pop(run_id, None)
+                return
+            if state == "queued":
+                self._due[run_id] = min(self._due.get(run_id, math.inf), created_at + self.queued_notice)
+                self._wake.set()
+                return
         self._due[run_id] = self.clock()
         self._wake.set()
+
+    def remember(self, run_id: str) -> None:
+        """The run has a message already (found in the store at start-up)."""
+        self._with_message.add(run_id)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._work(), name="slack-notifier")
@@ -155,6 +174,10 @@ class Notifier:
                 return
         else:
             await self._update(run, ref)
+        if run.is_final:
+            self._with_message.discard(run_id)
+        else:
+            self._with_message.add(run_id)
         await self._post_logs(run, ref)
         if not run.is_final:  # stage progress is read from the store, not announced: look again soon
             self._due.setdefault(run_id, self.clock() + self.watch_interval)

@@ -214,3 +214,33 @@ def test_a_queued_run_waits_for_its_notice_period_before_it_is_posted(slack: Fak
 
     asyncio.run(go())
     assert len(slack.top_level()) == 1
+
+
+def test_a_burst_of_queued_and_superseded_runs_costs_no_reads_until_one_is_due(slack: FakeSlack) -> None:
+    memory, fake_time = Memory(), FakeTime()
+    reads: list[str] = []
+    original = memory.view
+
+    def counting_view(run_id: str) -> RunView | None:
+        reads.append(run_id)
+        return original(run_id)
+
+    memory.view = counting_view  # type: ignore[method-assign]
+
+    async def go() -> None:
+        n = notifier(slack, memory, fake_time)
+        n.queued_notice = 3600.0  # longer than the test
+        n.start()
+        for index in range(50):
+            run = a_run("queued", stages=(), id=f"burst-{index}", created_at=n.clock())
+            memory.runs[run.id] = run
+            n.changed(run.id, "queued", run.created_at)
+            if index:
+                n.changed(f"burst-{index - 1}", "superseded")
+        await asyncio.sleep(0.05)
+        await n.idle()
+        assert list(n._due) == ["burst-49"]
+        await n.stop()
+
+    asyncio.run(go())
+    assert reads == [] and slack.requests == []
