@@ -38,10 +38,11 @@ def commit_url(repository: RepositorySettings | None, sha: str) -> str:
     return f"{web_base(repository)}/{repository.name}{separator}{sha}"
 
 
-def trigger_of(run: RunRecord) -> str:
-    if run.trigger == "webhook":
-        return "tag" if run.ref.startswith("refs/tags/") else "push"
-    return run.trigger
+def trigger_of(trigger: str, ref: str) -> str:
+    """What started a run, as users say it: push, tag, api, slack:<user>, schedule."""
+    if trigger == "webhook":
+        return "tag" if ref.startswith("refs/tags/") else "push"
+    return "api" if trigger == "manual" else trigger
 
 
 class ServiceViews:
@@ -90,7 +91,7 @@ class ServiceViews:
             ref=run.ref,
             commit=CommitView(run.commit, author, title, commit_url(repository, run.commit)),
             state=run.state.value,
-            trigger=trigger_of(run),
+            trigger=trigger_of(run.trigger, run.ref),
             url=f"{self.service.settings.public_url}/runs/{run.id}",
             action=run.action,
             reason=self.mask(run.reason),
