@@ -209,7 +209,6 @@ def test_a_queued_run_waits_for_its_notice_period_before_it_is_posted(slack: Fak
         clock["now"] = 1006.0
         n._wake.set()
         await n.idle()
-        await asyncio.sleep(0.05)
         await n.stop()
 
     asyncio.run(go())
@@ -237,7 +236,6 @@ def test_a_burst_of_queued_and_superseded_runs_costs_no_reads_until_one_is_due(s
             n.changed(run.id, "queued", run.created_at)
             if index:
                 n.changed(f"burst-{index - 1}", "superseded")
-        await asyncio.sleep(0.05)
         await n.idle()
         assert list(n._due) == ["burst-49"]
         await n.stop()
