@@ -210,7 +210,7 @@ class FakeSlack(FakeApiServer):
 
     def _chat_update(self, arguments: dict[str, Any]) -> Answer:
         channel = arguments.get("channel")
-        if channel not in self.channels.values():
+        if not isinstance(channel, str) or channel not in self.channels.values():
             return _error("channel_not_found")  # chat.update takes the channel id only
         problem = self._content_errors(arguments)
         if problem is not None:

@@ -6,6 +6,7 @@ The limits are written out here, not imported from the product, so a wrong limit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 MAX_BLOCKS = 50
@@ -93,12 +94,20 @@ def _actions(block: dict[str, Any], path: str) -> list[str]:
     return errors
 
 
-_CHECKS = {
+def _header(block: dict[str, Any], path: str) -> list[str]:
+    return _text(block.get("text"), f"{path}.text", HEADER_TEXT, ("plain_text",))
+
+
+def _divider(block: dict[str, Any], path: str) -> list[str]:
+    return []
+
+
+_CHECKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
     "section": _section,
     "context": _context,
     "actions": _actions,
-    "header": lambda b, p: _text(b.get("text"), f"{p}.text", HEADER_TEXT, ("plain_text",)),
-    "divider": lambda b, p: [],
+    "header": _header,
+    "divider": _divider,
 }
 
 
@@ -110,7 +119,7 @@ def block_errors(blocks: Any) -> list[str]:
     errors: list[str] = []
     for index, block in enumerate(blocks):
         path = f"blocks[{index}]"
-        check = _CHECKS.get(block.get("type")) if isinstance(block, dict) else None
+        check = _CHECKS.get(str(block.get("type"))) if isinstance(block, dict) else None
         if check is None:
             errors.append(f"{path}: unknown block type")
         else:
