@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from chatops.model import RunView
 from chatops.operations import OperationError, RerunPlan, ServiceView
@@ -125,20 +126,32 @@ class ServiceOperations:
 
     async def delete_service(self, service: ServiceView) -> str:
         backend = self.service.backend
-        remove = getattr(backend, "remove_service", None)
-        if backend is None or remove is None:
-            raise OperationError("This backend cannot delete services.")
         namespace = service.namespace or service.environment
         if getattr(backend, "name", "") == "kubernetes":
-            namespace = str(backend.namespace_for(namespace))  # type: ignore[attr-defined]
-            kinds = await asyncio.to_thread(remove, namespace, service.name)
-            if not kinds:
-                raise OperationError(f"`{service.name}` is not deployed in namespace `{namespace}`.")
-            removed = ", ".join(kinds)
-            return f"Deleted service {service.name} in {service.environment} ({removed} in {namespace})."
+            return await self._delete_on_kubernetes(backend, namespace, service)
+        remove = getattr(backend, "remove_service", None)
+        if remove is None:
+            raise OperationError("This backend cannot delete services.")
         if not await remove(namespace, service.name):
             raise OperationError(f"`{service.name}` is not running in `{service.environment}` any more.")
         return f"Deleted service {service.name} in {service.environment}."
+
+    async def _delete_on_kubernetes(self, backend: Any, namespace: str, service: ServiceView) -> str:
+        """Its Deployment, Service and Ingress, as ``bodywork services delete`` does."""
+        # Imported here: the Kubernetes client loads only in a service that uses that backend.
+        from runner.backends.kubernetes.inventory import delete_service
+
+        namespace = str(backend.namespace_for(namespace))
+        try:
+            kinds = await asyncio.to_thread(delete_service, backend.api, namespace, service.name)
+        except Exception as error:  # not ours, or the API refused: say so, masked
+            raise OperationError(
+                f"Could not delete `{service.name}`: {self.views.mask(str(error))}"
+            ) from None
+        if not kinds:
+            raise OperationError(f"`{service.name}` is not deployed in namespace `{namespace}`.")
+        removed = ", ".join(sorted(kinds))
+        return f"Deleted service {service.name} in {service.environment} ({removed} in {namespace})."
 
 
 def _manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Target | str]:

@@ -36,8 +36,10 @@ def fake_github() -> Iterator[FakeGitHub]:
 
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
+    """The fake Slack; at teardown it must have refused no call (what real Slack would refuse)."""
     with FakeSlack() as fake:
         yield fake
+        assert fake.unexpected_rejections() == [], f"Slack refused calls: {fake.unexpected_rejections()}"
 
 
 @pytest.fixture

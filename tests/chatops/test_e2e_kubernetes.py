@@ -14,7 +14,7 @@ from tests.kubernetes.conftest import KubeCluster, kube_cluster
 from .conftest import VISITOR, SlackServiceFactory
 
 __all__ = ["kube_cluster"]
-pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)  # marked kubernetes by its kube_cluster fixture
 
 SERVER = (
     "import http.server\n"
