@@ -197,7 +197,7 @@ class Handlers:
 
     async def _services(self, command: Command, actor: Actor) -> Outcome:
         repository, environment = self._filters(command)
-        services = self.ops.services(repository, environment)
+        services = await self.ops.services(repository, environment)
         lines = [
             f"• `{escape(s.name)}` in `{escape(s.environment)}` ({escape(s.repository)})" for s in services
         ]
@@ -246,7 +246,7 @@ class Handlers:
 
     async def _delete(self, command: Command, actor: Actor) -> Outcome:
         name, environment = command.arg("service") or "", command.arg("env")
-        candidates = [s for s in self.ops.services(None, None) if environment in (None, s.environment)]
+        candidates = [s for s in await self.ops.services(None, None) if environment in (None, s.environment)]
         matching = [s for s in candidates if s.name == name]
         if not matching:
             names = sorted({s.name for s in candidates})
@@ -266,7 +266,7 @@ class Handlers:
             run, name = self._run(str(data["run"])), str(data["service"])
         except (ValueError, KeyError, TypeError):
             raise OperationError("This button's value is not one bodywork made.") from None
-        found = [s for s in self.ops.services(run.repository, run.environment) if s.name == name]
+        found = [s for s in await self.ops.services(run.repository, run.environment) if s.name == name]
         if not found:
             raise OperationError(
                 f"Service `{escape(name)}` is not deployed in `{escape(run.environment)}` any more."

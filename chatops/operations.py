@@ -61,7 +61,9 @@ class Operations(Protocol):
 
     async def cancel(self, run_id: str) -> RunView: ...
 
-    def services(self, repository: str | None, environment: str | None) -> Sequence[ServiceView]: ...
+    async def services(self, repository: str | None, environment: str | None) -> Sequence[ServiceView]:
+        """The services deployed now (the backend is asked where it can say)."""
+        ...
 
     async def delete_service(self, service: ServiceView) -> str:
         """Deletes it on the backend; returns what was done."""

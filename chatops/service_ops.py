@@ -106,17 +106,18 @@ class ServiceOperations:
             raise OperationError(f"No run `{run_id}`.")
         return self.views.of(run)
 
-    def services(self, repository: str | None, environment: str | None) -> Sequence[ServiceView]:
-        live = _live_services(self.service)
+    async def services(self, repository: str | None, environment: str | None) -> Sequence[ServiceView]:
+        live = await asyncio.to_thread(_live_services, self.service)
         found: dict[tuple[str, str], ServiceView] = {}
         store = self.views.store
         for run in store.list_runs(repository=repository, environment=environment, limit=1000):
             if run.state is not RunStatus.SUCCEEDED or run.action != "deploy":
                 continue
             namespace = run.namespace or run.environment
+            where = _backend_namespace(self.service, namespace)
             for stage in store.stages(run.id):
                 key = (run.environment, stage.stage)
-                running = live is None or (namespace, stage.stage) in live
+                running = live is None or (where, stage.stage) in live
                 if stage.kind == "service" and key not in found and running:
                     url = f"{self.service.settings.public_url}/runs/{run.id}"
                     found[key] = ServiceView(
@@ -141,7 +142,7 @@ class ServiceOperations:
         # Imported here: the Kubernetes client loads only in a service that uses that backend.
         from runner.backends.kubernetes.inventory import delete_service
 
-        namespace = str(backend.namespace_for(namespace))
+        namespace = _backend_namespace(self.service, namespace)
         try:
             kinds = await asyncio.to_thread(delete_service, backend.api, namespace, service.name)
         except Exception as error:  # not ours, or the API refused: say so, masked
@@ -165,9 +166,23 @@ def _manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Targe
     return ref, target_for(repository, f"refs/heads/{ref}", False)
 
 
+def _backend_namespace(service: Service, namespace: str) -> str:
+    """Where the backend puts a run's namespace (Kubernetes may map every one to one namespace)."""
+    namespace_for = getattr(service.backend, "namespace_for", None)
+    return str(namespace_for(namespace)) if namespace_for is not None else namespace
+
+
 def _live_services(service: Service) -> set[tuple[str, str]] | None:
-    """(namespace, name) of the services the local backend runs; None when the backend cannot say."""
-    running = getattr(service.backend, "running_services", None)
-    if running is None:
-        return None
-    return {(environment, name) for environment, name, _port, _commit in running()}
+    """(namespace, name) of the services the backend runs now; None when it cannot say. Blocking."""
+    backend = service.backend
+    running = getattr(backend, "running_services", None)
+    if running is not None:  # the local backend
+        return {(namespace, name) for namespace, name, _port, _commit in running()}
+    if getattr(backend, "name", "") == "kubernetes":
+        from runner.backends.kubernetes.inventory import list_services
+
+        try:
+            return {(s.namespace, s.name) for s in list_services(backend.api)}  # type: ignore[union-attr]
+        except Exception:  # the API is unreachable: list what the runs deployed
+            return None
+    return None

@@ -70,7 +70,7 @@ class MemoryOps:
         self.cancelled.append(run_id)
         return next(r for r in self.runs_ if r.id == run_id)
 
-    def services(self, repository: str | None, environment: str | None) -> Sequence[ServiceView]:
+    async def services(self, repository: str | None, environment: str | None) -> Sequence[ServiceView]:
         return [
             s
             for s in self.services_

@@ -63,6 +63,7 @@ def test_delete_removes_a_service_from_the_cluster(
     assert run["state"] == "succeeded", (run["reason"], run["stages"])
     assert [d["metadata"]["name"] for d in api.list_objects("Deployment", name)["items"]]
 
+    assert f"`serve` in `{name}`" in service.command("services", VISITOR).json()["text"]
     assert "You may not `delete`" in service.command(f"delete serve {name}", VISITOR).json()["text"]
     answer = service.command(f"delete serve {name}")
 
@@ -74,3 +75,4 @@ def test_delete_removes_a_service_from_the_cluster(
     assert text.startswith(f"Deleted service serve in {name} (Deployment, Service")
     wait_until(lambda: not api.list_objects("Deployment", name)["items"], what="the Deployment to go")
     assert not api.list_objects("Service", name)["items"]
+    assert "No services deployed" in service.command("services", VISITOR).json()["text"]
