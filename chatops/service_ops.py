@@ -19,7 +19,6 @@ from gitops.environments import Target, deploy_environment, target_for
 from gitops.service import Service
 from gitops.settings import RepositorySettings
 from gitops.status import RunStatus
-from gitops.store import RunRecord
 
 
 class ServiceOperations:
@@ -40,8 +39,7 @@ class ServiceOperations:
         names = {
             deploy_environment(r) for r in self.service.settings.repositories if repository in (None, r.name)
         }
-        for run in self.views.store.list_runs(repository=repository, limit=1000):
-            names.add(run.environment)
+        names |= {run.environment for run in self.views.store.latest_runs(repository)}
         return sorted(names)
 
     def runs(self, repository: str | None, environment: str | None, limit: int) -> Sequence[RunView]:
@@ -49,16 +47,14 @@ class ServiceOperations:
         return [self.views.of(run, self.views.store.stages(run.id)) for run in records]
 
     def latest(self, repository: str | None, environment: str | None) -> Sequence[RunView]:
-        newest: dict[tuple[str, str], RunRecord] = {}
-        for run in self.views.store.list_runs(repository=repository, environment=environment, limit=1000):
-            newest.setdefault((run.repository, run.environment), run)
-        return [self.views.of(run, self.views.store.stages(run.id)) for run in newest.values()]
+        newest = [r for r in self.views.store.latest_runs(repository) if environment in (None, r.environment)]
+        return [self.views.of(run, self.views.store.stages(run.id)) for run in newest]
 
     def find_run(self, id_or_prefix: str) -> RunView | None:
         store = self.views.store
         run = store.get(id_or_prefix)
         if run is None and len(id_or_prefix) >= 4:
-            matches = [r for r in store.list_runs(limit=1000) if r.id.startswith(id_or_prefix.lower())]
+            matches = store.runs_by_id_prefix(id_or_prefix)
             run = matches[0] if len(matches) == 1 else None
         return None if run is None else self.views.of(run, store.stages(run.id))
 
@@ -110,17 +106,20 @@ class ServiceOperations:
         live = await asyncio.to_thread(_live_services, self.service)
         found: dict[tuple[str, str], ServiceView] = {}
         store = self.views.store
-        for run in store.list_runs(repository=repository, environment=environment, limit=1000):
-            if run.state is not RunStatus.SUCCEEDED or run.action != "deploy":
+        done: set[tuple[str, str]] = set()
+        succeeded = store.list_runs(
+            repository=repository, environment=environment, state=RunStatus.SUCCEEDED, limit=500
+        )
+        for run in succeeded:  # newest first: an environment's latest deploy says what it runs
+            if run.action != "deploy" or (run.repository, run.environment) in done:
                 continue
+            done.add((run.repository, run.environment))
             namespace = run.namespace or run.environment
             where = _backend_namespace(self.service, namespace)
             for stage in store.stages(run.id):
-                key = (run.environment, stage.stage)
-                running = live is None or (where, stage.stage) in live
-                if stage.kind == "service" and key not in found and running:
+                if stage.kind == "service" and (live is None or (where, stage.stage) in live):
                     url = f"{self.service.settings.public_url}/runs/{run.id}"
-                    found[key] = ServiceView(
+                    found[(run.environment, stage.stage)] = ServiceView(
                         stage.stage, run.repository_name, run.environment, run.id, url, namespace
                     )
         return sorted(found.values(), key=lambda s: (s.repository, s.environment, s.name))

@@ -163,6 +163,27 @@ class Store:
             ).fetchall()
         return [run_from_row(row) for row in rows]
 
+    def runs_by_id_prefix(self, prefix: str, limit: int = 2) -> list[RunRecord]:
+        """Runs whose id starts with `prefix` (letters, digits and '-' only; anything else finds none)."""
+        if not prefix or not all(c.isalnum() or c == "-" for c in prefix):
+            return []
+        with self._read_lock:
+            rows = self._read.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE id LIKE ? LIMIT ?", (f"{prefix.lower()}%", limit)
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def latest_runs(self, repository: str | None = None) -> list[RunRecord]:
+        """The newest run of each (repository, environment), found in SQL: no row parsed for the rest."""
+        where, values = ("WHERE repository LIKE ?", [f"%:{repository.lower()}"]) if repository else ("", [])
+        with self._read_lock:
+            rows = self._read.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE rowid IN "
+                f"(SELECT MAX(rowid) FROM runs {where} GROUP BY repository, environment)",
+                values,
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
     def queued(self) -> list[RunRecord]:
         with self._read_lock:
             rows = self._read.execute(

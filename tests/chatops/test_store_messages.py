@@ -44,3 +44,20 @@ def test_an_old_store_gains_the_tables_and_keeps_its_runs(tmp_path: Path) -> Non
     with sqlite3.connect(path) as db:
         assert version(db) == MIGRATIONS[-1].version == 2
     db.close()
+
+
+def test_the_newest_run_of_each_environment_and_runs_by_id_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    shutil.copyfile(FIXTURE, path)
+    store = Store(path)
+    every = store.list_runs(limit=100)
+    newest: dict[tuple[str, str], str] = {}
+    for run in every:  # newest first
+        newest.setdefault((run.repository, run.environment), run.id)
+    latest = store.latest_runs()
+    assert sorted(r.id for r in latest) == sorted(newest.values())
+    one = every[3]
+    assert [r.id for r in store.runs_by_id_prefix(one.id[:12])] == [one.id]
+    assert store.runs_by_id_prefix("%") == [] and store.runs_by_id_prefix("") == []
+    assert {r.repository for r in store.latest_runs(one.repository_name)} == {one.repository}
+    store.close()
