@@ -33,12 +33,8 @@ STAGES = 20
 
 def _stage(name: str, requirements: tuple[str, ...] = ()) -> Stage:
     return Stage(
-        name=name,
-        executable_module_path="noop.py",
-        cpu_request=0.1,
-        memory_request_mb=32,
-        requirements=requirements,
-        batch=BatchSettings(max_completion_time_seconds=60, retries=0),
+        name=name, executable_module_path="noop.py", cpu_request=0.1, memory_request_mb=32,
+        requirements=requirements, batch=BatchSettings(max_completion_time_seconds=60, retries=0),
     )
 
 

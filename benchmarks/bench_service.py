@@ -59,9 +59,7 @@ class GitServerProcess:
         )
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, str(root), str(ROOT)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         assert self.process.stdout is not None
         self.base_url = self.process.stdout.readline().strip()
@@ -204,11 +202,8 @@ def fetch_benchmark(work: Path, commits: int) -> None:
     repo = big_repository(served, commits)
     with GitHttpServer(served) as server:
         settings = RepositorySettings(
-            url=server.url("history"),
-            provider="github",
-            name="acme/history",
-            api_base="https://api.github.com",
-            webhook_secret=Secret("x"),
+            url=server.url("history"), provider="github", name="acme/history",
+            api_base="https://api.github.com", webhook_secret=Secret("x"),
         )
         mirrors = Mirrors(work / "fetch-mirrors")
         clone = mirrors.fetch_sync(settings)
@@ -221,14 +216,10 @@ def fetch_benchmark(work: Path, commits: int) -> None:
         incremental = mirrors.fetch_sync(settings)
         noop = mirrors.fetch_sync(settings)
     print(f"fetch, repository with {commits} commits over smart HTTP:")
-    print(
-        f"  fresh clone into an empty mirror: {clone.seconds * 1000:8.1f} ms "
-        f"({clone.received_objects} objects)"
-    )
-    print(
-        f"  incremental fetch of 1 commit:    {incremental.seconds * 1000:8.1f} ms "
-        f"({incremental.received_objects} objects)"
-    )
+    print(f"  fresh clone into an empty mirror: {clone.seconds * 1000:8.1f} ms "
+          f"({clone.received_objects} objects)")
+    print(f"  incremental fetch of 1 commit:    {incremental.seconds * 1000:8.1f} ms "
+          f"({incremental.received_objects} objects)")
     print(f"  fetch with nothing new:           {noop.seconds * 1000:8.1f} ms")
 
 
@@ -239,9 +230,7 @@ def main() -> int:
     parser.add_argument("--latency-runs", type=int, default=15)
     parser.add_argument("--commits", type=int, default=5000)
     parser.add_argument(
-        "--quiet-period",
-        type=float,
-        default=None,
+        "--quiet-period", type=float, default=None,
         help="the service's quiet_period_seconds (default: the service's default)",
     )
     args = parser.parse_args()
@@ -280,14 +269,10 @@ repositories:
 
                 # Warm up: the mirror, the stage's venv, the connection pool.
                 latencies, _, _ = asyncio.run(offered_load(port, 50, 1, sha))
-                wait_until(
-                    lambda: (
-                        not service.client.get("/api/runs", params={"state": "running"}).json()["runs"]
-                        and not service.client.get("/api/runs", params={"state": "queued"}).json()["runs"]
-                    ),
-                    timeout=120,
-                    what="warm-up runs to finish",
-                )
+                wait_until(lambda: not service.client.get("/api/runs", params={"state": "running"})
+                           .json()["runs"] and not service.client.get(
+                               "/api/runs", params={"state": "queued"}).json()["runs"],
+                           timeout=120, what="warm-up runs to finish")
 
                 peak = [0.0]
                 sampling = threading.Event()
@@ -301,28 +286,23 @@ repositories:
                 sampler.start()
                 before = Store(work / "data" / "store.sqlite3")
                 deliveries_before = before.count_deliveries()
-                latencies, accepted, duration = asyncio.run(offered_load(port, args.rate, args.seconds, sha))
+                latencies, accepted, duration = asyncio.run(
+                    offered_load(port, args.rate, args.seconds, sha)
+                )
                 stored = before.count_deliveries() - deliveries_before
                 maximum = asyncio.run(closed_loop(port, 3, sha))
                 sampling.set()
                 sampler.join()
-                wait_until(
-                    lambda: not service.client.get("/api/runs", params={"state": "queued"}).json()["runs"],
-                    timeout=120,
-                    what="queued runs to drain",
-                )
+                wait_until(lambda: not service.client.get("/api/runs", params={"state": "queued"})
+                           .json()["runs"], timeout=120, what="queued runs to drain")
 
                 print(f"webhooks at an offered {args.rate:.0f}/s for {args.seconds:.0f} s:")
-                print(
-                    f"  answered {len(latencies) / duration:8.1f}/s, accepted {accepted} of "
-                    f"{len(latencies)}, in the store {stored} "
-                    f"({'all' if stored == accepted else 'MISSING SOME'})"
-                )
-                print(
-                    f"  latency p50 {percentile(latencies, 50) * 1000:6.2f} ms, "
-                    f"p99 {percentile(latencies, 99) * 1000:6.2f} ms, "
-                    f"max {max(latencies) * 1000:6.2f} ms"
-                )
+                print(f"  answered {len(latencies) / duration:8.1f}/s, accepted {accepted} of "
+                      f"{len(latencies)}, in the store {stored} "
+                      f"({'all' if stored == accepted else 'MISSING SOME'})")
+                print(f"  latency p50 {percentile(latencies, 50) * 1000:6.2f} ms, "
+                      f"p99 {percentile(latencies, 99) * 1000:6.2f} ms, "
+                      f"max {max(latencies) * 1000:6.2f} ms")
                 print(f"  closed loop, 16 clients: {maximum:8.1f} answers/s")
 
                 starts = []
@@ -346,19 +326,13 @@ repositories:
                         lambda: service.run(run_id)["state"] not in ("queued", "running"),  # noqa: B023
                         timeout=30,
                     )
-                print(
-                    f"webhook -> first stage started, warm mirror ({args.latency_runs} pushes, "
-                    "each a new commit that must be fetched):"
-                )
-                print(
-                    f"  p50 {statistics.median(starts) * 1000:6.1f} ms, "
-                    f"p90 {percentile(starts, 90) * 1000:6.1f} ms, max {max(starts) * 1000:6.1f} ms"
-                )
+                print(f"webhook -> first stage started, warm mirror ({args.latency_runs} pushes, "
+                      "each a new commit that must be fetched):")
+                print(f"  p50 {statistics.median(starts) * 1000:6.1f} ms, "
+                      f"p90 {percentile(starts, 90) * 1000:6.1f} ms, max {max(starts) * 1000:6.1f} ms")
                 print("resident memory of the service:")
-                print(
-                    f"  idle after start {idle:6.1f} MB; peak under webhook load {peak[0]:6.1f} MB; "
-                    f"now {rss_mb(pid):6.1f} MB"
-                )
+                print(f"  idle after start {idle:6.1f} MB; peak under webhook load {peak[0]:6.1f} MB; "
+                      f"now {rss_mb(pid):6.1f} MB")
                 before.close()
             finally:
                 service.stop()

@@ -118,7 +118,7 @@ def _in_dag_order(run: RunRecord, stages: Sequence[StageRecord]) -> list[StageRe
 
 
 class StoreMessageIds:
-    """Message ids in the store (migration 2): a restart finds them. A log part is keyed by the run's
+    """Message ids in the store (migration 3): a restart finds them. A log part is keyed by the run's
     interruptions, so a run re-run after a restart posts its stages' logs again."""
 
     def __init__(self, store: Store) -> None:

@@ -56,6 +56,5 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if mismarked is not None:
         pytest.fail(mismarked, pytrace=False)
     if uses_cluster(item) and item.get_closest_marker("kubernetes") is None:
-        pytest.fail(
-            f"{item.nodeid} uses the {CLUSTER_FIXTURE} fixture but lost its kubernetes marker", pytrace=False
-        )
+        pytest.fail(f"{item.nodeid} uses the {CLUSTER_FIXTURE} fixture but lost its kubernetes marker",
+                    pytrace=False)

@@ -165,9 +165,9 @@ async def cancel_run(request: Request) -> Response:
 
 async def get_audit(request: Request) -> Response:
     """What users did through chat (commands, button presses), newest first; needs the API token."""
-    denied = _denied(request)
-    if denied is not None:
-        return denied
+    refused = denied(request)
+    if refused is not None:
+        return refused
     limit, before = request.query_params.get("limit", "100"), request.query_params.get("before")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         return error(400, f"limit must be an integer from 1 to 1000, not {limit!r}")

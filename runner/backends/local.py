@@ -195,10 +195,10 @@ class LocalBackend:
 
     async def remove_service(self, environment: str, name: str) -> bool:
         """Stops the service stage `name` of `environment`; False when it is not running."""
-        service = self._services.pop((environment, name), None)
+        service = self.services.running.pop((environment, name), None)
         if service is None:
             return False
-        await service.process.stop()
+        await self.services.stop(service)  # supervision first: the exit is not taken for a crash
         self._remove_unused_workspaces()
         return True
 

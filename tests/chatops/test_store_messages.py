@@ -1,4 +1,4 @@
-"""Migration 2: where each run's Slack message is, which logs were posted, and the audit log."""
+"""Migration 3: where each run's Slack message is, which logs were posted, and the audit log."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_an_old_store_gains_the_tables_and_keeps_its_runs(tmp_path: Path) -> Non
     ]
     reopened.close()
     with sqlite3.connect(path) as db:
-        assert version(db) == MIGRATIONS[-1].version == 2
+        assert version(db) == MIGRATIONS[-1].version == 3
     db.close()
 
 

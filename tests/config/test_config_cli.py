@@ -11,7 +11,9 @@ from runner.config import load_pipeline
 
 from .helpers import VALID, replace
 
-OLD = replace("pipeline:\n", "project:  # the 1.0 name\n", replace('version: "1.1"', 'version: "1.0"'))
+OLD = replace(
+    "pipeline:\n", "project:  # the 1.0 name\n", replace('version: "1.1"', 'version: "1.0"')
+)
 
 
 def _write_modules(folder: Path) -> None:
@@ -28,7 +30,9 @@ def test_validate_confirms_a_valid_file(tmp_path: Path, capsys: pytest.CaptureFi
     )
 
 
-def test_validate_lists_every_problem_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_lists_every_problem_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     text = replace(
         "retries: 2",
         'retries: "three"',
@@ -87,11 +91,15 @@ def test_migrate_rewrites_1_0_in_place_keeping_comments_and_a_backup(
     assert capsys.readouterr().out == 'bodywork.yaml is already schema "1.1"; nothing to migrate\n'
 
 
-def test_migrate_refuses_to_overwrite_a_backup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_migrate_refuses_to_overwrite_a_backup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "bodywork.yaml").write_text(OLD)
     (tmp_path / "bodywork.yaml.1.0.bak").write_text("precious")
     assert main(["migrate", str(tmp_path)]) == 1
-    assert "bodywork.yaml.1.0.bak already exists; remove it or pass --force" in capsys.readouterr().err
+    assert (
+        "bodywork.yaml.1.0.bak already exists; remove it or pass --force" in capsys.readouterr().err
+    )
     assert (tmp_path / "bodywork.yaml").read_text() == OLD
     assert main(["migrate", "--force", str(tmp_path)]) == 0
 

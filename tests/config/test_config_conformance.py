@@ -202,7 +202,9 @@ def test_verdicts_agree_with_bodywork_on_the_whole_corpus() -> None:
             setattr(total, field, getattr(total, field) + getattr(row, field))
     table = [f"{'':30} {'files':>6} {'agree':>6} {'deliberate':>11} {'disagree':>9}"]
     for name, row in [*rows.items(), ("total", total)]:
-        table.append(f"{name:30} {row.files:>6} {row.agree:>6} {row.deliberate:>11} {row.disagree:>9}")
+        table.append(
+            f"{name:30} {row.files:>6} {row.agree:>6} {row.deliberate:>11} {row.disagree:>9}"
+        )
     table.append(f"corpus: {CORPUS} ({time.monotonic() - started:.2f}s)")
     table += [f"deliberate: {key}: {d.reason}" for key, d in DELIBERATE.items()]
     print("\n" + "\n".join(table))

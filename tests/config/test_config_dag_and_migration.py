@@ -151,5 +151,7 @@ def test_to_yaml_round_trips_every_field() -> None:
 
 def test_upgrade_1_0_text_edits_two_lines_only() -> None:
     text = "# top\nversion: '1.0'  # old\nproject:   # section\n  name: x\n"
-    assert upgrade_1_0_text(text) == ('# top\nversion: "1.1" # old\npipeline:   # section\n  name: x\n')
+    assert upgrade_1_0_text(text) == (
+        '# top\nversion: "1.1" # old\npipeline:   # section\n  name: x\n'
+    )
     assert upgrade_1_0_text("version: '1.0'\nproject: {name: x}\n") is None

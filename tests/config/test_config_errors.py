@@ -57,7 +57,9 @@ BROKEN = [
             replace(
                 "cpu_request: 0.5",
                 "cpu_request: lots",
-                replace("port: 5000", "port: 70000", replace("ingress: true", "ingress: sometimes")),
+                replace(
+                    "port: 5000", "port: 70000", replace("ingress: true", "ingress: sometimes")
+                ),
             ),
         ),
         [
@@ -213,7 +215,9 @@ BROKEN = [
         id="neither batch nor service",
     ),
     pytest.param(
-        replace("executable_module_path: train/main.py", "executable_module_path: ../../etc/evil.py"),
+        replace(
+            "executable_module_path: train/main.py", "executable_module_path: ../../etc/evil.py"
+        ),
         [
             "stages.train.executable_module_path -> \"../../etc/evil.py\" leaves the repository; give a path relative to the folder holding bodywork.yaml, without '..' (line 17)",
         ],
@@ -430,7 +434,9 @@ BROKEN = [
         id="nul byte",
     ),
     pytest.param(
-        replace("  train:\n", "  1:\n", replace("DAG: prepare >> train, score", "DAG: prepare >> score")),
+        replace(
+            "  train:\n", "  1:\n", replace("DAG: prepare >> train, score", "DAG: prepare >> score")
+        ),
         [
             "stages.1 -> a stage name must be letters, digits, '-', '_' and '.', not starting with '-' or '.'; got 1 (a number) (line 16)",
         ],
@@ -474,7 +480,9 @@ def test_valid_file_loads_into_the_model() -> None:
     score = pipeline.stages["score"]
     assert score.args == ("--port", "5000")
     assert score.secrets == (("API_KEY", "api-credentials"),)
-    assert score.service == ServiceSettings(max_startup_time_seconds=60, replicas=2, port=5000, ingress=True)
+    assert score.service == ServiceSettings(
+        max_startup_time_seconds=60, replicas=2, port=5000, ingress=True
+    )
     assert pipeline.stages["prepare"].requirements == ("pandas==1.4.2",)
     assert pipeline.notices == ()
 
@@ -499,7 +507,9 @@ def test_schema_1_0_loads_with_a_notice() -> None:
 
 def test_quirks_of_real_files_are_accepted() -> None:
     text = replace("DAG: prepare >> train, score", "DAG: prepare>>train,score", VALID)
-    text = replace("    cpu_request: 1\n", "    # a comment inside a stage\n    cpu_request: 1\n", text)
+    text = replace(
+        "    cpu_request: 1\n", "    # a comment inside a stage\n    cpu_request: 1\n", text
+    )
     text = replace(
         "      - pandas==1.4.2\n",
         "      - pandas==1.4.2\n      - git+https://github.com/bodywork-ml/bodywork-pipeline-utils@v0.1.5\n",

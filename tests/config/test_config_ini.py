@@ -88,7 +88,9 @@ def test_ini_layout_loads_into_the_model(tmp_path: Path) -> None:
             memory_request_mb=100,
             requirements=("flask==2.0",),
             secrets=(("USERNAME", "credentials"),),
-            service=ServiceSettings(max_startup_time_seconds=30, replicas=2, port=5000, ingress=True),
+            service=ServiceSettings(
+                max_startup_time_seconds=30, replicas=2, port=5000, ingress=True
+            ),
         ),
     }
     assert pipeline.notices == (
@@ -143,7 +145,8 @@ def test_project_file_problems(tmp_path: Path) -> None:
     assert _problems(root) == [
         'bodywork.ini [default] PIPELINE_NAME -> unknown key; did you mean "PROJECT_NAME"?',
         "bodywork.ini [default] PROJECT_NAME -> missing; add PROJECT_NAME=my-project",
-        "bodywork.ini [default] DOCKER_IMAGE -> missing; add DOCKER_IMAGE=bodyworkml/bodywork-core:latest",
+        "bodywork.ini [default] DOCKER_IMAGE -> missing; add "
+        "DOCKER_IMAGE=bodyworkml/bodywork-core:latest",
         "bodywork.ini [logging] -> missing section; add [logging] with LOG_LEVEL=INFO",
     ]
 

@@ -116,10 +116,9 @@ class SshServer:
         self.folder = folder
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
-        self.user = (
-            os.environ.get("USER")
-            or subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
-        )
+        self.user = os.environ.get("USER") or subprocess.run(
+            ["id", "-un"], capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     @staticmethod
     def available() -> bool:

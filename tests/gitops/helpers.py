@@ -33,7 +33,9 @@ GIT_ENV = {
 
 
 def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, check=False
+    )
     if result.returncode:
         raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr}")
     return result.stdout.strip()
@@ -54,16 +56,10 @@ class SourceRepo:
     def commit(self, files: Mapping[str, str | None], message: str = "change", branch: str = "main") -> str:
         current = git(self.work, "rev-parse", "--abbrev-ref", "HEAD") if self._has_head() else "main"
         if current != branch:
-            exists = (
-                subprocess.run(
-                    ["git", "rev-parse", "--verify", "-q", branch],
-                    cwd=self.work,
-                    env=GIT_ENV,
-                    capture_output=True,
-                    check=False,
-                ).returncode
-                == 0
-            )
+            exists = subprocess.run(
+                ["git", "rev-parse", "--verify", "-q", branch], cwd=self.work, env=GIT_ENV,
+                capture_output=True, check=False,
+            ).returncode == 0
             git(self.work, "checkout", "-q", *([] if exists else ["-b"]), branch)
         for path, text in files.items():
             target = self.work / path
@@ -77,12 +73,9 @@ class SourceRepo:
         return git(self.work, "rev-parse", "HEAD")
 
     def _has_head(self) -> bool:
-        return (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=self.work, env=GIT_ENV, capture_output=True, check=False
-            ).returncode
-            == 0
-        )
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=self.work, env=GIT_ENV, capture_output=True, check=False
+        ).returncode == 0
 
     def push(self, branch: str = "main") -> None:
         git(self.work, "push", "-q", "-f", "origin", f"{branch}:refs/heads/{branch}")
@@ -275,9 +268,7 @@ class RunningService:
         return data
 
     def wait_for(
-        self,
-        run_id: str,
-        states: tuple[str, ...] = ("succeeded", "failed", "cancelled", "superseded"),
+        self, run_id: str, states: tuple[str, ...] = ("succeeded", "failed", "cancelled", "superseded"),
         timeout: float = 60,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -319,18 +310,8 @@ class ServiceProcess:
         env = {**os.environ, **self.environ}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gitops.cli",
-                    "serve",
-                    "--config",
-                    str(self.config),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
+                [sys.executable, "-m", "gitops.cli", "serve", "--config", str(self.config),
+                 "--host", "127.0.0.1", "--port", str(self.port)],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

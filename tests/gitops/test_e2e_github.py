@@ -250,10 +250,9 @@ def test_manual_trigger_and_cancel_need_the_token(
     body = {"repository": "acme/pipelines", "ref": "main"}
 
     assert service.client.post("/api/runs", json=body).status_code == 401
-    assert (
-        service.client.post("/api/runs", json=body, headers={"Authorization": "Bearer wrong"}).status_code
-        == 401
-    )
+    assert service.client.post(
+        "/api/runs", json=body, headers={"Authorization": "Bearer wrong"}
+    ).status_code == 401
     auth = {"Authorization": "Bearer manual-trigger-token-0815"}
     answer = service.client.post("/api/runs", json=body, headers=auth)
     assert answer.status_code == 202, answer.text
@@ -288,7 +287,8 @@ def test_max_concurrent_runs_bounds_runs_of_different_environments(
     service = make_service(max_concurrent=2)
 
     runs = [
-        push(service, github_repo, f"refs/heads/{b}", ZERO, sha).json()["run_id"] for b, sha in shas.items()
+        push(service, github_repo, f"refs/heads/{b}", ZERO, sha).json()["run_id"]
+        for b, sha in shas.items()
     ]
     done = [service.wait_for(r) for r in runs]
 
@@ -312,9 +312,8 @@ def test_a_status_api_that_hangs_or_fails_never_holds_up_the_run(
         fake_github.fail_next(times=50, status=502)
     service = make_service()
 
-    run = service.wait_for(
-        push(service, github_repo, "refs/heads/main", ZERO, sha).json()["run_id"], timeout=20
-    )
+    run = service.wait_for(push(service, github_repo, "refs/heads/main", ZERO, sha).json()["run_id"],
+                           timeout=20)
 
     assert run["state"] == "succeeded"
     assert service.client.get("/readyz").status_code == 200

@@ -74,10 +74,7 @@ def test_serve_refuses_an_invalid_config_naming_every_problem(tmp_path: Path) ->
     config.write_text("service:\n  port: eighty\nrepositories:\n  - provider: github\n")
     result = subprocess.run(
         [sys.executable, "-m", "gitops.cli", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 1
     assert "service.port -> must be an integer, not 'eighty'" in result.stderr

@@ -140,8 +140,7 @@ echo:
         assert echo.events == ["start ready=True"]
         assert service.client.get("/echo").json() == {"greeting": "hi there"}
         answer = service.post_json(
-            "/api/runs",
-            {"repository": "acme/pipelines", "ref": "main", "commit": "a" * 40},
+            "/api/runs", {"repository": "acme/pipelines", "ref": "main", "commit": "a" * 40},
             {"authorization": "Bearer t0k3n"},
         )
         assert answer.status_code == 202, answer.text

@@ -21,12 +21,8 @@ pytestmark = pytest.mark.timeout(60)
 
 def _settings(url: str, **kw: object) -> RepositorySettings:
     return RepositorySettings(
-        url=url,
-        provider="github",
-        name="acme/pipelines",
-        api_base="https://api.github.com",
-        webhook_secret=Secret("s"),
-        **kw,  # type: ignore[arg-type]
+        url=url, provider="github", name="acme/pipelines", api_base="https://api.github.com",
+        webhook_secret=Secret("s"), **kw,  # type: ignore[arg-type]
     )
 
 

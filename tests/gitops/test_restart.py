@@ -91,8 +91,7 @@ def test_queued_and_running_runs_survive_a_restart(
         for run_id in [running, *queued]:
             wait_until(
                 lambda: service.run(run_id)["state"] not in ("queued", "running"),  # noqa: B023
-                timeout=60,
-                what=f"run {run_id} to finish",
+                timeout=60, what=f"run {run_id} to finish",
             )
         runs = {r: service.run(r) for r in [running, *queued]}
         assert {r: d["state"] for r, d in runs.items()} == dict.fromkeys(runs, "succeeded"), runs

@@ -15,6 +15,7 @@ from gitops.store.schema import MIGRATIONS, Migration, migrate, version
 FIXTURE = Path(__file__).parent / "fixtures" / "store_v0.sqlite3"
 
 
+
 @pytest.fixture
 def old_store(tmp_path: Path) -> Path:
     path = tmp_path / "store.sqlite3"
@@ -34,14 +35,8 @@ def test_a_store_of_the_previous_release_is_upgraded_with_nothing_lost(old_store
     runs = {run.commit[0]: run for run in store.list_runs(limit=1000)}
     assert len(runs) == 8
     assert {k: r.state for k, r in runs.items()} == {
-        "a": RunStatus.SUCCEEDED,
-        "b": RunStatus.FAILED,
-        "c": RunStatus.FAILED,
-        "d": RunStatus.FAILED,
-        "e": RunStatus.SUPERSEDED,
-        "f": RunStatus.QUEUED,
-        "1": RunStatus.CANCELLED,
-        "2": RunStatus.RUNNING,
+        "a": RunStatus.SUCCEEDED, "b": RunStatus.FAILED, "c": RunStatus.FAILED, "d": RunStatus.FAILED,
+        "e": RunStatus.SUPERSEDED, "f": RunStatus.QUEUED, "1": RunStatus.CANCELLED, "2": RunStatus.RUNNING,
     }
     # The "git:" prefix became a kind; the other failures got theirs from what their reason says.
     assert runs["b"].failure is FailureKind.GIT
@@ -52,9 +47,7 @@ def test_a_store_of_the_previous_release_is_upgraded_with_nothing_lost(old_store
     assert runs["e"].superseded_by == runs["f"].id
     assert runs["a"].steps == [["prepare"], ["train", "serve"]] and runs["a"].namespace == "demo-ns"
     assert [(s.stage, s.state, s.attempts) for s in store.stages(runs["a"].id)] == [
-        ("prepare", "succeeded", 1),
-        ("train", "succeeded", 2),
-        ("serve", "succeeded", 1),
+        ("prepare", "succeeded", 1), ("train", "succeeded", 2), ("serve", "succeeded", 1),
     ]
     assert [line.line for line in store.logs(runs["a"].id)] == ["preparing", "epoch 1", "done"]
     assert [r.id for r in store.queued()] == [runs["f"].id]
@@ -64,12 +57,8 @@ def test_a_store_of_the_previous_release_is_upgraded_with_nothing_lost(old_store
 
     with sqlite3.connect(old_store) as db:
         assert version(db) == MIGRATIONS[-1].version
-        assert (
-            db.execute(
-                "SELECT id, run_id, stage, line, at FROM logs WHERE id <= ? ORDER BY id", (old_logs[-1][0],)
-            ).fetchall()
-            == old_logs
-        )
+        assert db.execute("SELECT id, run_id, stage, line, at FROM logs WHERE id <= ? ORDER BY id",
+                          (old_logs[-1][0],)).fetchall() == old_logs
         assert db.execute("SELECT * FROM deliveries ORDER BY key").fetchall() == old_deliveries
         assert len(old_deliveries) == 5
         stages = db.execute("SELECT * FROM stages ORDER BY run_id, stage").fetchall()

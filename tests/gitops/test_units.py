@@ -44,28 +44,15 @@ def _github(event: str, payload: object) -> object:
 
 
 def test_github_branch_deletion_and_annotated_tags() -> None:
-    deleted = _github(
-        "push",
-        {
-            "ref": "refs/heads/feature/x",
-            "before": "b" * 40,
-            "after": ZERO_SHA,
-            "deleted": True,
-            "head_commit": None,
-            "repository": {"full_name": "acme/pipelines"},
-        },
-    )
+    deleted = _github("push", {
+        "ref": "refs/heads/feature/x", "before": "b" * 40, "after": ZERO_SHA, "deleted": True,
+        "head_commit": None, "repository": {"full_name": "acme/pipelines"},
+    })
     assert isinstance(deleted, PushEvent) and deleted.deleted and deleted.name == "feature/x"
-    tag = _github(
-        "push",
-        {
-            "ref": "refs/tags/v1",
-            "before": ZERO_SHA,
-            "after": "t" * 0 + "c" * 40,
-            "head_commit": {"id": "d" * 40},
-            "repository": {"full_name": "acme/pipelines"},
-        },
-    )
+    tag = _github("push", {
+        "ref": "refs/tags/v1", "before": ZERO_SHA, "after": "t" * 0 + "c" * 40,
+        "head_commit": {"id": "d" * 40}, "repository": {"full_name": "acme/pipelines"},
+    })
     assert isinstance(tag, PushEvent) and tag.commit == "d" * 40 and tag.is_tag
     assert tag.idempotency_key == "d-1"
     assert isinstance(_github("ping", {"zen": "z"}), Ping)
@@ -76,40 +63,20 @@ def test_github_branch_deletion_and_annotated_tags() -> None:
 
 def test_gitlab_tag_push_uses_checkout_sha_and_the_idempotency_key() -> None:
     headers = {
-        "X-Gitlab-Event": "Tag Push Hook",
-        "X-Gitlab-Event-UUID": "uuid-1",
-        "Idempotency-Key": "key-1",
+        "X-Gitlab-Event": "Tag Push Hook", "X-Gitlab-Event-UUID": "uuid-1", "Idempotency-Key": "key-1",
         "X-Gitlab-Token": "s",
     }
-    event = gitlab.parse(
-        headers,
-        json.dumps(
-            {
-                "object_kind": "tag_push",
-                "ref": "refs/tags/v2",
-                "before": ZERO_SHA,
-                "after": "e" * 40,
-                "checkout_sha": "f" * 40,
-                "project": {"path_with_namespace": "group/sub/proj"},
-            }
-        ).encode(),
-    )
+    event = gitlab.parse(headers, json.dumps({
+        "object_kind": "tag_push", "ref": "refs/tags/v2", "before": ZERO_SHA, "after": "e" * 40,
+        "checkout_sha": "f" * 40, "project": {"path_with_namespace": "group/sub/proj"},
+    }).encode())
     assert isinstance(event, PushEvent)
     assert (event.commit, event.idempotency_key, event.delivery_id) == ("f" * 40, "key-1", "uuid-1")
     assert gitlab.verify(headers, b"", Secret("s")) and not gitlab.verify(headers, b"", Secret("t"))
-    deleted = gitlab.parse(
-        headers,
-        json.dumps(
-            {
-                "object_kind": "push",
-                "ref": "refs/heads/review/x",
-                "before": "a" * 40,
-                "after": ZERO_SHA,
-                "checkout_sha": None,
-                "project": {"path_with_namespace": "group/proj"},
-            }
-        ).encode(),
-    )
+    deleted = gitlab.parse(headers, json.dumps({
+        "object_kind": "push", "ref": "refs/heads/review/x", "before": "a" * 40, "after": ZERO_SHA,
+        "checkout_sha": None, "project": {"path_with_namespace": "group/proj"},
+    }).encode())
     assert isinstance(deleted, PushEvent) and deleted.deleted
 
 
@@ -118,14 +85,10 @@ def test_gitlab_tag_push_uses_checkout_sha_and_the_idempotency_key() -> None:
 
 def _repository(**kw: object) -> RepositorySettings:
     defaults: dict[str, object] = {
-        "url": "https://example.invalid/acme/pipelines.git",
-        "provider": "github",
-        "name": "acme/pipelines",
-        "api_base": "https://api.github.com",
-        "webhook_secret": Secret("s"),
-        "deploy_branches": ("main",),
-        "preview_branches": ("feature/*",),
-        "deploy_tags": ("v*",),
+        "url": "https://example.invalid/acme/pipelines.git", "provider": "github",
+        "name": "acme/pipelines", "api_base": "https://api.github.com",
+        "webhook_secret": Secret("s"), "deploy_branches": ("main",),
+        "preview_branches": ("feature/*",), "deploy_tags": ("v*",),
     }
     defaults.update(kw)
     return RepositorySettings(**defaults)  # type: ignore[arg-type]
@@ -161,14 +124,8 @@ def test_preview_environments_are_dns_labels(branch: str) -> None:
 
 
 def test_preview_environments_never_collide() -> None:
-    branches = [
-        "feature/x",
-        "feature/X",
-        "feature/x_",
-        "feature-x",
-        "feature/" + "a" * 100,
-        "feature/" + "a" * 101,
-    ]
+    branches = ["feature/x", "feature/X", "feature/x_", "feature-x", "feature/" + "a" * 100,
+                "feature/" + "a" * 101]
     names = {preview_environment("acme/pipelines", b) for b in branches}
     assert len(names) == len(branches)
     assert preview_environment("acme/a", "x") != preview_environment("other/a", "x")
@@ -232,13 +189,8 @@ repositories:
 
 
 def test_pick_serializes_environments_and_bounds_concurrency() -> None:
-    queued = [
-        Candidate("1", "a"),
-        Candidate("2", "a"),
-        Candidate("3", "b"),
-        Candidate("4", "c"),
-        Candidate("5", "d"),
-    ]
+    queued = [Candidate("1", "a"), Candidate("2", "a"), Candidate("3", "b"), Candidate("4", "c"),
+              Candidate("5", "d")]
     assert pick(queued, set(), 10).ids == ["1", "3", "4", "5"]
     assert pick(queued, {"a"}, 10).ids == ["3", "4", "5"]
     assert pick(queued, set(), 2).ids == ["1", "3"]
@@ -255,9 +207,8 @@ def test_pick_waits_for_the_quiet_period() -> None:
 
 
 def _new(commit: str, ref: str = "refs/heads/main", environment: str = "prod") -> NewRun:
-    return NewRun(
-        "github:acme/pipelines", "github", ref, commit, environment, None, False, "deploy", "webhook"
-    )
+    return NewRun("github:acme/pipelines", "github", ref, commit, environment, None, False, "deploy",
+                  "webhook")
 
 
 def test_store_accepts_once_per_key_and_coalesces_queued_runs_of_a_ref(tmp_path: Path) -> None:

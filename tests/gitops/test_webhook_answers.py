@@ -43,12 +43,10 @@ def test_github_signatures_are_checked_before_anything_is_parsed(service: Runnin
 def test_github_ping_unknown_events_and_unconfigured_refs_answer_200_with_a_reason(
     service: RunningService,
 ) -> None:
-    ping = json.dumps(
-        {"zen": "Keep it logically awesome.", "hook_id": 1, "repository": {"full_name": "acme/pipelines"}}
-    ).encode()
+    ping = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1,
+                       "repository": {"full_name": "acme/pipelines"}}).encode()
     assert post_github(service, ping, github_headers(ping, GITHUB_SECRET, event="ping")) == (
-        200,
-        {"status": "pong", "repository": "acme/pipelines"},
+        200, {"status": "pong", "repository": "acme/pipelines"},
     )
     issue = b'{"action": "opened"}'
     status, answer = post_github(service, issue, github_headers(issue, GITHUB_SECRET, event="issues"))

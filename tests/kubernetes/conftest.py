@@ -71,17 +71,13 @@ def kube_cluster() -> KubeCluster:
         try:
             result = subprocess.run(
                 [sys.executable, str(CLUSTER_SCRIPT), "up"],
-                capture_output=True,
-                text=True,
-                stdin=subprocess.DEVNULL,
-                env=dict(os.environ),
+                capture_output=True, text=True, stdin=subprocess.DEVNULL, env=dict(os.environ),
                 timeout=float(os.environ.get("BODYWORK_CLUSTER_UP_TIMEOUT", 5400)),
             )
         except subprocess.TimeoutExpired as error:
             output = (error.stderr or b"").decode(errors="replace")  # bytes even with text=True
-            pytest.fail(
-                f"scripts/cluster.py up timed out after {error.timeout:.0f}s:\n{output}", pytrace=False
-            )
+            pytest.fail(f"scripts/cluster.py up timed out after {error.timeout:.0f}s:\n{output}",
+                        pytrace=False)
     if result.returncode != 0:
         pytest.fail(
             f"the Kubernetes test cluster could not be started (scripts/cluster.py up exited "

@@ -46,9 +46,8 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     # Pods may only be created once the namespace's default ServiceAccount exists.
-    eventually(
-        lambda: core.read_namespaced_service_account("default", name), f"ServiceAccount {name}/default"
-    )
+    eventually(lambda: core.read_namespaced_service_account("default", name),
+               f"ServiceAccount {name}/default")
     yield name
     core.delete_namespace(name)
 
@@ -57,8 +56,7 @@ def test_node_is_ready(api: client.ApiClient, kube_cluster: KubeCluster) -> None
     nodes = client.CoreV1Api(api).list_node().items
     names = [n.metadata.name if n.metadata else None for n in nodes]
     ready = [
-        name
-        for name, n in zip(names, nodes, strict=True)
+        name for name, n in zip(names, nodes, strict=True)
         if any(c.type == "Ready" and c.status == "True" for c in (n.status and n.status.conditions) or [])
     ]
     assert ready, f"no Ready node among {names}"
@@ -74,14 +72,10 @@ def test_pod_runs_python_from_stage_image_and_its_log_is_readable(
         metadata=client.V1ObjectMeta(name="print-42"),
         spec=client.V1PodSpec(
             restart_policy="Never",
-            containers=[
-                client.V1Container(
-                    name="main",
-                    image=kube_cluster.stage_image,
-                    image_pull_policy="IfNotPresent",
-                    command=["python3", "-c", "print(42)"],
-                )
-            ],
+            containers=[client.V1Container(
+                name="main", image=kube_cluster.stage_image, image_pull_policy="IfNotPresent",
+                command=["python3", "-c", "print(42)"],
+            )],
         ),
     )
     core.create_namespaced_pod(namespace, pod)
@@ -100,9 +94,8 @@ def test_service_answers_through_the_api_server_proxy(
     api: client.ApiClient, kube_cluster: KubeCluster, namespace: str
 ) -> None:
     labels = {"app": "web"}
-    serve = (
-        "mkdir -p /srv && echo hello-bodywork > /srv/hello.txt && cd /srv && exec python3 -m http.server 8080"
-    )
+    serve = ("mkdir -p /srv && echo hello-bodywork > /srv/hello.txt && cd /srv"
+             " && exec python3 -m http.server 8080")
     deployment = client.V1Deployment(
         metadata=client.V1ObjectMeta(name="web", labels=labels),
         spec=client.V1DeploymentSpec(
@@ -110,20 +103,13 @@ def test_service_answers_through_the_api_server_proxy(
             selector=client.V1LabelSelector(match_labels=labels),
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(
-                    containers=[
-                        client.V1Container(
-                            name="web",
-                            image=kube_cluster.stage_image,
-                            image_pull_policy="IfNotPresent",
-                            command=["sh", "-c", serve],
-                            ports=[client.V1ContainerPort(container_port=8080)],
-                            readiness_probe=client.V1Probe(
-                                tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=1
-                            ),
-                        )
-                    ]
-                ),
+                spec=client.V1PodSpec(containers=[client.V1Container(
+                    name="web", image=kube_cluster.stage_image, image_pull_policy="IfNotPresent",
+                    command=["sh", "-c", serve],
+                    ports=[client.V1ContainerPort(container_port=8080)],
+                    readiness_probe=client.V1Probe(
+                        tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=1),
+                )]),
             ),
         ),
     )

@@ -80,13 +80,10 @@ def test_a_port_held_by_another_program_is_named_with_the_fix(harness: Harness, 
 
 def test_services_dropped_from_the_pipeline_are_stopped(harness: Harness, tmp_path: Path) -> None:
     port_a, port_b = free_port(), free_port()
-    both = write(
-        tmp_path / "both",
-        {
-            "a.py": HTTP_SERVICE.format(answer="a", port=port_a),
-            "b.py": HTTP_SERVICE.format(answer="b", port=port_b),
-        },
-    )
+    both = write(tmp_path / "both", {
+        "a.py": HTTP_SERVICE.format(answer="a", port=port_a),
+        "b.py": HTTP_SERVICE.format(answer="b", port=port_b),
+    })
     only_a = write(tmp_path / "only-a", {"a.py": HTTP_SERVICE.format(answer="a2", port=port_a)})
 
     async def scenario() -> None:
@@ -113,19 +110,16 @@ def test_services_dropped_from_the_pipeline_are_stopped(harness: Harness, tmp_pa
 
 def test_a_batch_step_then_a_service_that_reads_its_artifact(harness: Harness, tmp_path: Path) -> None:
     port = free_port()
-    source = write(
-        tmp_path / "repo",
-        {
-            "train.py": """
+    source = write(tmp_path / "repo", {
+        "train.py": """
             import os, pathlib
             pathlib.Path(os.environ["BODYWORK_ARTIFACTS_DIR"], "model.txt").write_text("model-7")
         """,
-            "serve.py": HTTP_SERVICE.format(answer="unused", port=port).replace(
-                'os.environ.get("ANSWER", "unused")',
-                'open(os.path.join(os.environ["BODYWORK_ARTIFACTS_DIR"], "model.txt")).read()',
-            ),
-        },
-    )
+        "serve.py": HTTP_SERVICE.format(answer="unused", port=port).replace(
+            'os.environ.get("ANSWER", "unused")',
+            'open(os.path.join(os.environ["BODYWORK_ARTIFACTS_DIR"], "model.txt")).read()',
+        ),
+    })
     p = pipeline("train >> serve", batch("train", "train.py"), service("serve", "serve.py", port))
 
     async def scenario() -> None:
@@ -141,16 +135,13 @@ def test_tearing_down_an_environment_stops_its_services_and_deletes_its_artifact
     harness: Harness, tmp_path: Path
 ) -> None:
     port = free_port()
-    source = write(
-        tmp_path / "repo",
-        {
-            "train.py": """
+    source = write(tmp_path / "repo", {
+        "train.py": """
             import os, pathlib
             pathlib.Path(os.environ["BODYWORK_ARTIFACTS_DIR"], "model.txt").write_text("m")
         """,
-            "serve.py": HTTP_SERVICE.format(answer="up", port=port),
-        },
-    )
+        "serve.py": HTTP_SERVICE.format(answer="up", port=port),
+    })
     p = pipeline("train >> serve", batch("train", "train.py"), service("serve", "serve.py", port))
 
     async def scenario() -> None:

@@ -20,29 +20,18 @@ BODYWORK = [sys.executable, "-m", "gitops.cli", "run"]
 
 def _yaml(dag: str, stages: dict[str, dict[str, object]], **pipeline: object) -> str:
     """A bodywork.yaml; JSON is YAML, so json.dumps writes one without indentation traps."""
-    return json.dumps(
-        {
-            "version": "1.1",
-            "pipeline": {
-                "name": "cli-test",
-                "docker_image": "bodyworkml/bodywork-core:3.1",
-                "DAG": dag,
-                **pipeline,
-            },
-            "stages": stages,
-            "logging": {"log_level": "INFO"},
-        }
-    )
+    return json.dumps({
+        "version": "1.1",
+        "pipeline": {"name": "cli-test", "docker_image": "bodyworkml/bodywork-core:3.1", "DAG": dag,
+                     **pipeline},
+        "stages": stages,
+        "logging": {"log_level": "INFO"},
+    })
 
 
 def _batch(module: str, **extra: object) -> dict[str, object]:
-    return {
-        "executable_module_path": module,
-        "cpu_request": 0.1,
-        "memory_request_mb": 64,
-        "batch": {"max_completion_time_seconds": 30, "retries": 0},
-        **extra,
-    }
+    return {"executable_module_path": module, "cpu_request": 0.1, "memory_request_mb": 64,
+            "batch": {"max_completion_time_seconds": 30, "retries": 0}, **extra}
 
 
 def _run(args: list[str], env_home: Path) -> subprocess.CompletedProcess[str]:
@@ -56,14 +45,11 @@ def home(tmp_path: Path) -> Path:
 
 
 def test_a_folder_runs_and_reports_progress(tmp_path: Path, home: Path) -> None:
-    source = write(
-        tmp_path / "repo",
-        {
-            "bodywork.yaml": _yaml("hello >> bye", {"hello": _batch("hello.py"), "bye": _batch("bye.py")}),
-            "hello.py": "print('hello from', __import__('os').environ['GIT_COMMIT_HASH'][:7])",
-            "bye.py": "print('bye')",
-        },
-    )
+    source = write(tmp_path / "repo", {
+        "bodywork.yaml": _yaml("hello >> bye", {"hello": _batch("hello.py"), "bye": _batch("bye.py")}),
+        "hello.py": "print('hello from', __import__('os').environ['GIT_COMMIT_HASH'][:7])",
+        "bye.py": "print('bye')",
+    })
 
     result = _run([str(source), "--once"], home)
 
@@ -78,13 +64,10 @@ def test_a_folder_runs_and_reports_progress(tmp_path: Path, home: Path) -> None:
 
 
 def test_a_failing_run_exits_1_with_the_reason(tmp_path: Path, home: Path) -> None:
-    source = write(
-        tmp_path / "repo",
-        {
-            "bodywork.yaml": _yaml("boom", {"boom": _batch("boom.py")}),
-            "boom.py": "raise SystemExit('the data is missing')",
-        },
-    )
+    source = write(tmp_path / "repo", {
+        "bodywork.yaml": _yaml("boom", {"boom": _batch("boom.py")}),
+        "boom.py": "raise SystemExit('the data is missing')",
+    })
 
     result = _run([str(source), "--once"], home)
 
@@ -106,28 +89,17 @@ def test_an_invalid_config_is_listed_without_a_traceback(tmp_path: Path, home: P
 
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=dict(
-            os.environ,
-            GIT_AUTHOR_NAME="t",
-            GIT_AUTHOR_EMAIL="t@example.com",
-            GIT_COMMITTER_NAME="t",
-            GIT_COMMITTER_EMAIL="t@example.com",
-        ),
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+        env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+                 GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com"),
     ).stdout.strip()
 
 
 def test_a_git_url_runs_exactly_the_commit_asked_for(tmp_path: Path, home: Path) -> None:
-    repo = write(
-        tmp_path / "origin",
-        {
-            "bodywork.yaml": _yaml("show", {"show": _batch("show.py")}),
-            "show.py": "import os; print('version 1 at', os.environ['GIT_COMMIT_HASH'])",
-        },
-    )
+    repo = write(tmp_path / "origin", {
+        "bodywork.yaml": _yaml("show", {"show": _batch("show.py")}),
+        "show.py": "import os; print('version 1 at', os.environ['GIT_COMMIT_HASH'])",
+    })
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "v1")
@@ -148,28 +120,17 @@ def test_a_git_url_runs_exactly_the_commit_asked_for(tmp_path: Path, home: Path)
 
 def test_secrets_come_from_the_secrets_file_and_never_show(tmp_path: Path, home: Path) -> None:
     stage = _batch("use.py", secrets={"TOKEN": "api-token"})
-    source = write(
-        tmp_path / "repo",
-        {
-            "bodywork.yaml": _yaml("use", {"use": stage}, secrets_group="prod"),
-            "use.py": "import os; print('token', os.environ['TOKEN'])",
-        },
-    )
-    secrets = (
-        write(
-            tmp_path,
-            {
-                "secrets.yaml": """
+    source = write(tmp_path / "repo", {
+        "bodywork.yaml": _yaml("use", {"use": stage}, secrets_group="prod"),
+        "use.py": "import os; print('token', os.environ['TOKEN'])",
+    })
+    secrets = write(tmp_path, {"secrets.yaml": """
         secrets:
           api-token: {TOKEN: default-token-value}
         groups:
           prod:
             api-token: {TOKEN: s3cr3t-prod-token}
-    """
-            },
-        )
-        / "secrets.yaml"
-    )
+    """}) / "secrets.yaml"
 
     result = _run([str(source), "--once", "--secrets-file", str(secrets)], home)
 
@@ -180,19 +141,12 @@ def test_secrets_come_from_the_secrets_file_and_never_show(tmp_path: Path, home:
 
 def test_ctrl_c_stops_the_services_cleanly(tmp_path: Path, home: Path) -> None:
     port = free_port()
-    service = {
-        "executable_module_path": "web.py",
-        "cpu_request": 0.1,
-        "memory_request_mb": 64,
-        "service": {"max_startup_time_seconds": 20, "replicas": 1, "port": port, "ingress": False},
-    }
-    source = write(
-        tmp_path / "repo",
-        {
-            "bodywork.yaml": _yaml("web", {"web": service}),
-            "web.py": HTTP_SERVICE.format(answer="hello", port=port),
-        },
-    )
+    service = {"executable_module_path": "web.py", "cpu_request": 0.1, "memory_request_mb": 64,
+               "service": {"max_startup_time_seconds": 20, "replicas": 1, "port": port, "ingress": False}}
+    source = write(tmp_path / "repo", {
+        "bodywork.yaml": _yaml("web", {"web": service}),
+        "web.py": HTTP_SERVICE.format(answer="hello", port=port),
+    })
     env = dict(os.environ, XDG_STATE_HOME=str(home / "state"), XDG_CACHE_HOME=str(home / "cache"))
     with subprocess.Popen(
         [*BODYWORK, str(source)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.timeout(60)
 
-FIXTURES = """
+FIXTURES = '''
 import pytest
 
 @pytest.fixture(scope="session")
@@ -28,9 +28,9 @@ def kube_cluster():
 @pytest.fixture
 def namespace(kube_cluster):
     return "ns"
-"""
+'''
 
-TESTS = """
+TESTS = '''
 import pytest
 
 def test_direct(kube_cluster):
@@ -41,15 +41,15 @@ def test_through_another_fixture(namespace):
 
 def test_plain():
     pass
-"""
+'''
 
-MISMARKED = """
+MISMARKED = '''
 import pytest
 
 @pytest.mark.kubernetes
 def test_marked_by_hand_without_the_cluster():
     pass
-"""
+'''
 
 
 @pytest.fixture
@@ -67,10 +67,7 @@ def suite(tmp_path: Path) -> Path:
 def pytest_run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rA", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=50,
+        cwd=folder, capture_output=True, text=True, timeout=50,
     )
 
 
