@@ -10,6 +10,18 @@ disk before the webhook is answered. One concept per module:
 """
 
 from gitops.store.database import Store
-from gitops.store.records import Accepted, LogRecord, NewRun, Recovered, RunRecord, StageRecord
+from gitops.store.records import (
+    Accepted,
+    AuditRecord,
+    LogRecord,
+    MessageRecord,
+    NewRun,
+    Recovered,
+    RunRecord,
+    StageRecord,
+)
 
-__all__ = ["Accepted", "LogRecord", "NewRun", "Recovered", "RunRecord", "StageRecord", "Store"]
+__all__ = [
+    "Accepted", "AuditRecord", "LogRecord", "MessageRecord", "NewRun", "Recovered", "RunRecord",
+    "StageRecord", "Store",
+]  # fmt: skip

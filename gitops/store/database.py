@@ -21,7 +21,9 @@ from gitops.status import ACTIVE, FailureKind, RunStatus
 from gitops.store.records import (
     RUN_COLUMNS,
     Accepted,
+    AuditRecord,
     LogRecord,
+    MessageRecord,
     NewRun,
     Recovered,
     RunRecord,
@@ -161,6 +163,27 @@ class Store:
             ).fetchall()
         return [run_from_row(row) for row in rows]
 
+    def runs_by_id_prefix(self, prefix: str, limit: int = 2) -> list[RunRecord]:
+        """Runs whose id starts with `prefix` (letters, digits and '-' only; anything else finds none)."""
+        if not prefix or not all(c.isalnum() or c == "-" for c in prefix):
+            return []
+        with self._read_lock:
+            rows = self._read.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE id LIKE ? LIMIT ?", (f"{prefix.lower()}%", limit)
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def latest_runs(self, repository: str | None = None) -> list[RunRecord]:
+        """The newest run of each (repository, environment), found in SQL: no row parsed for the rest."""
+        where, values = ("WHERE repository LIKE ?", [f"%:{repository.lower()}"]) if repository else ("", [])
+        with self._read_lock:
+            rows = self._read.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE rowid IN "
+                f"(SELECT MAX(rowid) FROM runs {where} GROUP BY repository, environment)",
+                values,
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
     def queued(self) -> list[RunRecord]:
         with self._read_lock:
             rows = self._read.execute(
@@ -273,6 +296,52 @@ class Store:
                 "INSERT INTO logs (run_id, stage, line, at) VALUES (?, ?, ?, ?)",
                 [(run_id, stage, line, at) for stage, line, at in lines],
             )
+
+    # -- chat messages of runs, and the audit log ----------------------------------------------
+
+    def message(self, run_id: str, sink: str) -> MessageRecord | None:
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT channel, ts, parts FROM run_messages WHERE run_id = ? AND sink = ?", (run_id, sink)
+            ).fetchall()
+        return MessageRecord(rows[0][0], rows[0][1], frozenset(json.loads(rows[0][2]))) if rows else None
+
+    def put_message(self, run_id: str, sink: str, channel: str, ts: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO run_messages (run_id, sink, channel, ts) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id, sink) DO UPDATE SET channel = excluded.channel, ts = excluded.ts",
+                (run_id, sink, channel, ts),
+            )
+
+    def add_message_part(self, run_id: str, sink: str, part: str) -> None:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT parts FROM run_messages WHERE run_id = ? AND sink = ?", (run_id, sink)
+            ).fetchall()
+            if rows:
+                parts = sorted({*json.loads(rows[0][0]), part})
+                db.execute(
+                    "UPDATE run_messages SET parts = ? WHERE run_id = ? AND sink = ?",
+                    (json.dumps(parts), run_id, sink),
+                )
+
+    def add_audit(self, at: float, actor: str, action: str, outcome: str, entry: dict[str, Any]) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO audit (at, actor, action, outcome, entry) VALUES (?, ?, ?, ?, ?)",
+                (at, actor, action, outcome, json.dumps(entry)),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def audit(self, limit: int = 100, before: int | None = None) -> list[AuditRecord]:
+        """Newest first; `before` (an id) pages back."""
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT id, at, entry FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
+                (before if before is not None else 2**62, limit),
+            ).fetchall()
+        return [AuditRecord(row[0], row[1], json.loads(row[2])) for row in rows]
 
     def prune_deliveries(self, older_than: float) -> int:
         """Forgets delivery ids received before `older_than` (epoch seconds); returns how many."""

@@ -9,6 +9,7 @@ thread of their own, so a commit never waits for one.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -124,7 +125,10 @@ class Writer:
             for future, result, exception in self._commit(batch):
                 if future.cancelled():  # its waiter was cancelled (a shutdown); the write is committed
                     continue
-                if exception is not None:
-                    future.set_exception(exception)
-                else:
-                    future.set_result(result)
+                # ... and may be cancelled between that check and this answer: setting the outcome of
+                # a cancelled future raises, which would end this thread.
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    if exception is not None:
+                        future.set_exception(exception)
+                    else:
+                        future.set_result(result)
