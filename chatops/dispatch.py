@@ -164,8 +164,9 @@ class Dispatch:
         arguments = invocation.value
         if invocation.source == "command":
             words = invocation.text.split()
-            named = bool(words) and words[0].lower() == outcome.action
-            arguments = " ".join(words[1:]) if named else invocation.text
+            verb = outcome.action.split()  # one word, or two (`schedules run`)
+            named = bool(words) and [word.lower() for word in words[: len(verb)]] == verb
+            arguments = " ".join(words[len(verb) :]) if named else invocation.text
         entry = AuditEntry(
             at=at,
             user_id=invocation.actor.user_id,

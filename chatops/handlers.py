@@ -12,9 +12,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatops.grammar import Command, UsageError, did_you_mean, help_text, parse
+from chatops.grammar import (
+    SUB_VERBS,
+    VERBS_BY_NAME,
+    Command,
+    UsageError,
+    did_you_mean,
+    help_text,
+    parse,
+)
 from chatops.grants import Actor, Grant, allowed
-from chatops.model import RunView
+from chatops.model import RunView, ScheduleView
 from chatops.operations import OperationError, Operations, RerunPlan, ServiceView
 from chatops.render import (
     ACTION_CANCEL,
@@ -25,6 +33,7 @@ from chatops.render import (
     ref_name,
     short_sha,
 )
+from chatops.schedule_text import fire_line, fit, schedule_line
 
 _ICONS = {
     "queued": "⏳",
@@ -88,6 +97,9 @@ class Handlers:
             "cancel": self._cancel,
             "services": self._services,
             "delete": self._delete,
+            "schedules": self._schedules,
+            "schedules history": self._schedule_history,
+            "schedules run": self._schedule_run,
         }
 
     async def command(self, actor: Actor, text: str) -> Outcome:
@@ -140,8 +152,11 @@ class Handlers:
         if match is None:
             match = next((r for r in known if r.split("/")[-1].lower() == name.lower()), None)
         if match is None:
-            raise OperationError(f"Unknown repository `{escape(name)}`{did_you_mean(name, known)}.")
+            raise OperationError(self._unknown_repository(name))
         return match
+
+    def _unknown_repository(self, name: str) -> str:
+        return f"Unknown repository `{escape(name)}`{did_you_mean(name, list(self.ops.repositories()))}."
 
     def _environment(self, repository: str | None, name: str | None) -> str | None:
         if name is None:
@@ -152,9 +167,11 @@ class Handlers:
         return name
 
     def _denied(self, verb: str, repository: str, environment: str) -> Outcome:
+        grant = VERBS_BY_NAME[verb].needs
+        needs = f" (it needs a `{grant}` grant)" if grant != verb else ""
         text = (
-            f"You may not `{verb}` in *{escape(repository)}* / `{escape(environment)}`: no grant allows it. "
-            "An admin can add one under `slack.grants` in the service's config."
+            f"You may not `{verb}` in *{escape(repository)}* / `{escape(environment)}`: no grant allows "
+            f"it{needs}. An admin can add one under `slack.grants` in the service's config."
         )
         return Outcome(Reply(text), "denied", verb, repository, environment, "no grant")
 
@@ -285,3 +302,80 @@ class Handlers:
             service.environment,
             service.name,
         )
+
+    # Schedules (read-only but for `schedules run`, which needs the `rerun` grant: it queues a run of
+    # the environment's deployed branch, as `rerun` of the environment does).
+
+    def _schedule_usage(self) -> str:
+        forms = " | ".join(f"{self.command_name} {VERBS_BY_NAME[name].usage}" for name in _SCHEDULE_VERBS)
+        return f"\nUsage: {forms}"
+
+    def _schedule(self, schedule_id: str, known: list[ScheduleView]) -> ScheduleView:
+        found = next((s for s in known if s.id == schedule_id), None)
+        if found is None:
+            hint = did_you_mean(schedule_id, [s.id for s in known])
+            raise OperationError(f"No schedule `{escape(schedule_id)}`{hint}.{self._schedule_usage()}")
+        return found
+
+    def _schedule_filters(self, command: Command, known: list[ScheduleView]) -> tuple[str | None, str | None]:
+        name, environment = command.arg("repo"), command.arg("env")
+        try:
+            repository = self._repository(name)
+        except OperationError:
+            hint = did_you_mean(name or "", sorted(SUB_VERBS))
+            if not hint:
+                raise OperationError(
+                    f"{self._unknown_repository(name or '')}{self._schedule_usage()}"
+                ) from None
+            raise OperationError(
+                f"Unknown repository or sub-command `{escape(name or '')}`{hint}.{self._schedule_usage()}"
+            ) from None
+        if environment is not None:
+            environments = {*self.ops.environments(repository)}
+            environments |= {s.id for s in known if repository in (None, s.repository)}
+            if environment not in environments:
+                hint = did_you_mean(environment, sorted(environments))
+                message = f"Unknown environment `{escape(environment)}`{hint}."
+                raise OperationError(message + self._schedule_usage())
+        return repository, environment
+
+    async def _schedules(self, command: Command, actor: Actor) -> Outcome:
+        known = list(self.ops.schedules())
+        repository, environment = self._schedule_filters(command, known)
+        chosen = [s for s in known if repository in (None, s.repository) and environment in (None, s.id)]
+        lines = [schedule_line(s, self.clock()) for s in sorted(chosen, key=lambda s: (s.repository, s.id))]
+        hint = f"name a repository or environment (`{self.command_name} schedules REPO ENV`)"
+        text = fit(lines, hint) or "No schedules. Declare one under `pipeline.schedule` in bodywork.yaml."
+        return Outcome(Reply(text), "done", "schedules", repository or "", environment or "")
+
+    async def _schedule_history(self, command: Command, actor: Actor) -> Outcome:
+        schedule_id = command.arg("env") or ""
+        known = list(self.ops.schedules())
+        fires = self.ops.schedule_history(schedule_id, 20)
+        schedule = next((s for s in known if s.id == schedule_id), None)
+        if schedule is None and not fires:
+            self._schedule(schedule_id, known)  # raises, with a "did you mean"
+        timezone = schedule.timezone if schedule is not None else "UTC"
+        title = f"*{escape(schedule_id)}*" + ("" if schedule is not None else " (removed)")
+        if not fires:
+            text = f"{title}: not fired yet."
+        else:
+            lines = [fire_line(fire, timezone) for fire in fires]
+            hint = f"`bodywork schedules history {schedule_id}` shows more"
+            text = f"{title}: the last {len(fires)} fire(s), newest first\n{fit(lines, hint)}"
+        repository = schedule.repository if schedule is not None else ""
+        return Outcome(Reply(text), "done", "schedules history", repository, schedule_id)
+
+    async def _schedule_run(self, command: Command, actor: Actor) -> Outcome:
+        schedule = self._schedule(command.arg("id") or "", list(self.ops.schedules()))
+        verb = "schedules run"
+        if not self.policy.may_change(actor, VERBS_BY_NAME[verb].needs, schedule.repository, schedule.id):
+            return self._denied(verb, schedule.repository, schedule.id)
+        fire = await self.ops.run_schedule(schedule.id, f"slack:{actor.user_name or actor.user_id}")
+        line = fire_line(fire, schedule.timezone).removeprefix("• ")
+        text = f"Fired schedule *{escape(schedule.id)}* now ({escape(schedule.repository)}): {line}"
+        detail = fire.run_id if fire.outcome == "queued" and fire.run_id else f"{fire.outcome}: {fire.detail}"
+        return Outcome(Reply(text, in_channel=True), "done", verb, schedule.repository, schedule.id, detail)
+
+
+_SCHEDULE_VERBS = ("schedules", "schedules history", "schedules run")
