@@ -116,8 +116,9 @@ class Handlers:
             return Outcome(Reply(message), "denied", command.verb, detail="channel not configured")
         try:
             return await self._verbs[command.verb](command, actor)
-        except OperationError as error:
-            return Outcome(Reply(f"{error}"), "invalid", command.verb, detail=str(error))
+        except OperationError as error:  # the audit's detail is the message's first line (no usage)
+            detail = str(error).partition("\n")[0]
+            return Outcome(Reply(f"{error}"), "invalid", command.verb, detail=detail)
 
     async def button(self, actor: Actor, action_id: str, value: str) -> Outcome:
         try:
