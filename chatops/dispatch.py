@@ -18,7 +18,8 @@ from typing import Any
 
 from chatops.audit import AuditEntry, AuditSink
 from chatops.grants import Actor
-from chatops.handlers import Handlers, Outcome, Reply
+from chatops.handlers import Handlers
+from chatops.replies import Outcome, Reply
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("bodywork.audit")

@@ -1,7 +1,8 @@
 """One handler per verb and button, shared by both transports: a command in, an :class:`Outcome` out.
 
 Changing verbs find what they are about (repository, environment) first, then ask the grants, then act.
-Unknown names get a "did you mean"; nothing here raises for bad input.
+Unknown names get a "did you mean"; nothing here raises for bad input. The ``schedules`` verbs are in
+:mod:`chatops.schedule_verbs`, over this module's lookups and grants.
 """
 
 from __future__ import annotations
@@ -10,19 +11,10 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from chatops.grammar import (
-    SUB_VERBS,
-    VERBS_BY_NAME,
-    Command,
-    UsageError,
-    did_you_mean,
-    help_text,
-    parse,
-)
+from chatops.grammar import VERBS_BY_NAME, Command, UsageError, did_you_mean, help_text, parse
 from chatops.grants import Actor, Grant, allowed
-from chatops.model import RunView, ScheduleView
+from chatops.model import RunView
 from chatops.operations import OperationError, Operations, RerunPlan, ServiceView
 from chatops.render import (
     ACTION_CANCEL,
@@ -33,7 +25,8 @@ from chatops.render import (
     ref_name,
     short_sha,
 )
-from chatops.schedule_text import fire_line, fit, schedule_line
+from chatops.replies import Outcome, Reply
+from chatops.schedule_verbs import ScheduleVerbs
 
 _ICONS = {
     "queued": "⏳",
@@ -43,26 +36,6 @@ _ICONS = {
     "cancelled": "🚫",
     "superseded": "⏩",
 }
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str
-    in_channel: bool = False
-
-    def body(self) -> dict[str, Any]:
-        return {"response_type": "in_channel" if self.in_channel else "ephemeral", "text": self.text}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    reply: Reply
-    outcome: str
-    """done, denied, invalid or failed (see :mod:`chatops.audit`)."""
-    action: str
-    repository: str = ""
-    environment: str = ""
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,10 +70,15 @@ class Handlers:
             "cancel": self._cancel,
             "services": self._services,
             "delete": self._delete,
-            "schedules": self._schedules,
-            "schedules history": self._schedule_history,
-            "schedules run": self._schedule_run,
         }
+        schedules = ScheduleVerbs(self)
+        self._verbs.update(
+            {
+                "schedules": schedules.listing,
+                "schedules history": schedules.history,
+                "schedules run": schedules.run,
+            }
+        )
 
     async def command(self, actor: Actor, text: str) -> Outcome:
         try:
@@ -145,7 +123,8 @@ class Handlers:
             )
         return run
 
-    def _repository(self, name: str | None) -> str | None:
+    def repository(self, name: str | None) -> str | None:
+        """The configured repository `name` means (``owner/name`` or ``name``); OperationError if none."""
         if name is None:
             return None
         known = list(self.ops.repositories())
@@ -153,10 +132,10 @@ class Handlers:
         if match is None:
             match = next((r for r in known if r.split("/")[-1].lower() == name.lower()), None)
         if match is None:
-            raise OperationError(self._unknown_repository(name))
+            raise OperationError(self.unknown_repository(name))
         return match
 
-    def _unknown_repository(self, name: str) -> str:
+    def unknown_repository(self, name: str) -> str:
         return f"Unknown repository `{escape(name)}`{did_you_mean(name, list(self.ops.repositories()))}."
 
     def _environment(self, repository: str | None, name: str | None) -> str | None:
@@ -167,7 +146,8 @@ class Handlers:
             raise OperationError(f"Unknown environment `{escape(name)}`{did_you_mean(name, known)}.")
         return name
 
-    def _denied(self, verb: str, repository: str, environment: str) -> Outcome:
+    def denied(self, verb: str, repository: str, environment: str) -> Outcome:
+        """The answer to a changing verb no grant allows, naming the grant it needs."""
         grant = VERBS_BY_NAME[verb].needs
         needs = f" (it needs a `{grant}` grant)" if grant != verb else ""
         text = (
@@ -182,7 +162,7 @@ class Handlers:
         return Outcome(Reply(help_text(self.command_name)), "done", "help")
 
     def _filters(self, command: Command) -> tuple[str | None, str | None]:
-        repository = self._repository(command.arg("repo"))
+        repository = self.repository(command.arg("repo"))
         return repository, self._environment(repository, command.arg("env"))
 
     def _run_line(self, run: RunView) -> str:
@@ -230,12 +210,12 @@ class Handlers:
     # Changing verbs.
 
     async def _rerun(self, command: Command, actor: Actor) -> Outcome:
-        repository = self._repository(command.arg("repo")) or ""
+        repository = self.repository(command.arg("repo")) or ""
         return await self._do_rerun(actor, self.ops.plan_rerun(repository, command.arg("branch_or_env")))
 
     async def _do_rerun(self, actor: Actor, plan: RerunPlan) -> Outcome:
         if not self.policy.may_change(actor, "rerun", plan.repository, plan.environment):
-            return self._denied("rerun", plan.repository, plan.environment)
+            return self.denied("rerun", plan.repository, plan.environment)
         run = await self.ops.rerun(plan, f"slack:{actor.user_name or actor.user_id}")
         text = (
             f"Queued <{run.url}|run `{run.id[:8]}`> of *{escape(run.repository)}* "
@@ -250,7 +230,7 @@ class Handlers:
 
     async def _do_cancel(self, actor: Actor, run: RunView) -> Outcome:
         if not self.policy.may_change(actor, "cancel", run.repository, run.environment):
-            return self._denied("cancel", run.repository, run.environment)
+            return self.denied("cancel", run.repository, run.environment)
         if run.is_final:
             raise OperationError(f"Run `{run.id[:8]}` is already {run.state}.")
         after = await self.ops.cancel(run.id)
@@ -293,7 +273,7 @@ class Handlers:
 
     async def _do_delete(self, actor: Actor, service: ServiceView) -> Outcome:
         if not self.policy.may_change(actor, "delete", service.repository, service.environment):
-            return self._denied("delete", service.repository, service.environment)
+            return self.denied("delete", service.repository, service.environment)
         done = await self.ops.delete_service(service)
         return Outcome(
             Reply(escape(done), in_channel=True),
@@ -303,80 +283,3 @@ class Handlers:
             service.environment,
             service.name,
         )
-
-    # Schedules (read-only but for `schedules run`, which needs the `rerun` grant: it queues a run of
-    # the environment's deployed branch, as `rerun` of the environment does).
-
-    def _schedule_usage(self) -> str:
-        forms = " | ".join(f"{self.command_name} {VERBS_BY_NAME[name].usage}" for name in _SCHEDULE_VERBS)
-        return f"\nUsage: {forms}"
-
-    def _schedule(self, schedule_id: str, known: list[ScheduleView]) -> ScheduleView:
-        found = next((s for s in known if s.id == schedule_id), None)
-        if found is None:
-            hint = did_you_mean(schedule_id, [s.id for s in known])
-            raise OperationError(f"No schedule `{escape(schedule_id)}`{hint}.{self._schedule_usage()}")
-        return found
-
-    def _schedule_filters(self, command: Command, known: list[ScheduleView]) -> tuple[str | None, str | None]:
-        name, environment = command.arg("repo"), command.arg("env")
-        try:
-            repository = self._repository(name)
-        except OperationError:
-            hint = did_you_mean(name or "", sorted(SUB_VERBS))
-            if not hint:
-                raise OperationError(
-                    f"{self._unknown_repository(name or '')}{self._schedule_usage()}"
-                ) from None
-            raise OperationError(
-                f"Unknown repository or sub-command `{escape(name or '')}`{hint}.{self._schedule_usage()}"
-            ) from None
-        if environment is not None:
-            environments = {*self.ops.environments(repository)}
-            environments |= {s.id for s in known if repository in (None, s.repository)}
-            if environment not in environments:
-                hint = did_you_mean(environment, sorted(environments))
-                message = f"Unknown environment `{escape(environment)}`{hint}."
-                raise OperationError(message + self._schedule_usage())
-        return repository, environment
-
-    async def _schedules(self, command: Command, actor: Actor) -> Outcome:
-        known = list(self.ops.schedules())
-        repository, environment = self._schedule_filters(command, known)
-        chosen = [s for s in known if repository in (None, s.repository) and environment in (None, s.id)]
-        lines = [schedule_line(s, self.clock()) for s in sorted(chosen, key=lambda s: (s.repository, s.id))]
-        hint = f"name a repository or environment (`{self.command_name} schedules REPO ENV`)"
-        text = fit(lines, hint) or "No schedules. Declare one under `pipeline.schedule` in bodywork.yaml."
-        return Outcome(Reply(text), "done", "schedules", repository or "", environment or "")
-
-    async def _schedule_history(self, command: Command, actor: Actor) -> Outcome:
-        schedule_id = command.arg("env") or ""
-        known = list(self.ops.schedules())
-        fires = self.ops.schedule_history(schedule_id, 20)
-        schedule = next((s for s in known if s.id == schedule_id), None)
-        if schedule is None and not fires:
-            self._schedule(schedule_id, known)  # raises, with a "did you mean"
-        timezone = schedule.timezone if schedule is not None else "UTC"
-        title = f"*{escape(schedule_id)}*" + ("" if schedule is not None else " (removed)")
-        if not fires:
-            text = f"{title}: not fired yet."
-        else:
-            lines = [fire_line(fire, timezone) for fire in fires]
-            hint = f"`bodywork schedules history {schedule_id}` shows more"
-            text = f"{title}: the last {len(fires)} fire(s), newest first\n{fit(lines, hint)}"
-        repository = schedule.repository if schedule is not None else ""
-        return Outcome(Reply(text), "done", "schedules history", repository, schedule_id)
-
-    async def _schedule_run(self, command: Command, actor: Actor) -> Outcome:
-        schedule = self._schedule(command.arg("id") or "", list(self.ops.schedules()))
-        verb = "schedules run"
-        if not self.policy.may_change(actor, VERBS_BY_NAME[verb].needs, schedule.repository, schedule.id):
-            return self._denied(verb, schedule.repository, schedule.id)
-        fire = await self.ops.run_schedule(schedule.id, f"slack:{actor.user_name or actor.user_id}")
-        line = fire_line(fire, schedule.timezone).removeprefix("• ")
-        text = f"Fired schedule *{escape(schedule.id)}* now ({escape(schedule.repository)}): {line}"
-        detail = fire.run_id if fire.outcome == "queued" and fire.run_id else f"{fire.outcome}: {fire.detail}"
-        return Outcome(Reply(text, in_channel=True), "done", verb, schedule.repository, schedule.id, detail)
-
-
-_SCHEDULE_VERBS = ("schedules", "schedules history", "schedules run")
