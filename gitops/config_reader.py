@@ -76,6 +76,13 @@ class ConfigReader:
             return default
         return float(value)
 
+    def boolean(self, data: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(f"{path}.{key}", f"must be true or false, not {value!r}")
+            return default
+        return value
+
     def patterns(
         self, data: Mapping[str, Any], key: str, path: str, default: tuple[str, ...]
     ) -> tuple[str, ...]:

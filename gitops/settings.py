@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from gitops.config_reader import ConfigReader, did_you_mean
 from gitops.config_reader import SettingsError as SettingsError  # re-exported: callers catch it here
 from gitops.extensions import Extension, check_sections, discover
+from gitops.limits import HttpLimits, read_limits
 from gitops.schedules.config import (
     ScheduleSettings,
     check_branches,
@@ -106,6 +107,11 @@ class Settings:
     """Which replica fires the schedules (docs/schedules.md)."""
     extensions: Mapping[str, object] = field(default_factory=dict)
     """Each active extension's settings by its config section (see :mod:`gitops.extensions`)."""
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    """What one HTTP client may cost: connections, buffered bytes, header and body timeouts."""
+    trust_preview_branches: bool = False
+    """Run preview branches on the local backend even where stages cannot be isolated from the
+    service (see "Threat model" in docs/service.md); off, they are refused there."""
 
     @property
     def store_path(self) -> Path:
@@ -212,7 +218,7 @@ _SERVICE_KEYS = (
     "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
     "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
     "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
-    "delivery_retention_days", "schedules",
+    "delivery_retention_days", "schedules", "limits", "trust_preview_branches",
 )
 
 
@@ -345,4 +351,6 @@ def _settings(
             if "status_min_interval_seconds" in service
             else None
         ),
+        limits=read_limits(reader, service.get("limits")),
+        trust_preview_branches=reader.boolean(service, "trust_preview_branches", "service", False),
     )
