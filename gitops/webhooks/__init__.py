@@ -86,10 +86,11 @@ def header(headers: Mapping[str, str], name: str) -> str:
 
 
 def parse_json(body: bytes) -> Any:
-    """`body` as JSON, or :class:`MalformedWebhook` for anything the parser refuses: bad syntax, bad
-    UTF-8, or nesting deeper than the parser's stack (``[`` x 1000 is valid JSON but no webhook)."""
+    """`body` as JSON, or :class:`MalformedWebhook` for anything the parser refuses: bad syntax, text
+    that is not UTF-8 (RFC 8259; json.loads alone would also guess UTF-16 and UTF-32), or nesting
+    deeper than the parser's stack (``[`` x 1000 is valid JSON but no webhook)."""
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))
     except RecursionError:
         raise MalformedWebhook("the body is nested too deeply to be a webhook or an API request") from None
     except ValueError as error:  # UnicodeDecodeError is a ValueError
