@@ -97,7 +97,9 @@ def _paths(value: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]
             yield from _paths(inner, (*prefix, key))
 
 
-def _replaced(payload: dict[str, Any], path: tuple[str, ...], value: Any, delete: bool = False) -> dict[str, Any]:
+def _replaced(
+    payload: dict[str, Any], path: tuple[str, ...], value: Any, delete: bool = False
+) -> dict[str, Any]:
     changed = copy.deepcopy(payload)
     target = changed
     for part in path[:-1]:
@@ -263,6 +265,9 @@ def ref_cases(github: str, gitlab: str, token: str) -> Iterator[Case]:
         yield trigger_case(f"trigger commit={sha[:20]!r}", dumps(trigger), token, 400)
 
 
+PAGES = ("/api/runs/{}", "/api/runs/{}/logs?after=5", "/runs/{}", "/api/runs/{}/logs?format=text")
+
+
 def query_cases() -> Iterator[Case]:
     for digit in non_ascii_digits():
         quoted = "".join(f"%{b:02X}" for b in digit.encode())
@@ -273,7 +278,7 @@ def query_cases() -> Iterator[Case]:
         yield Case(f"limit={value!r}", "GET", f"/api/runs?limit={value}", expected=400 if value else None)
         yield Case(f"state={value!r}", "GET", f"/api/runs?state={value}")
         yield Case(f"pipeline={value!r}", "GET", f"/api/runs?pipeline={value}&repository={value}")
-        for page in ("/api/runs/{}", "/api/runs/{}/logs?after=5", "/runs/{}", "/api/runs/{}/logs?format=text"):
+        for page in PAGES:
             yield Case(f"run id {value!r}", "GET", page.format(value or "x"))
 
 
