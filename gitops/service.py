@@ -23,13 +23,17 @@ from gitops.runs import RunExecutor, StatusReporter
 from gitops.schedules.service import ScheduleService
 from gitops.settings import RepositorySettings, Settings
 from gitops.status import RunStatus
-from gitops.statuses import StatusPublisher, create_publisher
+from gitops.statuses import StatusPublisher, StatusState, create_publisher
 from gitops.store import Accepted, NewRun, RunRecord, Store
+from gitops.store.outbox import StatusOutbox
 from gitops.webhooks import PushEvent
 from runner.backends import create_backend
 from runner.backends.base import Backend
 
 log = logging.getLogger(__name__)
+
+_FINAL_STATUS_LOOKBACK_SECONDS = 24 * 3600.0
+_FINAL_STATES = {s.value for s in StatusState if s.is_final}
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,10 @@ class Service:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.store_path)
         self.mirrors = Mirrors(settings.mirrors_dir, settings.repositories)
+        outbox = StatusOutbox(self.store, self._token_for)
         if self._publisher is None:
             self._publisher = create_publisher(
-                min_interval_seconds=settings.status_min_interval_seconds
+                min_interval_seconds=settings.status_min_interval_seconds, journal=outbox
             )
         await self._publisher.start()
         self.reporter = StatusReporter(settings, self._publisher, self._observe)
@@ -96,6 +101,7 @@ class Service:
         for run in self.store.queued():
             if run not in recovered.requeued:
                 self.reporter.queued(run)
+        self._republish_final_statuses(outbox)
         self.dispatcher = Dispatcher(
             self.store, self.executor.execute, settings.max_concurrent_runs, settings.quiet_period_seconds
         )
@@ -105,6 +111,22 @@ class Service:
         await self.schedules.start()
         for extension in self.extensions:
             await extension.start(self)
+
+    def _token_for(self, provider: str, api_base: str, name: str) -> str | None:
+        repository = self.settings.repository(provider, name)
+        if repository is None or repository.api_token is None:
+            return None
+        return repository.api_token.reveal() if repository.api_base.rstrip("/") == api_base else None
+
+    def _republish_final_statuses(self, outbox: StatusOutbox) -> None:
+        """A run that finished just before the process died may have had its final status recorded
+        but not yet journaled: those are published again (a day back at most)."""
+        since = time.time() - _FINAL_STATUS_LOOKBACK_SECONDS
+        outbox.prune(since - 6 * _FINAL_STATUS_LOOKBACK_SECONDS)
+        for run in self.require_store().finished_since(since):
+            status = self.reporter.final_status(run)
+            if status is not None and outbox.state_of(status) not in _FINAL_STATES:
+                self.reporter.report(run, status.state, status.description)
 
     def _observe(self, run: RunRecord) -> None:
         """Tells the extensions of a change, on the event loop even when the change was recorded in
@@ -177,6 +199,8 @@ class Service:
         keys = [f"{event.provider}:delivery:{event.idempotency_key}"]
         if event.delivery_id and event.delivery_id != event.idempotency_key:
             keys.append(f"{event.provider}:delivery:{event.delivery_id}")
+        if event.body_digest:  # a signed body replayed under a new delivery id starts no second run
+            keys.append(f"{event.provider}:body:{repository.key}:{event.body_digest}")
         return await self._enqueue(
             repository, event.ref, commit, target, "webhook", event.delivery_id, keys
         )

@@ -72,6 +72,15 @@ class Store:
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return self._writer.transaction()
 
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """For the store's other modules (:mod:`~gitops.store.outbox`): a write transaction."""
+        return self._writer.transaction()
+
+    def query(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:
+        """For the store's other modules: rows of a read on the read connection."""
+        with self._read_lock:
+            return self._read.execute(sql, tuple(parameters)).fetchall()
+
     # -- accepting -----------------------------------------------------------------------------
 
     def accept(self, new: NewRun, keys: Iterable[str], coalesce: bool = True) -> Accepted:
@@ -189,6 +198,15 @@ class Store:
             rows = self._read.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs WHERE state = ? ORDER BY created_at, rowid",
                 (RunStatus.QUEUED.value,),
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def finished_since(self, since: float, limit: int = 1000) -> list[RunRecord]:
+        """Runs that reached their final state after `since` (epoch seconds), newest first."""
+        with self._read_lock:
+            rows = self._read.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE finished_at > ? ORDER BY finished_at DESC LIMIT ?",
+                (since, limit),
             ).fetchall()
         return [run_from_row(row) for row in rows]
 

@@ -32,7 +32,8 @@ def decision_response(decision: Decision) -> JSONResponse:
                 "status": "duplicate",
                 "run_id": run.id,
                 "state": run.state.value,
-                "reason": "this delivery was accepted before; no second run is started",
+                "reason": "this delivery (or one with an identical body) was accepted before; "
+                "no second run is started",
             },
             status_code=200,
         )

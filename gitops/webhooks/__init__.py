@@ -7,6 +7,7 @@ raising :class:`MalformedWebhook` for a body that is not what the provider sends
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ class PushEvent:
     """Same across redeliveries/retries: the GitHub delivery id, GitLab's Idempotency-Key."""
     clone_url: str = ""
     pusher: str = ""
+    body_digest: str = ""
+    """SHA-256 of the signed body: a captured body replayed under a new delivery id has the same."""
 
     @property
     def is_tag(self) -> bool:
@@ -108,6 +111,10 @@ def load_json(headers: Mapping[str, str], body: bytes) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise MalformedWebhook("the body must be a JSON object")
     return data
+
+
+def digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 def header_id(headers: Mapping[str, str], name: str) -> str:

@@ -14,6 +14,7 @@ from gitops.webhooks import (
     Ping,
     PushEvent,
     WebhookEvent,
+    digest,
     field,
     header,
     header_id,
@@ -69,6 +70,7 @@ def parse(headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         delivery_id=delivery,
         idempotency_key=delivery,
         clone_url=field(data, "repository.clone_url", optional=True) or "",
+        body_digest=digest(body),
         pusher=field(data, "pusher.name", optional=True) or "",
     )
 

@@ -11,6 +11,7 @@ from gitops.webhooks import (
     MalformedWebhook,
     PushEvent,
     WebhookEvent,
+    digest,
     field,
     header,
     header_id,
@@ -60,5 +61,6 @@ def parse(headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         delivery_id=uuid or key,
         idempotency_key=key,
         clone_url=field(data, "project.git_http_url", optional=True) or "",
+        body_digest=digest(body),
         pusher=field(data, "user_username", optional=True) or "",
     )
