@@ -279,14 +279,14 @@ class RunExecutor:
             await self._teardown(run)
             return
         self.reporter.started(run)
-        if run.trigger == "webhook" and (stale := await self._no_longer_the_tip(run, repository)):
-            self.note(run.id, stale)
-            self._finish(run, RunStatus.CANCELLED, stale)
-            return
         try:
             await self.mirrors.ensure_commit(
                 repository, run.commit, self.settings.fetch_attempts, self.settings.fetch_retry_seconds
             )
+            if run.trigger == "webhook" and (stale := await self._no_longer_the_tip(run, repository)):
+                self.note(run.id, stale)
+                self._finish(run, RunStatus.CANCELLED, stale)
+                return
             await self.mirrors.checkout(repository, run.commit, checkout)
         except (CommitNotFound, MirrorError) as error:
             self.note(run.id, str(error))

@@ -29,6 +29,7 @@ from gitops.store.outbox import StatusOutbox
 from gitops.webhooks import PushEvent
 from runner.backends import create_backend
 from runner.backends.base import Backend
+from runner.backends.isolation import Isolation, make_undumpable
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class Service:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _keep_private(settings)
         self.store = Store(settings.store_path)
         self.mirrors = Mirrors(settings.mirrors_dir, settings.repositories)
         outbox = StatusOutbox(self.store, self._token_for)
@@ -90,6 +91,8 @@ class Service:
             if settings.backend == "local":
                 options["cache_dir"] = Path(options.get("cache_dir", settings.data_dir / "local-cache"))
                 options["state_dir"] = Path(options.get("state_dir", settings.data_dir / "local-state"))
+                options.setdefault("isolate_stages", True)
+                make_undumpable()  # its /proc entries (environ) out of reach of same-user processes
             self._backend = create_backend(settings.backend, **options)
         self.executor = RunExecutor(settings, self.store, self.mirrors, self._backend, self.reporter)
         self.store.prune_deliveries(time.time() - settings.delivery_retention_days * 86400)
@@ -218,6 +221,21 @@ class Service:
         keys = [f"manual:{key}"] if key else []
         return await self._enqueue(repository, ref, commit, target, trigger, "", keys)
 
+    @property
+    def untrusted_code_refused(self) -> str | None:
+        """Why preview branches (code from any pusher) are not run here, or None when they are."""
+        isolation = getattr(self._backend, "isolation", None)
+        if self.settings.trust_preview_branches or not isinstance(isolation, Isolation):
+            return None
+        if isolation.isolated:
+            return None
+        return (
+            "preview branches are not run: on the local backend their stages would run as the "
+            "service's own user and could read its secrets. Run the service as root (stages then run "
+            "as an unprivileged user), use the kubernetes backend, or set "
+            "service.trust_preview_branches: true if everyone who can push is trusted"
+        )
+
     async def _enqueue(
         self,
         repository: RepositorySettings,
@@ -228,6 +246,8 @@ class Service:
         delivery_id: str,
         keys: list[str],
     ) -> Decision:
+        if target.preview and target.action != "teardown" and (refused := self.untrusted_code_refused):
+            return Decision(None, reason=refused)
         new = NewRun(
             repository=repository.key,
             provider=repository.provider,
@@ -272,3 +292,19 @@ class Service:
             self.dispatcher.cancel(run_id)
         return store.get(run_id)
 
+
+
+def _keep_private(settings: Settings) -> None:
+    """The data folder, the store and the mirrors are the service's alone: a stage running as
+    another user may pass through the folder to its workspace, never read the store (0600)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
+    for folder in (settings.mirrors_dir, settings.work_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    for name in ("", "-wal", "-shm"):
+        path = Path(f"{settings.store_path}{name}")
+        if name == "" and not path.exists():
+            path.touch(mode=0o600)
+        if path.exists():
+            path.chmod(0o600)
