@@ -43,7 +43,7 @@ print(f"work pids {os.getpid()} {child.pid}", flush=True)
 time.sleep(300)
 """
 WEB = """import http.server, os
-print(f"web pid {os.getpid()}", flush=True)
+print(f"web pid {{os.getpid()}}", flush=True)
 http.server.HTTPServer(("127.0.0.1", {port}), http.server.SimpleHTTPRequestHandler).serve_forever()
 """
 SNOOP = """import os, sys
@@ -134,8 +134,8 @@ def test_stages_die_with_the_service_and_orphans_are_stopped_at_restart(
     sha = github_repo.commit(files)
     github_repo.push()
     environ = {"GH_SECRET": GITHUB_SECRET, "GH_TOKEN": fake_github.token}
-    service = ServiceProcess(_config(tmp_path, git_http, fake_github, venv_cache), free_port(), environ,
-                             tmp_path / "service.log").start()
+    config, service_port = _config(tmp_path, git_http, fake_github, venv_cache), free_port()
+    service = ServiceProcess(config, service_port, environ, tmp_path / "service.log").start()
     try:
         run_id = _push(service, "refs/heads/main", sha)
         lines = wait_until(lambda: [x for x in _log_lines(service, run_id) if x.startswith("work pids")],
@@ -149,7 +149,7 @@ def test_stages_die_with_the_service_and_orphans_are_stopped_at_restart(
         wait_until(lambda: _port_free(port), timeout=10, what="the port to be released")
         assert _alive(grandchild)  # started by the stage itself: stopped by the next start-up
 
-        service.start()
+        service = ServiceProcess(config, service_port, environ, tmp_path / "service.log").start()
         wait_until(lambda: not _alive(grandchild), timeout=20, what="the orphan to be stopped")
         rerun = wait_until(
             lambda: [x for x in _log_lines(service, run_id) if x.startswith("work pids")][1:],
