@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from gitops.secret import Secret
+from runner.errors import FatalError
 
 
-class SettingsError(Exception):
+class SettingsError(FatalError):
     """The config is invalid; `problems` lists every problem as ``dotted.path -> message``."""
 
     def __init__(self, problems: list[str]) -> None:
