@@ -287,7 +287,10 @@ def located(problem: str, document: YamlDocument) -> str:
             value = value[key]
         except (KeyError, IndexError, TypeError):
             value = None
-    line = document.key_lines.get(tuple(path)) or document.value_lines.get(tuple(path))
+    line = None
+    while path and line is None:  # a missing key: the line of the mapping it is missing from
+        line = document.key_lines.get(tuple(path)) or document.value_lines.get(tuple(path))
+        path.pop()
     return f"{problem} (line {line})" if line else problem
 
 

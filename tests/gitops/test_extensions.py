@@ -101,7 +101,8 @@ def test_an_extension_owns_its_section_and_reports_problems_like_the_service(tmp
     ]
     with pytest.raises(SettingsError) as caught:
         load_settings(config, {}, [])
-    assert caught.value.problems[0] == "echo -> unknown section; expected 'service' and 'repositories' (line 1)"
+    expected = "echo -> unknown section; expected 'service' and 'repositories' (line 1)"
+    assert caught.value.problems[0] == expected
 
     config.write_text("echo:\n  greeting: hi\n")
     assert load_settings(config, {}, [EchoExtension()]).extensions == {"echo": "hi"}
