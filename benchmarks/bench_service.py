@@ -32,16 +32,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.load import (  # noqa: E402
+from service_load import (  # noqa: E402
     BARE_SERVER,
     FAKE_GITHUB,
     GIT_SERVER,
     HelperProcess,
+    Request,
     closed_loop,
     offered_load,
     percentile,
     rss_mb,
 )
+
 from gitops.mirrors import Mirrors  # noqa: E402
 from gitops.secret import Secret  # noqa: E402
 from gitops.settings import RepositorySettings  # noqa: E402
@@ -61,7 +63,7 @@ SECRET = "bench-webhook-secret"
 TOKEN = "ghp_bench_token_0123456789"
 
 
-def delivery_for(sha: str) -> object:
+def delivery_for(sha: str) -> Request:
     """Request n: a push of `sha` to main, each body distinct (a replayed body is not a new run)."""
     payload = github_push("acme/pipelines", "refs/heads/main", ZERO, sha)
 
@@ -78,7 +80,7 @@ def count(db: Path, sql: str) -> int:
         return int(connection.execute(sql).fetchone()[0])
 
 
-def latency_table(service_port: int, bare_port: int, seconds: float, request: object) -> int:
+def latency_table(service_port: int, bare_port: int, seconds: float, request: Request) -> int:
     """Prints p50/p99 for both servers at 200/s and 500/s; returns how many the service accepted."""
     print(f"webhook latency, open loop, {seconds:g} s per rate (service | bare Starlette):")
     columns = ("p50 svc", "p99 svc", "p50 bare", "p99 bare", "p99 ratio")
@@ -145,7 +147,7 @@ def fetch_benchmark(work: Path, commits: int) -> None:
 
 
 
-def memory_run(service: ServiceProcess, pid: int, webhooks: int, request: object) -> tuple[int, int]:
+def memory_run(service: ServiceProcess, pid: int, webhooks: int, request: Request) -> tuple[int, int]:
     """Sends `webhooks` deliveries in ten chunks, printing the resident memory after each; returns
     (sent, accepted)."""
     chunk = max(1, webhooks // 10)

@@ -69,7 +69,7 @@ def _send(service: ServiceProcess, cases: Iterable[hostile.Case]) -> list[tuple[
     wrong = []
     with httpx.Client(base_url=service.client.base_url, timeout=10) as client:
         for case in cases:
-            headers = {k: v.encode("latin-1") for k, v in case.headers.items()}
+            headers = {k.encode(): v.encode("latin-1") for k, v in case.headers.items()}
             answer = client.request(case.method, case.path, content=case.body, headers=headers)
             SENT.append(answer.status_code)
             bad = answer.status_code >= 500 or (
@@ -111,8 +111,9 @@ def test_random_bytes_and_mutations(service: ServiceProcess) -> None:
     _assert_clean_log(service)
 
 
-def _push(service: ServiceProcess, ref: str, **options: str) -> httpx.Response:
-    body = hostile.dumps(github_push(hostile.REPOSITORY, ref, hostile.ZERO, "e" * 40, **options))
+def _push(service: ServiceProcess, ref: str, head_commit: str | None = None) -> httpx.Response:
+    payload = github_push(hostile.REPOSITORY, ref, hostile.ZERO, "e" * 40, head_commit=head_commit)
+    body = hostile.dumps(payload)
     headers = github_headers(body, GITHUB_SECRET)
     answer = service.client.post("/webhooks/github", content=body, headers=headers)
     SENT.append(answer.status_code)

@@ -70,6 +70,6 @@ repositories:
         wait_until(lambda: [s.state for s in fake_github.accepted(sha)] == ["success"], timeout=30,
                    what="the final status to be delivered after the restart")
         wait_until(lambda: _outbox(tmp_path / "data", sha) == [("success", "delivered")])
-        assert fake_github.accepted(sha)[0].description.startswith("Deployed pipelines")
+        assert (fake_github.accepted(sha)[0].description or "").startswith("Deployed pipelines")
     finally:
         service.stop()
