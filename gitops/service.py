@@ -34,6 +34,7 @@ from runner.backends.isolation import Isolation, make_undumpable
 log = logging.getLogger(__name__)
 
 _FINAL_STATUS_LOOKBACK_SECONDS = 24 * 3600.0
+_STARTUP_STATUS_SECONDS = 1.0
 _FINAL_STATES = {s.value for s in StatusState if s.is_final}
 
 
@@ -105,6 +106,9 @@ class Service:
             if run not in recovered.requeued:
                 self.reporter.queued(run)
         self._republish_final_statuses(outbox)
+        # What a restart left to say ("Queued again", statuses still undelivered) goes out before the
+        # runs resume and replace it, when the API answers within a second.
+        await self._publisher.flush(_STARTUP_STATUS_SECONDS)
         self.dispatcher = Dispatcher(
             self.store, self.executor.execute, settings.max_concurrent_runs, settings.quiet_period_seconds
         )

@@ -151,10 +151,12 @@ def test_stages_die_with_the_service_and_orphans_are_stopped_at_restart(
 
         service = ServiceProcess(config, service_port, environ, tmp_path / "service.log").start()
         wait_until(lambda: not _alive(grandchild), timeout=20, what="the orphan to be stopped")
-        rerun = wait_until(
-            lambda: [x for x in _log_lines(service, run_id) if x.startswith("work pids")][1:],
-            timeout=90, what="the re-run's work stage",
-        )
+        def rerun_started() -> list[str]:
+            run = service.run(run_id)
+            assert run["state"] in ("queued", "running"), (run, _log_lines(service, run_id))
+            return [x for x in _log_lines(service, run_id) if x.startswith("work pids")][1:]
+
+        rerun = wait_until(rerun_started, timeout=90, what="the re-run's work stage")
         assert int(rerun[0].split()[2]) != work
         assert service.run(run_id)["state"] == "running"  # the web stage deployed again on its port
         assert not any("already in use" in x for x in _log_lines(service, run_id))
