@@ -198,6 +198,7 @@ def extras(service: ServiceProcess, repo: SourceRepo, work: Path, runs: int, com
 
 
 def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of load per rate and server")
     parser.add_argument("--webhooks", type=int, default=20_000, help="deliveries for the memory run")
@@ -223,6 +224,7 @@ service:
   data_dir: {work / "data"}
   max_concurrent_runs: 4
   backend: local
+  status_min_interval_seconds: 0             # the fake API on loopback: no pacing needed
 repositories:
   - url: {git_http.base_url}/pipelines.git
     provider: github
@@ -252,9 +254,10 @@ repositories:
             statuses = fake.ask("count")
             assert isinstance(statuses, dict)
             print("commit statuses through a storm (5 x 429, 5 x 502, 2 answers after the timeout):")
-            print(f"  accepted by the API {statuses['accepted']}, calls {statuses['posts']} "
-                  f"(retries {statuses['posts'] - statuses['accepted']}), status-list checks "
-                  f"{statuses['checks']}, duplicates {statuses['duplicates']}")
+            print(f"  calls {statuses['posts']}: accepted {statuses['accepted']}, answered by the storm "
+                  f"{statuses['scripted']}, refused {statuses['refused']} (GitHub keeps 1000 statuses per "
+                  f"commit and context; every run here is on one commit); status-list checks after a "
+                  f"timeout {statuses['checks']}; duplicates recorded {statuses['duplicates']}")
             if args.extras:
                 extras(service, repo, work, args.latency_runs, args.commits)
         finally:

@@ -158,13 +158,15 @@ for line in sys.stdin:
         fake.rate_limit_next(int(command[1]), status=429, retry_after=1)
         fake.fail_next(int(command[1]), status=502)
         fake.answer_late_next(float(command[2]), times=int(command[3]))
+        print("{}", flush=True)
     elif command[0] == "count":
         # A duplicate: the same state and description of the same run (target_url) recorded twice.
         seen = Counter((s.sha, s.context, s.state, s.description, s.target_url)
                        for group in fake.statuses.values() for s in group)
         posts = [r for r in fake.requests if r.method == "POST"]
         print(json.dumps({"accepted": sum(seen.values()), "duplicates": sum(n - 1 for n in seen.values()),
-                          "posts": len(posts), "checks": len(fake.requests) - len(posts)}), flush=True)
+                          "posts": len(posts), "checks": len(fake.requests) - len(posts),
+                          "refused": len(fake.rejected), "scripted": len(fake.scripted)}), flush=True)
 """
 
 BARE_SERVER = """import sys; sys.path.insert(0, sys.argv[1])
@@ -184,6 +186,8 @@ config = uvicorn.Config(app, host="127.0.0.1", port=int(sys.argv[2]), http=HeadT
                         log_level="warning", access_log=False, limit_concurrency=256,
                         h11_max_incomplete_event_size=16 * 1024)
 server = uvicorn.Server(config)
+config.load()
+sock = config.bind_socket()  # listening before the address is printed
 print(f"http://127.0.0.1:{sys.argv[2]}", flush=True)
-asyncio.run(server.serve())
+asyncio.run(server.serve(sockets=[sock]))
 """
