@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from service_load import (  # noqa: E402
     BARE_SERVER,
     FAKE_GITHUB,
-    GIT_SERVER,
+    GitServerProcess,
     HelperProcess,
     Request,
     closed_loop,
@@ -214,7 +214,7 @@ def main() -> int:
         repo = SourceRepo(served, "pipelines")
         sha = repo.commit(pipeline_files(dag="prepare"))
         repo.push()
-        helpers = [HelperProcess(GIT_SERVER, str(served)), HelperProcess(FAKE_GITHUB, TOKEN)]
+        helpers = [GitServerProcess(served), HelperProcess(FAKE_GITHUB, TOKEN)]
         git_http, fake = helpers
         bare_port = free_port()
         helpers.append(HelperProcess(BARE_SERVER, str(bare_port)))

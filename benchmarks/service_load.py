@@ -144,6 +144,16 @@ class HelperProcess:
         self.process.wait(timeout=10)
 
 
+class GitServerProcess(HelperProcess):
+    """The smart-HTTP Git server of the tests, serving the repositories under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(GIT_SERVER, str(root))
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/{name}.git"
+
+
 GIT_SERVER = """import sys; sys.path.insert(0, sys.argv[1])
 from pathlib import Path; from tests.gitops.gitserver import GitHttpServer
 server = GitHttpServer(Path(sys.argv[2])).__enter__(); print(server.base_url, flush=True); sys.stdin.read()
