@@ -68,7 +68,7 @@ def delivery_for(sha: str) -> Request:
     payload = github_push("acme/pipelines", "refs/heads/main", ZERO, sha)
 
     def request(number: int) -> tuple[bytes, dict[str, str]]:
-        payload["pusher"] = {"name": f"bench-{number}", "email": "bench@example.invalid"}
+        payload["pusher"] = {"name": f"bench-{number}-{time.time_ns()}", "email": "bench@example.invalid"}
         body = json.dumps(payload).encode()
         return body, github_headers(body, SECRET, delivery=f"bench-{number}-{time.time_ns()}")
 

@@ -130,7 +130,7 @@ class Service:
         but not yet journaled: those are published again (a day back at most)."""
         since = time.time() - _FINAL_STATUS_LOOKBACK_SECONDS
         outbox.prune(since - 6 * _FINAL_STATUS_LOOKBACK_SECONDS)
-        for run in self.require_store().finished_since(since):
+        for run in outbox.finished_since(since):
             status = self.reporter.final_status(run)
             if status is not None and outbox.state_of(status) not in _FINAL_STATES:
                 self.reporter.report(run, status.state, status.description)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from gitops.statuses.model import CommitStatus
 from gitops.store.database import Store
+from gitops.store.records import RUN_COLUMNS, RunRecord, run_from_row
 
 TokenFor = Callable[[str, str, str], str | None]
 """(provider, api_base, repository) -> the API token of that repository, None when unconfigured."""
@@ -56,6 +57,15 @@ class StatusOutbox:
         """The state last recorded for `status`'s commit and context, None when none was."""
         rows = self.store.query(f"SELECT state FROM status_outbox WHERE {_KEY}", _key(status))
         return str(rows[0][0]) if rows else None
+
+    def finished_since(self, since: float, limit: int = 1000) -> list[RunRecord]:
+        """Runs that reached their final state after `since` (epoch seconds), newest first: those
+        whose final status may not have been journaled before a crash."""
+        rows = self.store.query(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE finished_at > ? ORDER BY finished_at DESC LIMIT ?",
+            (since, limit),
+        )
+        return [run_from_row(row) for row in rows]
 
     def prune(self, older_than: float) -> None:
         """Forgets settled statuses settled before `older_than` (epoch seconds)."""
