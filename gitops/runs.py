@@ -66,27 +66,37 @@ class StatusReporter:
         return f"{self.settings.public_url}/runs/{run_id}"
 
     def report(self, run: RunRecord, state: StatusState, description: str) -> None:
-        repository = self.settings.repository(run.provider, run.repository_name)
-        if self.publisher is None or repository is None or repository.api_token is None:
-            return
-        if len(run.commit) != 40 or run.commit == "0" * 40:
+        if self.publisher is None:
             return
         try:
-            status = CommitStatus(
-                provider=repository.provider,
-                api_base=repository.api_base,
-                repository=repository.name,
-                token=repository.api_token.reveal(),
-                sha=run.commit,
-                ref=run.ref,
-                context=f"bodywork/{run.environment}",
-                state=state,
-                description=description,
-                target_url=self.target_url(run.id),
-            )
-            self.publisher.publish(status)
+            status = self.status_for(run, state, description)
+            if status is not None:
+                self.publisher.publish(status)
         except Exception:  # reporting never fails a run
             log.exception("could not publish a status for run %s", run.id)
+
+    def final_status(self, run: RunRecord) -> CommitStatus | None:
+        """The status a finished run shows on its commit (None: it shows none)."""
+        return self.status_for(run, *_final_status(run))
+
+    def status_for(self, run: RunRecord, state: StatusState, description: str) -> CommitStatus | None:
+        repository = self.settings.repository(run.provider, run.repository_name)
+        if repository is None or repository.api_token is None:
+            return None
+        if len(run.commit) != 40 or run.commit == "0" * 40:
+            return None
+        return CommitStatus(
+            provider=repository.provider,
+            api_base=repository.api_base,
+            repository=repository.name,
+            token=repository.api_token.reveal(),
+            sha=run.commit,
+            ref=run.ref,
+            context=f"bodywork/{run.environment}",
+            state=state,
+            description=description,
+            target_url=self.target_url(run.id),
+        )
 
     def queued(self, run: RunRecord) -> None:
         what = "teardown" if run.action == "teardown" else "run"
@@ -273,6 +283,10 @@ class RunExecutor:
             await self.mirrors.ensure_commit(
                 repository, run.commit, self.settings.fetch_attempts, self.settings.fetch_retry_seconds
             )
+            if run.trigger == "webhook" and (stale := await self._no_longer_the_tip(run, repository)):
+                self.note(run.id, stale)
+                self._finish(run, RunStatus.CANCELLED, stale)
+                return
             await self.mirrors.checkout(repository, run.commit, checkout)
         except (CommitNotFound, MirrorError) as error:
             self.note(run.id, str(error))
@@ -284,6 +298,23 @@ class RunExecutor:
         if self.lifecycle is not None:
             await self.lifecycle.loaded(run, pipeline)
         await self._run_engine(run, pipeline, checkout / repository.pipeline_path)
+
+    async def _no_longer_the_tip(self, run: RunRecord, repository: RepositorySettings) -> str | None:
+        """Why a pushed commit must not be deployed because its ref has moved on since (a newer push,
+        or a captured webhook replayed to roll an environment back), or None.
+
+        A fetch that fails here is left to the fetch of the commit, which retries and reports it."""
+        try:
+            tip = await self.mirrors.resolve(repository, run.ref)
+        except MirrorError:
+            return None
+        if tip == run.commit:
+            return None
+        now = f"now points at {short(tip)}" if tip else "no longer exists"
+        return (
+            f"not deployed: {run.ref} {now}, not at {short(run.commit)}; a push that is no longer "
+            "the tip of its ref never deploys over a newer one"
+        )
 
     async def _load(self, run: RunRecord, repository: RepositorySettings, checkout: Path) -> Pipeline | None:
         folder = checkout / repository.pipeline_path

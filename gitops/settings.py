@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from gitops.config_reader import ConfigReader, did_you_mean
 from gitops.config_reader import SettingsError as SettingsError  # re-exported: callers catch it here
 from gitops.extensions import Extension, check_sections, discover
+from gitops.limits import HttpLimits, read_limits
 from gitops.schedules.config import (
     ScheduleSettings,
     check_branches,
@@ -25,8 +26,9 @@ from gitops.schedules.config import (
     read_service_schedules,
 )
 from gitops.secret import Secret
+from runner.backends import backend_options
 from runner.schedule import Schedule
-from runner.yaml_io import YamlError, parse_yaml
+from runner.yaml_io import Index, YamlDocument, YamlError, parse_yaml
 
 PROVIDERS = ("github", "gitlab")
 BACKENDS = ("local", "kubernetes")
@@ -106,6 +108,11 @@ class Settings:
     """Which replica fires the schedules (docs/schedules.md)."""
     extensions: Mapping[str, object] = field(default_factory=dict)
     """Each active extension's settings by its config section (see :mod:`gitops.extensions`)."""
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    """What one HTTP client may cost: connections, buffered bytes, header and body timeouts."""
+    trust_preview_branches: bool = False
+    """Run preview branches on the local backend even where stages cannot be isolated from the
+    service (see "Threat model" in docs/service.md); off, they are refused there."""
 
     @property
     def store_path(self) -> Path:
@@ -212,7 +219,7 @@ _SERVICE_KEYS = (
     "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
     "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
     "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
-    "delivery_retention_days", "schedules",
+    "delivery_retention_days", "schedules", "limits", "trust_preview_branches",
 )
 
 
@@ -229,7 +236,8 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     extensions = check_sections(discover() if extensions is None else extensions, _SECTIONS)
-    data = _read_file(path)
+    document = _read_file(path)
+    data: Mapping[str, Any] = document.value
     reader = ConfigReader(environ)
     claimed = {e.section: e for e in extensions}
     for key in sorted(set(data) - set(_SECTIONS) - set(claimed)):
@@ -245,22 +253,45 @@ def load_settings(
         if name in data
     }
     if reader.problems:
-        raise SettingsError(reader.problems)
+        raise SettingsError([located(problem, document) for problem in reader.problems])
     return dataclasses.replace(settings, extensions=configured)
 
 
-def _read_file(path: Path | None) -> Mapping[str, Any]:
+def _read_file(path: Path | None) -> YamlDocument:
     if path is None:
-        return {}
+        return YamlDocument(value={})
     try:
-        data = parse_yaml(path.read_text()).value or {}
+        document = parse_yaml(path.read_text())
     except OSError as error:
         raise SettingsError([f"{path} -> cannot read the config file: {error.strerror}"]) from None
-    except YamlError as error:
+    except (YamlError, UnicodeDecodeError) as error:
         raise SettingsError([f"{path} -> not valid YAML: {error}"]) from None
-    if not isinstance(data, Mapping):
+    document.value = document.value or {}
+    if not isinstance(document.value, Mapping):
         raise SettingsError([f"{path} -> must be a mapping with 'service' and 'repositories'"])
-    return data
+    return document
+
+
+def located(problem: str, document: YamlDocument) -> str:
+    """`problem` (``dotted.path -> message``) with the line of the value it names, as bodywork.yaml
+    problems have it: ``service.port -> must be an integer, not 'x' (line 3)``."""
+    dotted, separator, _ = problem.partition(" -> ")
+    if not separator:
+        return problem
+    path: list[object] = []
+    value: Any = document.value
+    for part in dotted.split("."):
+        key: object = Index(int(part)) if isinstance(value, list) and part.isdigit() else part
+        path.append(key)
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            value = None
+    line = None
+    while path and line is None:  # a missing key: the line of the mapping it is missing from
+        line = document.key_lines.get(tuple(path)) or document.value_lines.get(tuple(path))
+        path.pop()
+    return f"{problem} (line {line})" if line else problem
 
 
 def _service_section(reader: ConfigReader, raw: Any, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -306,10 +337,28 @@ def _listening(reader: ConfigReader, service: Mapping[str, Any], environ: Mappin
     host = reader.string(service, "host", "service", defaults.host) or defaults.host
     public_url = reader.string(service, "public_url", "service") or f"http://{host}:{port}"
     backend_options = reader.mapping(service.get("backend_options"), "service.backend_options")
+    if backend in BACKENDS:
+        _check_backend_options(reader, backend, backend_options)
     return dataclasses.replace(
         defaults, backend=backend, port=port, host=host, public_url=public_url.rstrip("/"),
         backend_options=dict(backend_options),
     )
+
+
+def _check_backend_options(reader: ConfigReader, backend: str, options: Mapping[str, Any]) -> None:
+    """Each option must be one the backend takes, of the kind it takes (folders and names are
+    strings, switches true or false), so that a typo is reported here, not as a crash at start-up."""
+    known = backend_options(backend)
+    for key, value in options.items():
+        path = f"service.backend_options.{key}"
+        if key not in known or key in ("api", "secrets"):
+            reader.problem(path, f"unknown option of the {backend} backend{did_you_mean(key, known)}")
+            continue
+        kind = str(known[key])
+        if kind.startswith(("Path", "str")) and not isinstance(value, str) and value is not None:
+            reader.problem(path, f"must be a string, not {type(value).__name__} {value!r}")
+        elif kind == "bool" and not isinstance(value, bool):
+            reader.problem(path, f"must be true or false, not {value!r}")
 
 
 def _settings(
@@ -345,4 +394,6 @@ def _settings(
             if "status_min_interval_seconds" in service
             else None
         ),
+        limits=read_limits(reader, service.get("limits")),
+        trust_preview_branches=reader.boolean(service, "trust_preview_branches", "service", False),
     )

@@ -61,16 +61,24 @@ class Store:
             self._read.close()
 
     def ping(self) -> bool:
-        with self._read_lock:
-            return bool(self._read.execute("SELECT 1").fetchall() == [(1,)])
+        return self.query("SELECT 1", ()) == [(1,)]
 
     def submit(self, method: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
         """Runs the write `method(*args)` (one of this class's) in the writer thread; the future is
         resolved once its transaction is committed. Writes run in the order they are submitted."""
         return self._writer.submit(method, *args)
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction (a savepoint in the writer's batch); also for the store's other modules."""
         return self._writer.transaction()
+
+    _transaction = transaction
+
+    def query(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:
+        """Rows of a read on the read connection (also for the store's other modules); fetchall, not
+        fetchone: a statement left unfinished would keep an old snapshot open."""
+        with self._read_lock:
+            return self._read.execute(sql, tuple(parameters)).fetchall()
 
     # -- accepting -----------------------------------------------------------------------------
 
@@ -130,9 +138,7 @@ class Store:
         return run_from_row(rows[0]) if rows else None
 
     def get(self, run_id: str) -> RunRecord | None:
-        with self._read_lock:
-            # fetchall, not fetchone: a statement left unfinished would keep an old snapshot open.
-            rows = self._read.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchall()
+        rows = self.query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return run_from_row(rows[0]) if rows else None
 
     def list_runs(
@@ -193,8 +199,7 @@ class Store:
         return [run_from_row(row) for row in rows]
 
     def count_deliveries(self) -> int:
-        with self._read_lock:
-            return int(self._read.execute("SELECT COUNT(*) FROM deliveries").fetchall()[0][0])
+        return int(self.query("SELECT COUNT(*) FROM deliveries", ())[0][0])
 
     def stages(self, run_id: str) -> list[StageRecord]:
         with self._read_lock:

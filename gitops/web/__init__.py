@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute
 
 from gitops.service import Service
 from gitops.web import api, pages, schedules, webhooks
+from gitops.web.bodies import ByteBudget
 
 BUILTIN_ROUTES: tuple[Sequence[BaseRoute], ...] = (
     webhooks.routes, api.routes, schedules.routes, pages.routes
@@ -65,4 +66,5 @@ def create_app(
     routes += [*extra_routes, *extension_routes(service)]
     app = Starlette(routes=routes, middleware=list(middleware), lifespan=lifespan)
     app.state.service = service
+    app.state.body_budget = ByteBudget(service.settings.limits.max_buffered_bytes)
     return app
