@@ -1080,6 +1080,7 @@ def write_cluster_json(kubeconfig_path: str, external: bool = False,
         "logs": str(LOG_DIR),
         "cluster_dns": None if external else CLUSTER_DNS_IP,
         "helm": str(helm) if helm else None,
+        "kubectl": find_kubectl(),
     }
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     CLUSTER_JSON.write_text(json.dumps(info, indent=2) + "\n")

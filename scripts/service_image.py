@@ -60,6 +60,7 @@ def project_digest() -> str:
 def base_layer(stage_archive: Path, work: Path) -> tuple[Path, str, bytes, bytes]:
     """The stage image's layer blob (extracted to `work`), its diff id, and its /etc/passwd and group."""
     with tarfile.open(stage_archive) as archive:
+
         def blob(digest: str) -> bytes:
             member = archive.extractfile(f"blobs/sha256/{digest.split(':', 1)[1]}")
             assert member is not None
@@ -84,8 +85,11 @@ def build_app_layer(rootfs: Path, passwd: bytes, group: bytes) -> None:
     lib.mkdir(parents=True)
     # The host's Python is 3.11, like bookworm's: the same wheels (cp311, manylinux) fit the image.
     # Compiled here: the image's root file system is read-only in the chart's pod.
-    cluster.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(lib), str(ROOT)],
-                capture=True, timeout=900)
+    cluster.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(lib), str(ROOT)],
+        capture=True,
+        timeout=900,
+    )
     for stray in [lib / "bin"]:  # console scripts with the host's interpreter in their shebang
         if stray.exists():
             for item in stray.iterdir():
@@ -125,36 +129,53 @@ def build(revision: int = 0) -> dict[str, str]:
         rootfs.mkdir()
         build_app_layer(rootfs, passwd, group)
         layer = work / "layer.tar"
-        cluster.run(["tar", "--numeric-owner", "--owner=0", "--group=0", "-C", str(rootfs), "-cf",
-                     str(layer), "."])
+        cluster.run(
+            ["tar", "--numeric-owner", "--owner=0", "--group=0", "-C", str(rootfs), "-cf", str(layer), "."]
+        )
         ca_file = "/etc/ssl/certs/ca-certificates.crt"
         config = {
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
-                    "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1", "HOME=/tmp",
-                    f"SSL_CERT_FILE={ca_file}", f"REQUESTS_CA_BUNDLE={ca_file}"],
+            "Env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "LANG=C.UTF-8",
+                "PYTHONUNBUFFERED=1",
+                "PYTHONDONTWRITEBYTECODE=1",
+                "HOME=/tmp",
+                f"SSL_CERT_FILE={ca_file}",
+                f"REQUESTS_CA_BUNDLE={ca_file}",
+            ],
             "Entrypoint": ["bodywork"],
             "Cmd": ["serve", "--host", "0.0.0.0"],
             "User": f"{USER_ID}:{USER_ID}",
             "WorkingDir": "/tmp",
             "ExposedPorts": {"8000/tcp": {}},
-            "Labels": {"org.opencontainers.image.title": "bodywork-gitops",
-                       "org.opencontainers.image.revision": str(revision)},
+            "Labels": {
+                "org.opencontainers.image.title": "bodywork-gitops",
+                "org.opencontainers.image.revision": str(revision),
+            },
         }
-        digest = cluster.write_oci_archive(folder / "image.tar", name, layer, config,
-                                           base_layers=((base_blob, base_diff_id),))
-    meta = {"name": name, "repository": REPOSITORY, "tag": key, "manifest_digest": digest,
-            "archive": str(folder / "image.tar")}
+        digest = cluster.write_oci_archive(
+            folder / "image.tar", name, layer, config, base_layers=((base_blob, base_diff_id),)
+        )
+    meta = {
+        "name": name,
+        "repository": REPOSITORY,
+        "tag": key,
+        "manifest_digest": digest,
+        "archive": str(folder / "image.tar"),
+    }
     meta_path.write_text(json.dumps(meta, indent=2))
     return meta
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     build_command = commands.add_parser("build", help="build (cached) and print the image's metadata")
-    build_command.add_argument("--import", dest="import_", action="store_true",
-                               help="import it into the test cluster's containerd")
+    build_command.add_argument(
+        "--import", dest="import_", action="store_true", help="import it into the test cluster's containerd"
+    )
     build_command.add_argument("--revision", type=int, default=0, help="a distinct image of the same tree")
     args = parser.parse_args(argv)
     try:
