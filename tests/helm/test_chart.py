@@ -132,17 +132,17 @@ def test_the_rendered_config_is_accepted_by_the_service_with_the_mounted_secrets
     assert settings.backend == "kubernetes" and settings.port == 8000 and settings.host == "0.0.0.0"
     assert str(settings.data_dir) == "/var/lib/bodywork"
     assert settings.public_url == "https://bodywork.example.com" and settings.max_concurrent_runs == 2
-    assert settings.api_token is not None and settings.api_token.value == "api-token-from-values"
+    assert settings.api_token is not None and settings.api_token.reveal() == "api-token-from-values"
     assert dict(settings.backend_options) == {
         "image_pull_policy": "Never",
         "in_cluster": True,
         "images": {"*": "bodywork-stage:bookworm"},
     }
     github, gitlab = settings.repositories
-    assert github.webhook_secret.value == "gh-hook" and github.api_token is not None
-    assert github.api_token.value == "ghp_token-from-values" and github.preview_branches == ("feature/*",)
-    assert gitlab.webhook_secret.value == "gitlab-hook-secret" and gitlab.environment == "ml-production"
-    assert gitlab.api_token is not None and gitlab.api_token.value == "gl-token"
+    assert github.webhook_secret.reveal() == "gh-hook" and github.api_token is not None
+    assert github.api_token.reveal() == "ghp_token-from-values" and github.preview_branches == ("feature/*",)
+    assert gitlab.webhook_secret.reveal() == "gitlab-hook-secret" and gitlab.environment == "ml-production"
+    assert gitlab.api_token is not None and gitlab.api_token.reveal() == "gl-token"
     assert gitlab.ssh_key_file == tmp_path / "secrets/deploy-key/id_ed25519"
     assert gitlab.known_hosts_file is not None
     assert gitlab.known_hosts_file.read_text() == GITLAB_REPOSITORY["known_hosts"]
