@@ -121,3 +121,43 @@ def test_helm_install_with_a_wrong_value_fails_naming_the_field(
     assert "/replicaCount" in result.stderr and "minimum" in result.stderr, result.stderr
     listed = helm.run("list", "--namespace", namespaces[0], "--short", kubeconfig=kube_cluster.kubeconfig)
     assert listed.stdout.strip() == ""
+
+
+def test_install_notes_print_the_webhook_urls_and_the_slack_request_urls_or_socket_mode(
+    helm: Helm, kube_cluster: KubeCluster, namespaces: list[str]
+) -> None:
+    namespace = namespaces[0]
+    http_slack = {"enabled": True, "botToken": {"value": "xoxb-1"}, "signingSecret": {"value": "s"}}
+    values = {
+        **VALUES,
+        "slack": http_slack,
+        "ingress": {"enabled": True, "host": "bodywork.example.com", "tlsSecretName": "bodywork-tls"},
+    }
+    notes = helm.run(
+        "install",
+        "bw",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--dry-run=server",
+        values=values,
+        kubeconfig=kube_cluster.kubeconfig,
+    ).stdout
+    assert "https://bodywork.example.com/webhooks/github" in notes
+    assert "https://bodywork.example.com/webhooks/gitlab" in notes
+    assert "https://bodywork.example.com/slack/commands" in notes
+    assert "https://bodywork.example.com/slack/interactions" in notes
+    assert "Socket Mode" not in notes
+
+    socket_mode = {**values, "slack": {**http_slack, "appToken": {"value": "xapp-1"}}}
+    notes = helm.run(
+        "install",
+        "bw",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--dry-run=server",
+        values=socket_mode,
+        kubeconfig=kube_cluster.kubeconfig,
+    ).stdout
+    assert "Socket Mode is on" in notes and "/slack/commands" not in notes
