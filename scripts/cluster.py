@@ -144,12 +144,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_if_changed(path: Path, text: str) -> bool:
-    """Rewrite only on change (kube-proxy exits when its configuration file is touched); True if changed."""
+def write_if_changed(path: Path, text: str) -> None:
+    """Rewrite only on change: kube-proxy exits when its configuration file is touched."""
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
-        return True
-    return False
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -668,8 +666,7 @@ def setup_host_network() -> None:
 
 # --- configuration files -----------------------------------------------------------------------
 
-def write_configs() -> set[str]:
-    """Write every component's configuration; return the components whose configuration changed."""
+def write_configs() -> None:
     for folder in [CONFIG_DIR, CNI_CONF_DIR, CNI_IPAM_DIR, CONTAINERD_DIR, KUBELET_DIR, LOG_DIR, PID_DIR]:
         folder.mkdir(parents=True, exist_ok=True)
     write_if_changed(CONFIG_DIR / "containerd.toml", textwrap.dedent(f"""\
@@ -737,9 +734,7 @@ def write_configs() -> set[str]:
         "podLogsDir": str(STATE_DIR / "pod-logs"),  # not /var/log/pods: `down` cleans up what it made
         "maxPods": 110,
     }
-    changed = set()
-    if write_if_changed(CONFIG_DIR / "kubelet.yaml", json.dumps(kubelet_config, indent=2)):
-        changed.add("kubelet")
+    write_if_changed(CONFIG_DIR / "kubelet.yaml", json.dumps(kubelet_config, indent=2))
     proxy_config = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
         "clientConnection": {"kubeconfig": str(CONFIG_DIR / "kube-proxy.kubeconfig")},
@@ -750,9 +745,7 @@ def write_configs() -> set[str]:
         "nodePortAddresses": ["primary"],  # NodePorts on the node IP only, not on every host address
     }
     write_if_changed(CONFIG_DIR / "kube-proxy.yaml", json.dumps(proxy_config, indent=2))
-    if write_if_changed(CONFIG_DIR / "Corefile", corefile()):
-        changed.add("coredns")
-    return changed
+    write_if_changed(CONFIG_DIR / "Corefile", corefile())
 
 
 def corefile() -> str:
@@ -900,6 +893,8 @@ def start_component(name: str) -> None:
         process = subprocess.Popen(component_command(name), stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     (PID_DIR / f"{name}.pid").write_text(str(process.pid))
+    if name in RESTART_ON_CHANGE:
+        started_with(name).write_text(sha256_file(CONFIG_DIR / RESTART_ON_CHANGE[name]))
     log(f"started {name} (pid {process.pid}, log {log_path})")
 
 
@@ -931,9 +926,25 @@ def stop_component(name: str) -> None:
     (PID_DIR / f"{name}.pid").unlink(missing_ok=True)
 
 
-def restart_if_changed(name: str, changed: set[str]) -> None:
-    """Stop a running component whose configuration just changed, so that the next start reads it."""
-    if name in changed and read_pid(name):
+# Components that read their configuration file only at start-up (kube-proxy exits by itself on a change).
+RESTART_ON_CHANGE = {"kubelet": "kubelet.yaml", "coredns": "Corefile"}
+
+
+def started_with(name: str) -> Path:
+    """Where the hash of the configuration a running component was started with is kept."""
+    return PID_DIR / f"{name}.config-sha256"
+
+
+def restart_if_reconfigured(name: str) -> None:
+    """Stop a running component started with another configuration than the current one (the next
+    start_component reads the new one). A file rewritten and rewritten back restarts nothing."""
+    current = sha256_file(CONFIG_DIR / RESTART_ON_CHANGE[name])
+    if not read_pid(name):
+        return
+    record = started_with(name)
+    if not record.exists():  # started before configurations were recorded: take it as current
+        record.write_text(current)
+    elif record.read_text() != current:
         log(f"{name}'s configuration changed: restarting it")
         stop_component(name)
 
@@ -1117,7 +1128,7 @@ def cmd_up(_: argparse.Namespace) -> int:
     helm = build_helm()  # not a cluster component, but the chart's tests need it: cached like the rest
     images = build_images()
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    changed = write_configs()
+    write_configs()
     generate_pki()
     setup_host_network()
 
@@ -1128,14 +1139,14 @@ def cmd_up(_: argparse.Namespace) -> int:
     wait_for("kube-apiserver /readyz", api_ready, "kube-apiserver", 180)
     allow_apiserver_to_reach_kubelet()
     allow_coredns_to_read_services()
-    restart_if_changed("coredns", changed)
+    restart_if_reconfigured("coredns")
     start_component("coredns")
     start_component("kube-controller-manager")
     start_component("kube-scheduler")
     start_component("containerd")
     wait_for("the containerd socket", lambda: ctr("version", check=False).returncode == 0, "containerd", 60)
     import_images(images)
-    restart_if_changed("kubelet", changed)  # e.g. a new clusterDNS; running pods are left alone
+    restart_if_reconfigured("kubelet")  # e.g. a new clusterDNS; running pods are left alone
     start_component("kubelet")
     start_component("kube-proxy")
     wait_for(f"node {NODE_NAME} Ready", node_ready, "kubelet", 240)
