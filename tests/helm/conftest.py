@@ -7,6 +7,7 @@ run the helm binary.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -82,6 +83,13 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
             f"helm could not be built (scripts/cluster.py helm):\n{result.stderr[-4000:]}", pytrace=False
         )
     return Helm(result.stdout.strip(), tmp_path_factory.mktemp("helm"))
+
+
+def kubectl_binary(cluster: KubeCluster) -> str:
+    """The cluster's kubectl (cluster.json names it; built with the cluster's binaries)."""
+    info = json.loads((Path(cluster.state_dir) / "cluster.json").read_text())
+    cache = Path(os.environ.get("BODYWORK_CACHE_DIR", Path.home() / ".cache" / "bodywork-gitops"))
+    return str(info.get("kubectl") or cache / "k8s" / cluster.kubernetes_version / "bin" / "kubectl")
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:

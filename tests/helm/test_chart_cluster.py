@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from runner.backends.kubernetes.api import KubeApi
-from tests.helm.conftest import CHART, GITHUB_REPOSITORY, GITLAB_REPOSITORY, Helm, KubeCluster
-
-pytestmark = pytest.mark.kubernetes
+from tests.helm.conftest import (
+    CHART,
+    GITHUB_REPOSITORY,
+    GITLAB_REPOSITORY,
+    Helm,
+    KubeCluster,
+    kubectl_binary,
+)
 
 
 @pytest.fixture
@@ -31,15 +34,10 @@ def namespaces(kube_cluster: KubeCluster) -> Iterator[list[str]]:
     api.close()
 
 
-def kubectl(cluster: KubeCluster) -> str:
-    kubectl: str = json.loads((Path(cluster.state_dir) / "cluster.json").read_text())["kubectl"]
-    return kubectl
-
-
 def server_dry_run(cluster: KubeCluster, manifests: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
-            kubectl(cluster),
+            kubectl_binary(cluster),
             "--kubeconfig",
             cluster.kubeconfig,
             "apply",

@@ -13,8 +13,6 @@ from tests.gitops.helpers import github_headers
 from tests.helm.cluster_release import NODE_IP, Release, build_service_image, release_on_cluster
 from tests.helm.conftest import Helm, KubeCluster
 
-pytestmark = pytest.mark.kubernetes
-
 WEBHOOK_SECRET = "in-cluster-webhook-secret"
 
 

@@ -55,7 +55,7 @@ class SourceShelf:
         return self.folder / namespace / f"{name}{_SUFFIX}"
 
     def put(self, namespace: str, name: str, archive: Path) -> Path:
-        """Keeps a copy of `archive` as `namespace/name` (an existing one is the same: names carry the digest)."""
+        """Keeps a copy of `archive` as `namespace/name` (names carry the digest: an existing one is it)."""
         target = self.path(namespace, name)
         if not target.exists():
             target.parent.mkdir(exist_ok=True)
