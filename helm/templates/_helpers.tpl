@@ -105,6 +105,8 @@ Every secret the values refer to, as JSON: [{"file": "...", "ref": {...}, "key":
 {{- $_ := set $service "public_url" (include "bodywork.publicUrl" .) -}}
 {{- $options := deepCopy .Values.backendOptions -}}
 {{- $_ := set $options "in_cluster" true -}}
+{{- /* Stage pods download their run's code from this service: no ConfigMap size ceiling. */ -}}
+{{- $_ := set $options "source_url" (include "bodywork.internalUrl" .) -}}
 {{- if eq .Values.rbac.mode "namespaces" -}}
 {{- $_ := set $options "manage_namespaces" false -}}
 {{- end -}}

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from gitops.settings import Settings, load_settings
+from runner.backends.kubernetes.rest import REQUIRED_PERMISSIONS, Permission
 from runner.backends.kubernetes.settings import KubernetesSettings
 from tests.helm.conftest import CHART, GITHUB_REPOSITORY, GITLAB_REPOSITORY, Helm, find
 
@@ -137,7 +138,9 @@ def test_the_rendered_config_is_accepted_by_the_service_with_the_mounted_secrets
         "image_pull_policy": "Never",
         "in_cluster": True,
         "images": {"*": "bodywork-stage:bookworm"},
+        "source_url": "http://bw-bodywork-gitops.bodywork.svc:80",  # stage pods download code from it
     }
+    KubernetesSettings.from_options(**settings.backend_options, source_dir=str(tmp_path))  # accepted
     github, gitlab = settings.repositories
     assert github.webhook_secret.reveal() == "gh-hook" and github.api_token is not None
     assert github.api_token.reveal() == "ghp_token-from-values" and github.preview_branches == ("feature/*",)
@@ -220,8 +223,29 @@ def test_the_schema_knows_exactly_the_settings_the_service_and_backend_read() ->
     set_by_chart |= {"extensions"}  # their own top-level sections (slack:), not keys of service:
     assert config_keys == {f.name for f in dataclasses.fields(Settings)} - set_by_chart
     backend_keys = set(schema["properties"]["backendOptions"]["properties"])
+    set_by_chart = {"in_cluster", "source_url", "source_dir", "manage_namespaces"}
     assert backend_keys == {f.name for f in dataclasses.fields(KubernetesSettings)} - {
         "kubeconfig",
         "context",
-        "in_cluster",
+        *set_by_chart,
     }
+
+
+def granted(rules: list[dict[str, Any]]) -> set[Permission]:
+    return {
+        Permission(group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_the_roles_grant_exactly_what_the_backend_calls(helm: Helm) -> None:
+    """REQUIRED_PERMISSIONS is derived from the backend's calls (tests/kubernetes/test_permissions.py)."""
+    cluster_role = find(helm.template({"rbac": {"mode": "cluster"}}), "ClusterRole")
+    assert granted(cluster_role["rules"]) == set(REQUIRED_PERMISSIONS)
+
+    scoped = helm.template({"rbac": {"mode": "namespaces", "namespaces": ["team-a"]}})
+    namespaced = {p for p in REQUIRED_PERMISSIONS if p.resource != "namespaces"}
+    assert granted(find(scoped, "Role")["rules"]) == namespaced
