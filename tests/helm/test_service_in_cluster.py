@@ -1,17 +1,32 @@
-"""The chart installed on the real test cluster: the service's pod becomes Ready and answers webhooks."""
+"""The chart installed on the real test cluster: the service's pod becomes Ready and answers webhooks;
+a signed push makes it deploy the example pipeline in its own namespace, with only the chart's RBAC,
+stage pods downloading their code from it, statuses reaching a fake GitHub on the host; helm upgrade
+keeps the run history, helm uninstall leaves the pipeline running. Both RBAC modes."""
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.gitops.helpers import github_headers
-from tests.helm.cluster_release import NODE_IP, Release, build_service_image, release_on_cluster
-from tests.helm.conftest import Helm, KubeCluster
+from runner.backends.kubernetes.api import KubeApi
+from tests.fakes.github_api import FakeGitHub
+from tests.gitops.gitserver import GitHttpServer
+from tests.gitops.helpers import ZERO, SourceRepo, github_headers, github_push
+from tests.helm.cluster_release import (
+    NODE_IP,
+    Release,
+    build_service_image,
+    eventually,
+    kubectl,
+    release_on_cluster,
+)
+from tests.helm.conftest import ROOT, Helm, KubeCluster
 
 WEBHOOK_SECRET = "in-cluster-webhook-secret"
 
@@ -61,3 +76,129 @@ def test_installed_service_becomes_ready_and_answers_a_signed_webhook_through_th
     unsigned = release.post("/webhooks/github", body, github_headers(body, "wrong-secret", event="ping"))
     assert unsigned.status_code == 401
     assert release.get("/api/runs") == {"runs": []}
+
+
+# ---- end to end: a push deploys the example pipeline from the in-cluster service ---------------------
+
+EXAMPLE = ROOT / "examples" / "train-and-serve"
+FLOWER = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+@pytest.fixture
+def environment(kube_cluster: KubeCluster) -> Iterator[str]:
+    """The pipeline's environment (and namespace); deleted afterwards, whoever created it."""
+    name = f"bw-e2e-{uuid.uuid4().hex[:6]}"
+    yield name
+    api = KubeApi(kubeconfig=kube_cluster.kubeconfig)
+    api.delete("Namespace", name)
+    api.close()
+
+
+def example_repository(root: Path, large_file_mb: int) -> str:
+    """Pushes examples/train-and-serve (and `large_file_mb` MB of random data) to acme/pipelines under
+    `root`; returns the commit."""
+    repo = SourceRepo(root, "acme/pipelines")
+    files = {str(p.relative_to(EXAMPLE)): p.read_text() for p in EXAMPLE.rglob("*") if p.is_file()}
+    if large_file_mb:
+        (repo.work / "data").mkdir()
+        (repo.work / "data" / "blob.bin").write_bytes(os.urandom(large_file_mb * 2**20))
+    commit = repo.commit(files, "train and serve")
+    repo.push()
+    return commit
+
+
+def wait_for_run(release: Release, run_id: str, timeout: float) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        run: dict[str, Any] = release.get(f"/api/runs/{run_id}")
+        return run if run["state"] in ("succeeded", "failed", "cancelled", "superseded") else None
+
+    return eventually(finished, f"run {run_id} to finish", timeout=timeout)
+
+
+@pytest.mark.timeout(1500)
+@pytest.mark.parametrize(("mode", "large_file_mb"), [("cluster", 50), ("namespaces", 0)])
+def test_a_signed_push_deploys_the_example_pipeline_from_the_service_in_the_cluster(
+    helm: Helm,
+    kube_cluster: KubeCluster,
+    service_image: dict[str, str],
+    environment: str,
+    tmp_path: Path,
+    mode: str,
+    large_file_mb: int,
+) -> None:
+    api = KubeApi(kubeconfig=kube_cluster.kubeconfig)
+    if mode == "namespaces":  # Roles only: the namespace exists before, the service may not create one
+        api.create("Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": environment}})
+    commit = example_repository(tmp_path / "git", large_file_mb)
+    with (
+        GitHttpServer(tmp_path / "git", host=NODE_IP) as git_server,
+        FakeGitHub(host=NODE_IP) as github,
+        release_on_cluster(helm, kube_cluster, tmp_path, {}) as release,
+    ):
+        release.install(
+            **values_for(
+                service_image,
+                kube_cluster,
+                repositories=[
+                    {
+                        "url": git_server.url("acme/pipelines"),
+                        "provider": "github",
+                        "name": "acme/pipelines",
+                        "api_base": github.api_base,
+                        "webhook_secret": {"value": WEBHOOK_SECRET},
+                        "api_token": {"value": github.token},
+                        "deploy_branches": ["main"],
+                        "environment": environment,
+                    }
+                ],
+                config={"quiet_period_seconds": 0},
+                rbac={"mode": mode, "namespaces": [environment] if mode == "namespaces" else []},
+            )
+        )
+        first_pod = release.ready_pod()
+        body = json.dumps(
+            github_push(
+                "acme/pipelines", "refs/heads/main", ZERO, commit, clone_url=git_server.url("acme/pipelines")
+            )
+        ).encode()
+
+        accepted = release.post("/webhooks/github", body, github_headers(body, WEBHOOK_SECRET))
+
+        assert accepted.status_code == 202, accepted.text
+        run_id = accepted.json()["run_id"]
+        run = wait_for_run(release, run_id, timeout=1200)
+        logs = release.apiserver.client.get(f"{release.url}/api/runs/{run_id}/logs?format=text").text
+        assert run["state"] == "succeeded", f"{run}\n{logs[-4000:]}"
+        # Commit statuses reached the fake GitHub on the host, ending in success.
+        statuses = github.statuses[commit]
+        assert statuses[-1].state == "success" and statuses[-1].context == f"bodywork/{environment}"
+        # Every stage pod downloaded the run's code from the service; no code travelled in ConfigMaps.
+        assert logs.count("bytes of source from the service") == 3, logs[-4000:]
+        sources = api.list_objects("ConfigMap", environment, labels={"bodywork.dev/role": "source"})
+        assert sources["items"] == []
+        assert_scoring_service_answers(api, environment)
+        assert_no_cluster_wide_rights(kube_cluster, release, mode)
+
+        release.install("upgrade", image={**release.values["image"], "tag": build_service_image(1)["tag"]})
+        release.ready_pod(other_than=first_pod)
+        history = release.get("/api/runs")["runs"]
+        assert [(r["id"], r["state"]) for r in history] == [(run_id, "succeeded")]
+
+        release.helm_run("uninstall", release.name, "--wait")
+        assert api.find("Namespace", environment) is not None
+        assert_scoring_service_answers(api, environment)
+    api.close()
+
+
+def assert_scoring_service_answers(api: KubeApi, namespace: str) -> None:
+    status, answer = api.service_proxy(
+        "POST", namespace, "scoring-service", 5000, "iris/v1/score", json_body=FLOWER
+    )
+    assert status == 200, answer[:300]
+    assert json.loads(answer)["species_prediction"] == "setosa"
+
+
+def assert_no_cluster_wide_rights(cluster: KubeCluster, release: Release, mode: str) -> None:
+    bindings = kubectl(cluster, "get", "clusterrolebindings", "-o", "name").split()
+    bound = f"clusterrolebinding.rbac.authorization.k8s.io/{release.fullname}"
+    assert (bound in bindings) is (mode == "cluster")
