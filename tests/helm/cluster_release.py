@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from runner.backends.kubernetes.api import KubeApi
-from tests.helm.conftest import CHART, ROOT, Helm, KubeCluster
+from tests.helm.conftest import CHART, ROOT, Helm, KubeCluster, kubectl_binary
 
 T = TypeVar("T")
 NODE_IP = "10.244.0.1"  # the test cluster's bridge: pods reach services on the host at this address
@@ -145,7 +145,7 @@ class Release:
 
 
 def kubectl(cluster: KubeCluster, *args: str, input: str | None = None, check: bool = True) -> str:
-    binary = json.loads((Path(cluster.state_dir) / "cluster.json").read_text())["kubectl"]
+    binary = kubectl_binary(cluster)
     result = subprocess.run(
         [binary, "--kubeconfig", cluster.kubeconfig, *args],
         input=input,

@@ -85,13 +85,18 @@ FLOWER = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_w
 
 
 @pytest.fixture
-def environment(kube_cluster: KubeCluster) -> Iterator[str]:
+def api(kube_cluster: KubeCluster) -> Iterator[KubeApi]:
+    client = KubeApi(kubeconfig=kube_cluster.kubeconfig)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def environment(api: KubeApi) -> Iterator[str]:
     """The pipeline's environment (and namespace); deleted afterwards, whoever created it."""
     name = f"bw-e2e-{uuid.uuid4().hex[:6]}"
     yield name
-    api = KubeApi(kubeconfig=kube_cluster.kubeconfig)
     api.delete("Namespace", name)
-    api.close()
 
 
 def example_repository(root: Path, large_file_mb: int) -> str:
@@ -121,12 +126,12 @@ def test_a_signed_push_deploys_the_example_pipeline_from_the_service_in_the_clus
     helm: Helm,
     kube_cluster: KubeCluster,
     service_image: dict[str, str],
+    api: KubeApi,
     environment: str,
     tmp_path: Path,
     mode: str,
     large_file_mb: int,
 ) -> None:
-    api = KubeApi(kubeconfig=kube_cluster.kubeconfig)
     if mode == "namespaces":  # Roles only: the namespace exists before, the service may not create one
         api.create("Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": environment}})
     commit = example_repository(tmp_path / "git", large_file_mb)
@@ -187,7 +192,6 @@ def test_a_signed_push_deploys_the_example_pipeline_from_the_service_in_the_clus
         release.helm_run("uninstall", release.name, "--wait")
         assert api.find("Namespace", environment) is not None
         assert_scoring_service_answers(api, environment)
-    api.close()
 
 
 def assert_scoring_service_answers(api: KubeApi, namespace: str) -> None:
