@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -156,6 +157,35 @@ def kubectl(cluster: KubeCluster, *args: str, input: str | None = None, check: b
     if check and result.returncode != 0:
         pytest.fail(f"kubectl {' '.join(args)} exited {result.returncode}: {result.stderr}")
     return result.stdout
+
+
+@contextmanager
+def port_forward(cluster: KubeCluster, namespace: str, service: str, port: int = 80) -> Iterator[str]:
+    """``kubectl port-forward`` to a Service; yields its local base URL. (The API server's service proxy
+    drops the Authorization header, which the sources endpoint needs.)"""
+    command = [
+        kubectl_binary(cluster),
+        "--kubeconfig",
+        cluster.kubeconfig,
+        "--namespace",
+        namespace,
+        "port-forward",
+        f"service/{service}",
+        f"0:{port}",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 8000"
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        if match is None:
+            pytest.fail(
+                f"kubectl port-forward said {line!r}: {process.stderr.read() if process.stderr else ''}"
+            )
+        yield f"http://127.0.0.1:{match.group(1)}"
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
 
 
 def _persistent_volume(name: str, storage_class: str, folder: Path) -> dict[str, Any]:

@@ -5,13 +5,17 @@ keeps the run history, helm uninstall leaves the pipeline running. Both RBAC mod
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from runner.backends.kubernetes.api import KubeApi
@@ -24,6 +28,7 @@ from tests.helm.cluster_release import (
     build_service_image,
     eventually,
     kubectl,
+    port_forward,
     release_on_cluster,
 )
 from tests.helm.conftest import ROOT, Helm, KubeCluster
@@ -178,11 +183,14 @@ def test_a_signed_push_deploys_the_example_pipeline_from_the_service_in_the_clus
         statuses = github.statuses[commit]
         assert statuses[-1].state == "success" and statuses[-1].context == f"bodywork/{environment}"
         # Every stage pod downloaded the run's code from the service; no code travelled in ConfigMaps.
-        assert logs.count("bytes of source from the service") == 3, logs[-4000:]
+        fetched = [int(n) for n in re.findall(r"fetched (\d+) bytes of source from the service", logs)]
+        assert len(fetched) == 3, logs[-4000:]  # prepare-data, train-model, scoring-service
+        assert all(size > large_file_mb * 2**20 for size in fetched)  # far above ConfigMaps' ~7 MiB
         sources = api.list_objects("ConfigMap", environment, labels={"bodywork.dev/role": "source"})
         assert sources["items"] == []
         assert_scoring_service_answers(api, environment)
         assert_no_cluster_wide_rights(kube_cluster, release, mode)
+        assert_the_runs_token_opens_its_code_until_its_secret_is_gone(api, release, environment)
 
         release.install("upgrade", image={**release.values["image"], "tag": build_service_image(1)["tag"]})
         release.ready_pod(other_than=first_pod)
@@ -206,3 +214,28 @@ def assert_no_cluster_wide_rights(cluster: KubeCluster, release: Release, mode: 
     bindings = kubectl(cluster, "get", "clusterrolebindings", "-o", "name").split()
     bound = f"clusterrolebinding.rbac.authorization.k8s.io/{release.fullname}"
     assert (bound in bindings) is (mode == "cluster")
+
+
+def assert_the_runs_token_opens_its_code_until_its_secret_is_gone(
+    api: KubeApi, release: Release, namespace: str
+) -> None:
+    (secret,) = api.list_objects("Secret", namespace, labels={"bodywork.dev/role": "source"})["items"]
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    name, token = secret["metadata"]["name"], data["source.token"]
+    internal = f"http://{release.fullname}.{release.namespace}.svc:80"
+    assert data["source.url"] == f"{internal}/sources/{namespace}/{name}"
+    with (
+        port_forward(release.cluster, release.namespace, release.fullname) as base,
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):
+
+        def fetch(token: str) -> httpx.Response:
+            return client.get(f"/sources/{namespace}/{name}", headers={"Authorization": f"Bearer {token}"})
+
+        opened = fetch(token)
+        assert opened.status_code == 200, opened.text[:300]
+        assert hashlib.sha256(opened.content).hexdigest() == data["source.sha256"]
+        assert fetch(token[:-1] + ("1" if token.endswith("0") else "0")).status_code == 401
+        assert client.get(f"/sources/{namespace}/{name}").status_code == 401
+        api.delete("Secret", name, namespace)  # the run's objects are gone: its token stops working
+        assert fetch(token).status_code == 404
