@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -31,6 +32,7 @@ import cluster  # the sibling script: image archives, the stage image, container
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = "bodywork.local/bodywork-gitops"
 RECIPE = "service-image-1"
+KEEP_BUILDS = 4  # a tree and its --revision variant, and the previous tree's
 USER_ID = 10001
 SOURCES = ("pyproject.toml", "README.md", "runner", "gitops", "chatops")
 LAUNCHER = """\
@@ -118,6 +120,7 @@ def build(revision: int = 0) -> dict[str, str]:
     folder = cluster.IMAGES_DIR / f"bodywork-gitops-{key}"
     meta_path = folder / "image.json"
     if meta_path.exists():
+        meta_path.touch()  # recently used: pruned last
         meta: dict[str, str] = json.loads(meta_path.read_text())
         return meta
     cluster.log(f"building the service image {name}")
@@ -164,7 +167,15 @@ def build(revision: int = 0) -> dict[str, str]:
         "archive": str(folder / "image.tar"),
     }
     meta_path.write_text(json.dumps(meta, indent=2))
+    prune(keep=KEEP_BUILDS)
     return meta
+
+
+def prune(keep: int) -> None:
+    """Deletes all but the `keep` newest builds: every change of the code makes a new one (~125 MB)."""
+    builds = sorted(cluster.IMAGES_DIR.glob("bodywork-gitops-*/image.json"), key=lambda p: p.stat().st_mtime)
+    for meta in builds[:-keep]:
+        shutil.rmtree(meta.parent, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         with (cluster.IMAGES_DIR / "bodywork-gitops.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one build of a given tree at a time
             meta = build(args.revision)
-        if args.import_:
-            with cluster.cluster_lock("import"):
-                cluster.import_images([meta])
+            if args.import_:  # under the build lock: a concurrent build's pruning keeps its hands off
+                with cluster.cluster_lock("import"):
+                    cluster.import_images([meta])
     except cluster.ClusterError as error:
         print(f"service_image.py: error: {error}", file=sys.stderr)
         return 1
