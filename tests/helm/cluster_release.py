@@ -26,6 +26,7 @@ import yaml
 
 from runner.backends.kubernetes.api import KubeApi
 from tests.helm.conftest import CHART, ROOT, Helm, KubeCluster, kubectl_binary
+from tests.kubernetes.conftest import _alarm_paused
 
 T = TypeVar("T")
 NODE_IP = "10.244.0.1"  # the test cluster's bridge: pods reach services on the host at this address
@@ -52,7 +53,10 @@ def build_service_image(revision: int = 0) -> dict[str, str]:
         "--revision",
         str(revision),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200)
+    with _alarm_paused():  # a first build (pip downloads) is kept out of the test's own time limit
+        result = subprocess.run(
+            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200
+        )
     if result.returncode != 0:
         pytest.fail(f"the service image could not be built:\n{result.stderr[-4000:]}", pytrace=False)
     meta: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
