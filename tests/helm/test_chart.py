@@ -16,6 +16,7 @@ from runner.backends.kubernetes.rest import REQUIRED_PERMISSIONS, Permission
 from runner.backends.kubernetes.settings import KubernetesSettings
 from tests.helm.conftest import CHART, GITHUB_REPOSITORY, GITLAB_REPOSITORY, Helm, find
 
+SCHEDULER_ROLE = "bw-bodywork-gitops-scheduler"
 FULL_VALUES: dict[str, Any] = {
     "repositories": [GITHUB_REPOSITORY, GITLAB_REPOSITORY],
     "apiToken": {"value": "api-token-from-values"},
@@ -199,18 +200,19 @@ def test_cluster_mode_grants_a_cluster_role_and_namespaces_mode_only_roles(helm:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "bw-bodywork-gitops", "namespace": "bodywork"}
     ]
-    assert not [o for o in cluster if o["kind"] in ("Role", "RoleBinding")]
+    assert [o["metadata"]["name"] for o in cluster if o["kind"] in ("Role", "RoleBinding")] == [
+        SCHEDULER_ROLE,
+        SCHEDULER_ROLE,
+    ]
 
     scoped = helm.template({"rbac": {"mode": "namespaces", "namespaces": ["team-a", "team-b"]}})
     assert not [o for o in scoped if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    roles = [o for o in scoped if o["kind"] == "Role"]
+    roles = [o for o in scoped if o["kind"] == "Role" and o["metadata"]["name"] != SCHEDULER_ROLE]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(rule["resources"] != ["namespaces"] for r in roles for rule in r["rules"])
     assert roles[0]["rules"] == [r for r in role["rules"] if r["resources"] != ["namespaces"]]
-    assert sorted(b["metadata"]["namespace"] for b in scoped if b["kind"] == "RoleBinding") == [
-        "team-a",
-        "team-b",
-    ]
+    bindings = [o for o in scoped if o["kind"] == "RoleBinding" and o["metadata"]["name"] != SCHEDULER_ROLE]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     config = yaml.safe_load(find(scoped, "ConfigMap")["data"]["config.yaml"])
     assert config["service"]["backend_options"]["manage_namespaces"] is False
 
@@ -241,11 +243,17 @@ def granted(rules: list[dict[str, Any]]) -> set[Permission]:
     }
 
 
-def test_the_roles_grant_exactly_what_the_backend_calls(helm: Helm) -> None:
-    """REQUIRED_PERMISSIONS is derived from the backend's calls (tests/kubernetes/test_permissions.py)."""
-    cluster_role = find(helm.template({"rbac": {"mode": "cluster"}}), "ClusterRole")
-    assert granted(cluster_role["rules"]) == set(REQUIRED_PERMISSIONS)
+def test_the_roles_grant_exactly_what_the_service_calls(helm: Helm) -> None:
+    """REQUIRED_PERMISSIONS is derived from the calls the code makes (tests/kubernetes/test_permissions.py):
+    the pipelines' rules, and the schedules' Lease in the service's own namespace."""
+    cluster = helm.template({"rbac": {"mode": "cluster"}})
+    scheduler = find(cluster, "Role", SCHEDULER_ROLE)
+    assert scheduler["metadata"]["namespace"] == "bodywork"
+    leases = {p for p in REQUIRED_PERMISSIONS if p.resource == "leases"}
+    assert granted(scheduler["rules"]) == leases
+    assert granted(find(cluster, "ClusterRole")["rules"]) == set(REQUIRED_PERMISSIONS) - leases
 
     scoped = helm.template({"rbac": {"mode": "namespaces", "namespaces": ["team-a"]}})
-    namespaced = {p for p in REQUIRED_PERMISSIONS if p.resource != "namespaces"}
-    assert granted(find(scoped, "Role")["rules"]) == namespaced
+    namespaced = {p for p in REQUIRED_PERMISSIONS if p.resource not in ("namespaces", "leases")}
+    assert granted(find(scoped, "Role", "bw-bodywork-gitops")["rules"]) == namespaced
+    assert granted(find(scoped, "Role", SCHEDULER_ROLE)["rules"]) == leases

@@ -97,6 +97,8 @@ def test_rendered_manifests_are_accepted_by_the_api_server(
             "secret/bw-bodywork-gitops",
             "service/bw-bodywork-gitops",
             "serviceaccount/bw-bodywork-gitops",
+            "role.rbac.authorization.k8s.io/bw-bodywork-gitops-scheduler",
+            "rolebinding.rbac.authorization.k8s.io/bw-bodywork-gitops-scheduler",
             *expected_rbac,
         ]
     )
