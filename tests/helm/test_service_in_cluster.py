@@ -81,6 +81,12 @@ def test_installed_service_becomes_ready_and_answers_a_signed_webhook_through_th
     unsigned = release.post("/webhooks/github", body, github_headers(body, "wrong-secret", event="ping"))
     assert unsigned.status_code == 401
     assert release.get("/api/runs") == {"runs": []}
+    # The scheduler's Role lets the one replica take the Lease that makes it the one firing schedules.
+    pod = release.ready_pod()
+    lease = eventually(
+        lambda: release.api.find("Lease", "bodywork-gitops-scheduler", release.namespace), "the Lease"
+    )
+    assert lease["spec"]["holderIdentity"].startswith(pod)
 
 
 # ---- end to end: a push deploys the example pipeline from the in-cluster service ---------------------
