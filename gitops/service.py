@@ -189,10 +189,6 @@ class Service:
     def publisher(self) -> StatusPublisher | None:
         return self._publisher
 
-    @property
-    def backend(self) -> Backend | None:
-        return self._backend
-
     def require_store(self) -> Store:
         if self.store is None:
             raise RuntimeError("the service is not started")

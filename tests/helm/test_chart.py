@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from chatops.settings import SlackSettings
 from gitops.settings import Settings, load_settings
 from runner.backends.kubernetes.rest import REQUIRED_PERMISSIONS, Permission
 from runner.backends.kubernetes.settings import KubernetesSettings
@@ -119,17 +120,15 @@ def test_the_rendered_config_is_accepted_by_the_service_with_the_mounted_secrets
     for key, value in config_map.items():
         (tmp_path / "config" / key).write_text(value)
     text = config_map["config.yaml"].replace("/etc/bodywork/", f"{tmp_path}/")
-    config = yaml.safe_load(text)
-    slack = config.pop("slack")  # the slack: section belongs to chatops, checked below by shape only
-    assert slack == {
-        "bot_token_file": f"{tmp_path}/secrets/slack/bot",
-        "signing_secret_file": f"{tmp_path}/secrets/slack/signing",
-        "channel": "#deploys",
-        "command": "/bodywork",
-    }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "config.yaml").write_text(text)
 
-    settings = load_settings(tmp_path / "config.yaml", environ={})
+    settings = load_settings(tmp_path / "config.yaml", environ={})  # ChatOps reads the slack: section
+
+    slack = settings.extensions["slack"]
+    assert isinstance(slack, SlackSettings)
+    assert slack.bot_token.reveal() == "xoxb-1" and slack.signing_secret is not None
+    assert slack.signing_secret.reveal() == "s3cret" and slack.app_token is None
+    assert (slack.channel, slack.command) == ("#deploys", "/bodywork")
 
     assert settings.backend == "kubernetes" and settings.port == 8000 and settings.host == "0.0.0.0"
     assert str(settings.data_dir) == "/var/lib/bodywork"
@@ -177,6 +176,12 @@ def test_the_rendered_config_is_accepted_by_the_service_with_the_mounted_secrets
             "pattern",
         ),
         ({"backendOptions": {"image_pul_policy": "Never"}}, "/backendOptions", "image_pul_policy"),
+        ({"slack": {"enabled": True, "signingSecret": {"value": "s"}}}, "/slack/botToken", "minProperties"),
+        (
+            {"slack": {"enabled": True, "channel": "#deploys", "botToken": {"value": "xoxb-1"}}},
+            "/slack/appToken",  # neither request URLs (a signing secret) nor Socket Mode (an app token)
+            "minProperties",
+        ),
     ],
 )
 def test_a_wrong_value_fails_with_the_field_named(
