@@ -58,7 +58,12 @@ VALUES: dict[str, Any] = {
     "repositories": [GITHUB_REPOSITORY, GITLAB_REPOSITORY],
     "apiToken": {"value": "api-token"},
     "ingress": {"enabled": True, "host": "bodywork.example.com", "className": "nginx"},
-    "slack": {"enabled": True, "botToken": {"value": "xoxb-1"}, "appToken": {"value": "xapp-1"}},
+    "slack": {
+        "enabled": True,
+        "botToken": {"value": "xoxb-1"},
+        "appToken": {"value": "xapp-1"},
+        "channel": "#deploys",
+    },
 }
 
 
@@ -127,7 +132,12 @@ def test_install_notes_print_the_webhook_urls_and_the_slack_request_urls_or_sock
     helm: Helm, kube_cluster: KubeCluster, namespaces: list[str]
 ) -> None:
     namespace = namespaces[0]
-    http_slack = {"enabled": True, "botToken": {"value": "xoxb-1"}, "signingSecret": {"value": "s"}}
+    http_slack = {
+        "enabled": True,
+        "botToken": {"value": "xoxb-1"},
+        "signingSecret": {"value": "s"},
+        "channel": "#deploys",
+    }
     values = {
         **VALUES,
         "slack": http_slack,
