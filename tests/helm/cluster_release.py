@@ -219,17 +219,12 @@ def release_on_cluster(
     store = folder / "store"
     store.mkdir()
     os.chown(store, SERVICE_USER, SERVICE_USER)  # hostPath volumes get no fsGroup ownership change
-    api.create("Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    kubectl(
-        cluster,
-        "create",
-        "-f",
-        "-",
-        input=json.dumps(_persistent_volume(storage_class, storage_class, store)),
-    )
     base = {"persistence": {"storageClassName": storage_class, "size": "1Gi"}, **values}
     release = Release(helm, cluster, api, apiserver, namespace, "bw", storage_class, base)
-    try:
+    try:  # everything made from here on is removed, even when making the rest fails
+        api.create("Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        volume = _persistent_volume(storage_class, storage_class, store)
+        kubectl(cluster, "create", "-f", "-", input=json.dumps(volume))
         yield release
     finally:
         helm.run(
