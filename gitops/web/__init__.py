@@ -20,11 +20,11 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gitops.service import Service
-from gitops.web import api, pages, schedules, webhooks
+from gitops.web import api, pages, schedules, sources, webhooks
 from gitops.web.bodies import ByteBudget
 
 BUILTIN_ROUTES: tuple[Sequence[BaseRoute], ...] = (
-    webhooks.routes, api.routes, schedules.routes, pages.routes
+    webhooks.routes, api.routes, schedules.routes, sources.routes, pages.routes
 )
 """The service's own surfaces, in matching order."""
 
