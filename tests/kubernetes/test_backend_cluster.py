@@ -33,7 +33,7 @@ from runner.events import (
     StageState,
 )
 from runner.model import BatchSettings, Pipeline, PipelineSettings, ServiceSettings, Stage
-from tests.kubernetes.conftest import KubeCluster
+from tests.kubernetes.conftest import KubeCluster, scratch_namespace
 from tests.runner.builders import write
 
 COMMIT_1 = "1" * 40
@@ -110,18 +110,9 @@ class Recorder:
 # ---- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def api(kube_cluster: KubeCluster) -> Iterator[KubeApi]:
-    client = KubeApi(kubeconfig=kube_cluster.kubeconfig)
-    yield client
-    client.close()
-
-
 @pytest.fixture
 def environment(api: KubeApi) -> Iterator[str]:
-    name = f"bw-kt-{uuid.uuid4().hex[:8]}"
-    yield name
-    api.delete("Namespace", name)
+    yield from scratch_namespace(api, "bw-kt")
 
 
 def backend_for(cluster: KubeCluster, **options: Any) -> KubernetesBackend:
