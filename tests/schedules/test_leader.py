@@ -9,7 +9,7 @@ import pytest
 
 from gitops.schedules.leader import lead_while_holding
 
-from .harness import in_loop
+from .harness import FiringRecorder, in_loop
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -26,24 +26,10 @@ class ScriptedLock:
         self.released += 1
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def start_firing(self) -> None:
-        self.calls.append("start")
-
-    def reconcile(self) -> None:
-        self.calls.append("reconcile")
-
-    def stop_firing(self) -> None:
-        self.calls.append("stop")
-
-
 @in_loop
 async def test_fires_only_while_holding_and_releases_on_stop() -> None:
     lock = ScriptedLock([False, True, True, False, False, True])
-    scheduler = Recorder()
+    scheduler = FiringRecorder()
     periods: list[float] = []
     done = asyncio.Event()
 
@@ -66,7 +52,7 @@ async def test_fires_only_while_holding_and_releases_on_stop() -> None:
 @in_loop
 async def test_a_follower_that_stops_releases_nothing() -> None:
     lock = ScriptedLock([False] * 10)
-    scheduler = Recorder()
+    scheduler = FiringRecorder()
     asked = asyncio.Event()
 
     async def sleep(seconds: float) -> None:
