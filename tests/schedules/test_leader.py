@@ -4,6 +4,7 @@ it when it stops (gitops.schedules.leader). The lock's answers are scripted; sle
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -65,3 +66,36 @@ async def test_a_follower_that_stops_releases_nothing() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert scheduler.calls == [] and lock.released == 0
+
+
+class SlowRenewal:
+    """A lock whose renewal is on the wire until the test lets it answer."""
+
+    def __init__(self) -> None:
+        self.renewing = threading.Event()
+        self.answer = threading.Event()
+        self.events: list[str] = []
+
+    def try_hold(self) -> bool:
+        self.renewing.set()
+        self.answer.wait(5)
+        self.events.append("renewed")
+        return True
+
+    def release(self) -> None:
+        self.events.append("released")
+
+
+@in_loop
+async def test_stopped_during_a_renewal_releases_after_it_not_before() -> None:
+    lock = SlowRenewal()
+    scheduler = FiringRecorder()
+    task = asyncio.create_task(lead_while_holding(lock, scheduler, 5.0))
+    await asyncio.to_thread(lock.renewing.wait, 5)
+    task.cancel()  # the replica stops while its first renewal is still unanswered
+    await asyncio.sleep(0)
+    lock.answer.set()
+    await asyncio.gather(task, return_exceptions=True)
+    # Released after the renewal that took the Lease: otherwise it stays held until it expires.
+    assert lock.events == ["renewed", "released"]
+    assert "start" not in scheduler.calls  # it never fired
