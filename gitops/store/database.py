@@ -32,7 +32,7 @@ from gitops.store.records import (
 )
 from gitops.store.schedules import ScheduleTables
 from gitops.store.schema import migrate
-from gitops.store.writer import Writer
+from gitops.store.writer import WAL_SIZE_LIMIT, Writer
 from runner.events import StageState
 
 T = TypeVar("T")
@@ -47,6 +47,7 @@ class Store:
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA wal_autocheckpoint=0")  # the writer's checkpoint thread does it
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         migrate(db)
         self._db = db
         self._writer = Writer(db, path)
