@@ -78,7 +78,7 @@ class Service:
         self._loop = asyncio.get_running_loop()
         settings = self.settings
         _keep_private(settings)
-        self.store = Store(settings.store_path)
+        self.store = Store(settings.store_path, fsync_commits=settings.fsync_commits)
         self.mirrors = Mirrors(settings.mirrors_dir, settings.repositories)
         outbox = StatusOutbox(self.store, self._token_for)
         if self._publisher is None:

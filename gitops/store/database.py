@@ -40,11 +40,13 @@ _ACTIVE = tuple(status.value for status in ACTIVE)
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fsync_commits: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        # NORMAL (in WAL mode): a commit is written to the WAL but fsync'ed only at the next
+        # checkpoint; it survives the process being killed, not the machine losing power.
+        db.execute(f"PRAGMA synchronous={'FULL' if fsync_commits else 'NORMAL'}")
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA wal_autocheckpoint=0")  # the writer's checkpoint thread does it
         db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
