@@ -111,7 +111,7 @@ class Settings:
     limits: HttpLimits = field(default_factory=HttpLimits)
     """What one HTTP client may cost: connections, buffered bytes, header and body timeouts."""
     fsync_commits: bool = True
-    """false: fsync at checkpoints, not before each 202; survives kill -9, not power loss (docs/service.md)."""
+    """false: fsync at checkpoints, not before each 202: survives kill -9, not power loss."""
     trust_preview_branches: bool = False
     """Run preview branches on the local backend even where stages cannot be isolated from the
     service (see "Threat model" in docs/service.md); off, they are refused there."""
@@ -176,10 +176,7 @@ def _repository(reader: ConfigReader, data: Any, path: str) -> RepositorySetting
             f"{path}.environment",
             f"must be a DNS label (a-z, 0-9, '-', at most 63), not {environment!r}",
         )
-    verify = data.get("verify_host_keys", True)
-    if not isinstance(verify, bool):
-        reader.problem(f"{path}.verify_host_keys", f"must be true or false, not {verify!r}")
-        verify = True
+    verify = reader.boolean(data, "verify_host_keys", path, True)
     ssh_key = reader.string(data, "ssh_key_file", path)
     known_hosts = reader.string(data, "known_hosts_file", path)
     deploys = reader.patterns(data, "deploy_branches", path, ("main",))

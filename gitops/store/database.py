@@ -32,7 +32,7 @@ from gitops.store.records import (
 )
 from gitops.store.schedules import ScheduleTables
 from gitops.store.schema import migrate
-from gitops.store.writer import WAL_SIZE_LIMIT, Writer
+from gitops.store.writer import Writer
 from runner.events import StageState
 
 T = TypeVar("T")
@@ -44,12 +44,9 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL (in WAL mode): a commit is written to the WAL but fsync'ed only at the next
-        # checkpoint; it survives the process being killed, not the machine losing power.
         db.execute(f"PRAGMA synchronous={'FULL' if fsync_commits else 'NORMAL'}")
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA wal_autocheckpoint=0")  # the writer's checkpoint thread does it
-        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         migrate(db)
         self._db = db
         self._writer = Writer(db, path)

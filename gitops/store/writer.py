@@ -40,6 +40,7 @@ _Outcome = tuple[concurrent.futures.Future[Any], Any, BaseException | None]
 
 class Writer:
     def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         self.db = db
         self.lock = threading.RLock()
         self._batching = False

@@ -16,7 +16,9 @@ SLOW = 'import time\nprint("working", flush=True)\ntime.sleep({seconds})\nprint(
 
 
 # fsync_commits false: the commits are in the kernel's page cache only, which a killed process keeps.
-@pytest.mark.parametrize(("how", "fsync_commits"), [("kill", "true"), ("terminate", "true"), ("kill", "false")])
+@pytest.mark.parametrize(
+    ("how", "fsync_commits"), [("kill", "true"), ("terminate", "true"), ("kill", "false")]
+)
 def test_queued_and_running_runs_survive_a_restart(
     service_process: ProcessFactory, github_repo: SourceRepo, fake_github: FakeGitHub, how: str,
     fsync_commits: str,
