@@ -7,7 +7,7 @@ thread of their own, so a commit rarely waits for one.
 
 SQLite starts the WAL over from its beginning only when a write transaction begins with every frame
 already copied into the database. Under steady load the background checkpoint never sees that (a
-commit always lands while it copies), so the WAL grew without end: ~115 MB of WAL for a 3 MB database
+commit always lands while it copies), so the WAL grew without end: 113 MB of WAL for a 3.3 MB database
 after a minute of webhooks, and its index (the ``-shm`` file, mapped into the process) grew the
 resident memory with it. So every :data:`_RESTART_BATCHES` batches the writer thread checkpoints
 itself, between two of its transactions, where no commit can land: that checkpoint completes (it
