@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from gitops.logs import run_context
+from gitops.metrics import Metrics
 from gitops.mirrors import CommitNotFound, MirrorError, Mirrors
 from gitops.settings import RepositorySettings, Settings
 from gitops.status import FailureKind, RunStatus
@@ -29,8 +31,9 @@ from runner.events import (
     StageAttemptFailed,
     StageFinished,
     StageStarted,
+    StageState,
 )
-from runner.model import Pipeline
+from runner.model import Pipeline, Stage
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +136,33 @@ def _final_status(run: RunRecord) -> tuple[StatusState, str]:
     return StatusState.FAILURE, f"Failed{elapsed}: {run.reason}"
 
 
-class _Recorder:
-    """Subscribes to the engine's events: stages and logs into the store, progress into statuses."""
+def service_url(backend: str, namespace: str, stage: Stage) -> str:
+    """Where a deployed service stage answers: its Kubernetes Service in the cluster, or this machine."""
+    port = stage.service.port if stage.service is not None else 80
+    if backend == "kubernetes":
+        return f"http://{stage.name}.{namespace}.svc.cluster.local:{port}"
+    return f"http://127.0.0.1:{port}"
 
-    def __init__(self, store: Store, reporter: StatusReporter, run: RunRecord, pipeline: Pipeline) -> None:
+
+class _Recorder:
+    """Subscribes to the engine's events: stages and logs into the store, progress into statuses,
+    stage durations into the metrics."""
+
+    def __init__(
+        self,
+        store: Store,
+        reporter: StatusReporter,
+        run: RunRecord,
+        pipeline: Pipeline,
+        metrics: Metrics | None = None,
+        backend: str = "local",
+    ) -> None:
         self.store = store
         self.reporter = reporter
         self.run = run
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.backend = backend
         self.steps = pipeline.steps
         self.total = len(pipeline.stages_in_dag())
         self.started: set[str] = set()
@@ -171,6 +194,19 @@ class _Recorder:
                 self.store.stage_finished, run_id, event.stage, event.state.value, event.attempts,
                 event.started_at, event.at, event.reason,
             )
+            self._stage_done(event)
+
+    def _stage_done(self, event: StageFinished) -> None:
+        log.info(
+            "stage %s %s in %.1fs", event.stage, event.state.value, event.duration, extra={"stage": event.stage}
+        )
+        if self.metrics is not None:
+            self.metrics.stage_finished(event.stage, event.state.value, event.duration)
+        stage = self.pipeline.stages.get(event.stage)
+        if stage is not None and stage.service is not None and event.state is StageState.SUCCEEDED:
+            namespace = self.run.namespace or self.pipeline.default_namespace
+            url = service_url(self.backend, namespace, stage)
+            self.store.submit(self.store.set_stage_url, self.run.id, event.stage, url)
 
     def flush(self) -> None:
         """Queues the buffered log lines for the writer thread (written in order, never awaited)."""
@@ -192,12 +228,14 @@ class RunExecutor:
         mirrors: Mirrors,
         backend: Backend,
         reporter: StatusReporter,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.mirrors = mirrors
         self.backend = backend
         self.reporter = reporter
+        self.metrics = metrics
         self.shutting_down = False
 
     def note(self, run_id: str, line: str) -> None:
@@ -220,6 +258,8 @@ class RunExecutor:
 
         def done(result: concurrent.futures.Future[RunRecord | None]) -> None:
             if result.exception() is None and (record := result.result()) is not None:
+                context = {"run_id": record.id, "environment": record.environment}
+                log.info("run %s %s: %s", record.id, record.state.value, record.reason or "-", extra=context)
                 self.reporter.final(record)
 
         future.add_done_callback(done)
@@ -227,6 +267,11 @@ class RunExecutor:
     async def execute(self, run: RunRecord) -> None:
         """Runs `run` (already marked running) to its end, or until cancelled."""
         checkout = self.settings.work_dir / run.id
+        with run_context(run_id=run.id, environment=run.environment):
+            log.info("run %s of %s at %s started", run.id, run.ref, short(run.commit))
+            await self._execute_guarded(run, checkout)
+
+    async def _execute_guarded(self, run: RunRecord, checkout: Path) -> None:
         try:
             await self._execute(run, checkout)
         except asyncio.CancelledError:
@@ -288,7 +333,9 @@ class RunExecutor:
             self.store.submit(self.store.set_pipeline, run.id, pipeline.name, pipeline.steps, namespace)
         )
         run = self.store.get(run.id) or run
-        recorder = _Recorder(self.store, self.reporter, run, pipeline)
+        recorder = _Recorder(
+            self.store, self.reporter, run, pipeline, self.metrics, self.backend.name
+        )
         flusher = asyncio.create_task(recorder.flush_periodically())
         engine = Engine(self.backend, EventBus(recorder))
         try:

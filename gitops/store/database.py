@@ -37,7 +37,8 @@ _ACTIVE = tuple(status.value for status in ACTIVE)
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_commit: Callable[[float], None] | None = None) -> None:
+        """`on_commit` is told how long each commit of the writer thread took (seconds)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
@@ -46,7 +47,7 @@ class Store:
         db.execute("PRAGMA wal_autocheckpoint=0")  # the writer's checkpoint thread does it
         migrate(db)
         self._db = db
-        self._writer = Writer(db, path)
+        self._writer = Writer(db, path, on_commit)
         self._read_lock = threading.Lock()
         self._read = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._read.execute("PRAGMA busy_timeout=5000")
@@ -138,12 +139,17 @@ class Store:
         environment: str | None = None,
         state: RunStatus | None = None,
         repository: str | None = None,
+        ref: str | None = None,
+        trigger: str | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[RunRecord]:
+        """Newest first; `ref` matches the full ref or the branch or tag name (``main``)."""
         clauses: list[str] = []
         values: list[str] = []
         for column, value in (
             ("pipeline", pipeline), ("environment", environment), ("state", state.value if state else None),
+            ("trigger", trigger),
         ):
             if value:
                 clauses.append(f"{column} = ?")
@@ -151,13 +157,34 @@ class Store:
         if repository:
             clauses.append("repository LIKE ?")
             values.append(f"%:{repository.lower()}")
+        if ref:
+            clauses.append("ref IN (?, ?, ?)")
+            values += [ref, f"refs/heads/{ref}", f"refs/tags/{ref}"]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._read_lock:
             rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (*values, limit),
+                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                (*values, limit, offset),
             ).fetchall()
         return [run_from_row(row) for row in rows]
+
+    def latest_per_environment(self) -> list[RunRecord]:
+        """The newest run of each environment, environments by name."""
+        with self._read_lock:
+            rows = self._read.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs AS r WHERE rowid = (SELECT rowid FROM runs "
+                "WHERE environment = r.environment ORDER BY created_at DESC, rowid DESC LIMIT 1) "
+                "ORDER BY environment"
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
+    def distinct(self, column: str) -> list[str]:
+        """The values of `column` (environment, trigger, repository, ref) found in runs, sorted."""
+        if column not in ("environment", "trigger", "repository", "ref"):
+            raise ValueError(f"no distinct values of {column!r}")
+        with self._read_lock:
+            rows = self._read.execute(f"SELECT DISTINCT {column} FROM runs ORDER BY 1").fetchall()
+        return [row[0] for row in rows]
 
     def queued(self) -> list[RunRecord]:
         with self._read_lock:
@@ -174,7 +201,7 @@ class Store:
     def stages(self, run_id: str) -> list[StageRecord]:
         with self._read_lock:
             rows = self._read.execute(
-                "SELECT stage, kind, state, attempts, started_at, finished_at, reason FROM stages "
+                "SELECT stage, kind, state, attempts, started_at, finished_at, reason, url FROM stages "
                 "WHERE run_id = ? ORDER BY rowid",
                 (run_id,),
             ).fetchall()
@@ -263,6 +290,11 @@ class Store:
                 "finished_at = excluded.finished_at, reason = excluded.reason",
                 (run_id, stage, state, attempts, started_at, at, reason),
             )
+
+    def set_stage_url(self, run_id: str, stage: str, url: str) -> None:
+        """Where a deployed service stage answers (in the cluster, or on this machine)."""
+        with self._transaction() as db:
+            db.execute("UPDATE stages SET url = ? WHERE run_id = ? AND stage = ?", (url, run_id, stage))
 
     def add_logs(self, run_id: str, lines: Iterable[tuple[str, str, float]]) -> None:
         """Appends (stage, line, at) records."""

@@ -72,11 +72,17 @@ class StageRecord:
     started_at: float | None
     finished_at: float | None
     reason: str
+    url: str = ""
+    """Where a deployed service stage answers; empty for a batch stage."""
+
+    @property
+    def duration(self) -> float | None:
+        ended = self.finished_at
+        return (ended - self.started_at) if ended and self.started_at else None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        ended = self.finished_at
-        data["duration"] = (ended - self.started_at) if ended and self.started_at else None
+        data["duration"] = self.duration
         return data
 
 

@@ -98,8 +98,14 @@ def _failure_kinds(db: sqlite3.Connection) -> None:
         )
 
 
+def _service_urls(db: sqlite3.Connection) -> None:
+    """A deployed service stage records where it answers (shown on the environment page)."""
+    db.execute("ALTER TABLE stages ADD COLUMN url TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "failure kinds in their own column", _failure_kinds),
+    Migration(2, "the URL of each deployed service stage", _service_urls),
 )
 
 
