@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from gitops.config_reader import ConfigReader, did_you_mean
 from gitops.config_reader import SettingsError as SettingsError  # re-exported: callers catch it here
 from gitops.extensions import Extension, check_sections, discover
+from gitops.logs import FORMATS as LOG_FORMATS
+from gitops.pages_access import PagesSettings, read_pages
 from gitops.secret import Secret
 from runner.yaml_io import YamlError, parse_yaml
 
@@ -95,6 +97,10 @@ class Settings:
     """Seconds between two status calls to one API host; default 1.0 on GitHub, 0.2 on GitLab."""
     extensions: Mapping[str, object] = field(default_factory=dict)
     """Each active extension's settings by its config section (see :mod:`gitops.extensions`)."""
+    pages: PagesSettings = field(default_factory=PagesSettings)
+    """Who may read the pages and the read API (the ``pages`` section)."""
+    log_format: str = "text"
+    """The service's own log: ``text`` or ``json`` (JSON lines)."""
 
     @property
     def store_path(self) -> Path:
@@ -190,13 +196,14 @@ _ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "BODYWORK_MAX_BODY_BYTES": ("max_body_bytes", int),
     "BODYWORK_MAX_CONCURRENT_RUNS": ("max_concurrent_runs", int),
     "BODYWORK_BACKEND": ("backend", str),
+    "BODYWORK_LOG_FORMAT": ("log_format", str),
 }
-_SECTIONS = ("service", "repositories")
+_SECTIONS = ("service", "repositories", "pages")
 _SERVICE_KEYS = (
     "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
     "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
     "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
-    "delivery_retention_days",
+    "delivery_retention_days", "log_format",
 )
 
 
@@ -218,11 +225,12 @@ def load_settings(
     claimed = {e.section: e for e in extensions}
     for key in sorted(set(data) - set(_SECTIONS) - set(claimed)):
         reader.problem(key, f"unknown section{did_you_mean(key, [*_SECTIONS, *claimed])}; expected "
-                       "'service' and 'repositories'" + "".join(f", {name!r}" for name in sorted(claimed)))
+                       "'service', 'repositories', 'pages'" + "".join(f", {name!r}" for name in sorted(claimed)))
     service = _service_section(reader, data.get("service"), environ)
     listening = _listening(reader, service, environ)
     repositories = _repositories(reader, data.get("repositories"))
     settings = _settings(reader, service, listening, repositories)
+    pages = read_pages(reader, data.get("pages"), settings.host, settings.api_token)
     configured = {
         name: extension.parse_settings(data[name], reader)
         for name, extension in claimed.items()
@@ -230,7 +238,7 @@ def load_settings(
     }
     if reader.problems:
         raise SettingsError(reader.problems)
-    return dataclasses.replace(settings, extensions=configured)
+    return dataclasses.replace(settings, extensions=configured, pages=pages)
 
 
 def _read_file(path: Path | None) -> Mapping[str, Any]:
@@ -323,9 +331,18 @@ def _settings(
             service, "delivery_retention_days", "service", defaults.delivery_retention_days, 1
         ),
         restart_reruns=reader.integer(service, "restart_reruns", "service", defaults.restart_reruns, 0),
+        log_format=_log_format(reader, service),
         status_min_interval_seconds=(
             reader.number(service, "status_min_interval_seconds", "service", 1.0)
             if "status_min_interval_seconds" in service
             else None
         ),
     )
+
+
+def _log_format(reader: ConfigReader, service: Mapping[str, Any]) -> str:
+    value = reader.string(service, "log_format", "service", "text") or "text"
+    if value not in LOG_FORMATS:
+        reader.problem("service.log_format", f"must be one of {', '.join(LOG_FORMATS)}, not {value!r}")
+        return "text"
+    return value

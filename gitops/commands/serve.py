@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from gitops import logs
 from gitops.extensions import ExtensionError, discover
 from gitops.service import Service
 from gitops.settings import Settings, SettingsError, load_settings
@@ -32,6 +33,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", help="address to listen on (overrides the config)")
     parser.add_argument("--port", type=int, help="port to listen on (overrides the config)")
+    parser.add_argument(
+        "--log-format", choices=logs.FORMATS,
+        help="the service's log: text (default) or json, one JSON object per line (overrides the config)",
+    )
     return parser
 
 
@@ -48,6 +53,7 @@ def build_server(settings: Settings, **service_options: Any) -> uvicorn.Server:
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        log_config=None,  # uvicorn's records go to the root logger, in the service's format
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             host = overrides.get("host", settings.host)
             overrides["public_url"] = f"http://{host}:{overrides.get('port', settings.port)}"
         settings = dataclasses.replace(settings, **overrides)
+    logs.configure(args.log_format or settings.log_format)
     print(f"bodywork serve: listening on http://{settings.host}:{settings.port}", flush=True)
     serve(settings, extensions=extensions)
     return 0

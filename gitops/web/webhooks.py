@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gitops.service import Decision
+from gitops.web.metrics import counted_webhook
 from gitops.web.responses import TooLarge, error, read_body, service_of
 from gitops.webhooks import Ignored, MalformedWebhook, Ping, PushEvent, github, gitlab
 
@@ -77,4 +78,4 @@ async def webhook(request: Request) -> Response:
     return decision_response(await service.accept_push(repository, event))
 
 
-routes: list[BaseRoute] = [Route("/webhooks/{provider}", webhook, methods=["POST"])]
+routes: list[BaseRoute] = [Route("/webhooks/{provider}", counted_webhook(webhook), methods=["POST"])]

@@ -94,12 +94,12 @@ def test_an_extension_owns_its_section_and_reports_problems_like_the_service(tmp
     with pytest.raises(SettingsError) as caught:
         load_settings(config, {}, [EchoExtension()])
     assert caught.value.problems == [
-        "servce -> unknown section; did you mean 'service'; expected 'service' and 'repositories', 'echo'",
+        "servce -> unknown section; did you mean 'service'; expected 'service', 'repositories', 'pages', 'echo'",
         "echo.greting -> unknown setting; did you mean 'greeting'; see docs/service.md for the accepted keys",
     ]
     with pytest.raises(SettingsError) as caught:
         load_settings(config, {}, [])
-    assert caught.value.problems[0] == "echo -> unknown section; expected 'service' and 'repositories'"
+    assert caught.value.problems[0] == "echo -> unknown section; expected 'service', 'repositories', 'pages'"
 
     config.write_text("echo:\n  greeting: hi\n")
     assert load_settings(config, {}, [EchoExtension()]).extensions == {"echo": "hi"}
