@@ -96,6 +96,7 @@ def _networks(reader: ConfigReader, raw: Any, default: tuple[Network, ...]) -> t
             networks.append(ipaddress.ip_network(str(item), strict=False))
         except ValueError:
             reader.problem(
-                f"pages.trusted_proxies.{index}", f"must be an address or a network (10.0.0.0/8), not {item!r}"
+                f"pages.trusted_proxies.{index}",
+                f"must be an address or a network (10.0.0.0/8), not {item!r}",
             )
     return tuple(networks)

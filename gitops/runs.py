@@ -197,9 +197,8 @@ class _Recorder:
             self._stage_done(event)
 
     def _stage_done(self, event: StageFinished) -> None:
-        log.info(
-            "stage %s %s in %.1fs", event.stage, event.state.value, event.duration, extra={"stage": event.stage}
-        )
+        context = {"stage": event.stage}
+        log.info("stage %s %s in %.1fs", event.stage, event.state.value, event.duration, extra=context)
         if self.metrics is not None:
             self.metrics.stage_finished(event.stage, event.state.value, event.duration)
         stage = self.pipeline.stages.get(event.stage)

@@ -224,8 +224,9 @@ def load_settings(
     reader = ConfigReader(environ)
     claimed = {e.section: e for e in extensions}
     for key in sorted(set(data) - set(_SECTIONS) - set(claimed)):
-        reader.problem(key, f"unknown section{did_you_mean(key, [*_SECTIONS, *claimed])}; expected "
-                       "'service', 'repositories', 'pages'" + "".join(f", {name!r}" for name in sorted(claimed)))
+        expected = ", ".join(repr(name) for name in [*_SECTIONS, *sorted(claimed)])
+        hint = did_you_mean(key, [*_SECTIONS, *claimed])
+        reader.problem(key, f"unknown section{hint}; expected {expected}")
     service = _service_section(reader, data.get("service"), environ)
     listening = _listening(reader, service, environ)
     repositories = _repositories(reader, data.get("repositories"))

@@ -163,7 +163,8 @@ class Store:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._read_lock:
             rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                f"SELECT {RUN_COLUMNS} FROM runs {where} "
+                "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
                 (*values, limit, offset),
             ).fetchall()
         return [run_from_row(row) for row in rows]

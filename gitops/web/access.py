@@ -45,6 +45,13 @@ def _bearer(request: Request) -> str | None:
     return given[7:].strip() if given.lower().startswith("bearer ") else None
 
 
+def _holds(secret: Secret | None, role: str, cookie: str, bearer: str | None) -> bool:
+    """Whether the visitor shows `secret`: the login cookie of `role`, or the bearer token itself."""
+    if secret is None:
+        return False
+    return hmac.compare_digest(cookie, sign(secret, role)) or bool(bearer and secret.matches(bearer))
+
+
 @dataclass(frozen=True)
 class Visitor:
     can_read: bool
@@ -60,12 +67,8 @@ def visitor(request: Request) -> Visitor:
     pages, api_token = settings.pages, settings.api_token
     cookie = request.cookies.get(COOKIE, "")
     bearer = _bearer(request)
-    operator = api_token is not None and (
-        hmac.compare_digest(cookie, sign(api_token, "operator")) or bool(bearer and api_token.matches(bearer))
-    )
-    reader = pages.token is not None and (
-        hmac.compare_digest(cookie, sign(pages.token, "reader")) or bool(bearer and pages.token.matches(bearer))
-    )
+    operator = _holds(api_token, "operator", cookie, bearer)
+    reader = _holds(pages.token, "reader", cookie, bearer)
     user = "operator" if operator else "reader" if reader else ""
     if pages.access == "open":
         can_read = True

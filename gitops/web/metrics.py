@@ -47,7 +47,8 @@ def counted_webhook(endpoint: Endpoint) -> Endpoint:
     async def counted(request: Request) -> Response:
         response = await endpoint(request)
         provider = request.path_params.get("provider", "")
-        service_of(request).metrics.webhook(provider if provider in _PROVIDERS else "other", answer_of(response))
+        provider = provider if provider in _PROVIDERS else "other"
+        service_of(request).metrics.webhook(provider, answer_of(response))
         return response
 
     return counted

@@ -183,7 +183,9 @@ class RunFilters:
         return {name: getattr(self, name) for name in names if getattr(self, name)}
 
 
-def filter_choices(settings: Settings, environments: Sequence[str], triggers: Sequence[str]) -> dict[str, list[str]]:
+def filter_choices(
+    settings: Settings, environments: Sequence[str], triggers: Sequence[str]
+) -> dict[str, list[str]]:
     """The values the runs list's drop-downs offer."""
     return {
         "repository": sorted({r.name for r in settings.repositories}),

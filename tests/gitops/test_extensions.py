@@ -94,7 +94,8 @@ def test_an_extension_owns_its_section_and_reports_problems_like_the_service(tmp
     with pytest.raises(SettingsError) as caught:
         load_settings(config, {}, [EchoExtension()])
     assert caught.value.problems == [
-        "servce -> unknown section; did you mean 'service'; expected 'service', 'repositories', 'pages', 'echo'",
+        "servce -> unknown section; did you mean 'service'; "
+        "expected 'service', 'repositories', 'pages', 'echo'",
         "echo.greting -> unknown setting; did you mean 'greeting'; see docs/service.md for the accepted keys",
     ]
     with pytest.raises(SettingsError) as caught:
