@@ -58,6 +58,8 @@ def run_state(run: RunRecord, stages: Sequence[StageRecord]) -> dict[str, Any]:
         "final": run.state.is_final,
         "headline": headline(run),
         "duration": duration_text(_run_seconds(run)),
+        "started": time_text(run.started_at),
+        "finished": time_text(run.finished_at),
         "stages": [asdict(view) for step in stage_views(run, stages) for view in step],
     }
 
@@ -76,9 +78,9 @@ def headline(run: RunRecord) -> str:
 
 
 def _run_seconds(run: RunRecord) -> float | None:
-    if run.started_at is None:
+    if run.started_at is None or run.finished_at is None:
         return None
-    return (run.finished_at or run.started_at) - run.started_at if run.finished_at else None
+    return run.finished_at - run.started_at
 
 
 def duration_text(seconds: float | None) -> str:

@@ -75,6 +75,8 @@
     headline.textContent = run.headline;
     headline.className = "banner " + run.state;
     document.getElementById("run-duration").textContent = run.duration;
+    document.getElementById("run-started").textContent = run.started;
+    document.getElementById("run-finished").textContent = run.finished;
     run.stages.forEach(function (stage) {
       var box = document.querySelector('[data-stage-box="' + CSS.escape(stage.name) + '"]');
       if (!box) return;
