@@ -304,6 +304,8 @@ class RunExecutor:
                 repository, run.commit, self.settings.fetch_attempts, self.settings.fetch_retry_seconds
             )
             await self.mirrors.checkout(repository, run.commit, checkout)
+            message = await self.mirrors.message(repository, run.commit)
+            self.store.submit(self.store.set_message, run.id, message)
         except (CommitNotFound, MirrorError) as error:
             self.note(run.id, str(error))
             self._finish(run, RunStatus.FAILED, str(error), None, FailureKind.GIT)

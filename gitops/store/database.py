@@ -292,6 +292,11 @@ class Store:
                 (run_id, stage, state, attempts, started_at, at, reason),
             )
 
+    def set_message(self, run_id: str, message: str) -> None:
+        """The message of the run's commit (at most 4000 characters are kept)."""
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET message = ? WHERE id = ?", (message[:4000], run_id))
+
     def set_stage_url(self, run_id: str, stage: str, url: str) -> None:
         """Where a deployed service stage answers (in the cluster, or on this machine)."""
         with self._transaction() as db:

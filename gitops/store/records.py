@@ -50,6 +50,8 @@ class RunRecord:
     finished_at: float | None
     failure: FailureKind | None = None
     """What kind of failure ended a failed run (None for any other state)."""
+    message: str = ""
+    """The commit's message, once the commit is fetched."""
 
     @property
     def repository_name(self) -> str:
@@ -110,7 +112,7 @@ class Recovered:
 RUN_COLUMNS = (
     "id, repository, provider, ref, commit_sha, environment, namespace, preview, action, trigger, "
     "delivery_id, state, reason, problems, pipeline, steps, superseded_by, interruptions, created_at, "
-    "started_at, finished_at, failure"
+    "started_at, finished_at, failure, message"
 )
 
 
@@ -122,4 +124,5 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         state=RunStatus(row[11]), reason=row[12], problems=json.loads(row[13]), pipeline=row[14],
         steps=json.loads(row[15]), superseded_by=row[16], interruptions=row[17], created_at=row[18],
         started_at=row[19], finished_at=row[20], failure=FailureKind(row[21]) if row[21] else None,
+        message=row[22],
     )

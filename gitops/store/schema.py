@@ -98,14 +98,16 @@ def _failure_kinds(db: sqlite3.Connection) -> None:
         )
 
 
-def _service_urls(db: sqlite3.Connection) -> None:
-    """A deployed service stage records where it answers (shown on the environment page)."""
+def _page_details(db: sqlite3.Connection) -> None:
+    """What the pages show besides: the URL of each deployed service stage (environment page), the
+    message of the run's commit (run page)."""
     db.execute("ALTER TABLE stages ADD COLUMN url TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE runs ADD COLUMN message TEXT NOT NULL DEFAULT ''")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "failure kinds in their own column", _failure_kinds),
-    Migration(2, "the URL of each deployed service stage", _service_urls),
+    Migration(2, "service URLs and commit messages for the pages", _page_details),
 )
 
 

@@ -58,3 +58,22 @@ def log_texts(driver: WebDriver) -> list[str]:
         "return Array.from(document.querySelectorAll('#log .l .t')).map(function (x) { return x.textContent; });"
     )
     return lines
+
+
+def with_service_stage(files: dict[str, str], name: str, port: int) -> dict[str, str]:
+    """`files` (of :func:`tests.gitops.helpers.pipeline_files`) with a service stage `name` appended to
+    the DAG, answering HTTP on `port`."""
+    yaml = files["bodywork.yaml"]
+    dag_line = next(line for line in yaml.splitlines() if line.strip().startswith("DAG:"))
+    yaml = yaml.replace(dag_line, f"{dag_line} >> {name}")
+    stage = (
+        f"  {name}:\n    executable_module_path: {name}.py\n    cpu_request: 0.1\n"
+        f"    memory_request_mb: 64\n    service:\n      max_startup_time_seconds: 30\n"
+        f"      replicas: 1\n      port: {port}\n      ingress: false\n"
+    )
+    yaml = yaml.replace("logging:\n", stage + "logging:\n")
+    script = (
+        "from http.server import HTTPServer, SimpleHTTPRequestHandler\n"
+        f"HTTPServer(('127.0.0.1', {port}), SimpleHTTPRequestHandler).serve_forever()\n"
+    )
+    return {**files, "bodywork.yaml": yaml, f"{name}.py": script}
