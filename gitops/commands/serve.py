@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import os
 import socket
 from pathlib import Path
@@ -77,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
             host = overrides.get("host", settings.host)
             overrides["public_url"] = f"http://{host}:{overrides.get('port', settings.port)}"
         settings = dataclasses.replace(settings, **overrides)
-    logs.configure(args.log_format or settings.log_format)
+    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    logs.configure(args.log_format or settings.log_format, level)
     print(f"bodywork serve: listening on http://{settings.host}:{settings.port}", flush=True)
     serve(settings, extensions=extensions)
     return 0
