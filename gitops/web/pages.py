@@ -7,19 +7,21 @@ JavaScript, ``static/run.js`` follows a running run through :mod:`gitops.web.liv
 
 from __future__ import annotations
 
+import functools
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gitops.service import Service
 from gitops.status import RunStatus
-from gitops.store import LogRecord, RunRecord
+from gitops.store import RunRecord
 from gitops.web import views
 from gitops.web.access import csrf_ok, read_form, visitor
 from gitops.web.api import manual_target
 from gitops.web.responses import service_of
 from gitops.web.schedules_view import schedule_of
-from gitops.web.templating import render
+from gitops.web.templating import render, render_streaming
 
 PAGE_LOG_LINES = 10_000
 """Log lines a run page is rendered with; the rest follow live, and the download has them all."""
@@ -47,15 +49,6 @@ async def runs_list(request: Request) -> Response:
     })
 
 
-def _numbered(lines: list[LogRecord], stage: str, search: str) -> list[tuple[int, LogRecord]]:
-    """The lines with their number in the run's log, those of `stage` containing `search` only."""
-    needle = search.lower()
-    return [
-        (n, x) for n, x in enumerate(lines, 1)
-        if (not stage or (x.stage or "service") == stage) and (not needle or needle in x.line.lower())
-    ]
-
-
 async def run_page(request: Request) -> Response:
     service = service_of(request)
     store = service.require_store()
@@ -63,19 +56,16 @@ async def run_page(request: Request) -> Response:
     if run is None:
         return _problem(request, 404, "No such run", f"There is no run {request.path_params['run_id']!r}.")
     stages = store.stages(run.id)
-    lines = store.logs(run.id, 0, PAGE_LOG_LINES)
     stage, search = request.query_params.get("stage", ""), request.query_params.get("q", "")
     repository = service.settings.repository(run.provider, run.repository_name)
-    return render(request, "run.html", {
+    return render_streaming(request, "run.html", {
         "run": run,
         "steps": views.stage_views(run, stages),
         "headline": views.headline(run),
         "duration": views.run_state(run, stages)["duration"],
         "commit_url": views.commit_url(repository, run.commit),
-        "lines": _numbered(lines, stage, search),
-        "count": len(lines),
-        "last_line": lines[-1].id if lines else 0,
-        "truncated": len(lines) == PAGE_LOG_LINES,
+        # Read while the page is sent: its top reaches the browser before the log is read.
+        "log": views.LogLines(functools.partial(store.logs, run.id), stage, search, PAGE_LOG_LINES),
         "stage_names": ["service", *(name for step in run.steps for name in step)],
         "stage": stage,
         "search": search,

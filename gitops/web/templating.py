@@ -7,11 +7,12 @@ the templates and static files live (package data of ``gitops``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -37,6 +38,34 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
     """The page `name` with `context`, plus what every page shows (who is signed in)."""
     context.setdefault("visitor", visitor(request))
     return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+_FIRST_CHUNK = 16 * 1024
+_CHUNK = 64 * 1024
+
+
+def render_streaming(request: Request, name: str, context: dict[str, Any]) -> Response:
+    """The page `name`, sent as it is rendered (for the run page and its 10,000 log lines): the
+    browser draws the top of the page while the log is still being rendered, and the rendering runs
+    in a worker thread, so the event loop (webhooks, live updates) never waits for it."""
+    context.setdefault("visitor", visitor(request))
+    context.setdefault("request", request)
+    parts = templates.get_template(name).generate(context)
+    return StreamingResponse(_chunks(parts), media_type="text/html; charset=utf-8")
+
+
+def _chunks(parts: Iterator[str]) -> Iterator[bytes]:
+    """The template's many small pieces, joined into few chunks (one thread hop and write each)."""
+    buffer: list[str] = []
+    size, limit = 0, _FIRST_CHUNK
+    for part in parts:
+        buffer.append(part)
+        size += len(part)
+        if size >= limit:
+            yield "".join(buffer).encode()
+            buffer, size, limit = [], 0, _CHUNK
+    if buffer:
+        yield "".join(buffer).encode()
 
 
 def render_text(name: str, context: dict[str, Any]) -> str:

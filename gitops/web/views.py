@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from gitops.settings import RepositorySettings, Settings
 from gitops.status import RunStatus
-from gitops.store import RunRecord, StageRecord
+from gitops.store import LogRecord, RunRecord, StageRecord
 
 PAGE_SIZE = 25
 TRIGGERS = ("webhook", "manual", "schedule")
@@ -62,6 +62,44 @@ def run_state(run: RunRecord, stages: Sequence[StageRecord]) -> dict[str, Any]:
         "finished": time_text(run.finished_at),
         "stages": [asdict(view) for step in stage_views(run, stages) for view in step],
     }
+
+
+LogLine = tuple[int, int, str, str]
+"""(number in the run's log, line id, stage, text): plain tuples, the template's fastest access."""
+
+
+class LogLines:
+    """A run's log lines for its page, read from the store while the page is being sent.
+
+    Iterating yields the lines of `stage` that contain `search` (all of them by default), at most
+    `limit` lines of the log read in batches; afterwards :attr:`count`, :attr:`last_id` and
+    :attr:`truncated` say how much of the log was read (the template uses them below the log)."""
+
+    def __init__(
+        self, fetch: Callable[[int, int], Sequence[LogRecord]], stage: str = "", search: str = "",
+        limit: int = 10_000, batch: int = 2_000,
+    ) -> None:
+        """`fetch(after, limit)`: the lines after line id `after`, oldest first."""
+        self._fetch = fetch
+        self.stage, self.search = stage, search
+        self.limit, self.batch = limit, batch
+        self.count = 0
+        self.last_id = 0
+        self.truncated = False
+
+    def __iter__(self) -> Iterator[LogLine]:
+        needle = self.search.lower()
+        while self.count < self.limit:
+            lines = self._fetch(self.last_id, min(self.batch, self.limit - self.count))
+            for x in lines:
+                self.count += 1
+                stage = x.stage or "service"
+                if (not self.stage or stage == self.stage) and (not needle or needle in x.line.lower()):
+                    yield (self.count, x.id, stage, x.line)
+            if not lines:
+                return
+            self.last_id = lines[-1].id
+        self.truncated = bool(self._fetch(self.last_id, 1))
 
 
 def headline(run: RunRecord) -> str:

@@ -55,7 +55,7 @@ def stage_state(driver: WebDriver, stage: str) -> str:
 
 def log_texts(driver: WebDriver) -> list[str]:
     lines: list[str] = driver.execute_script(
-        "return Array.from(document.querySelectorAll('#log .l .t')).map(function (x) { return x.textContent; });"
+        "return Array.from(document.querySelectorAll('#log > div > span')).map(function (x) { return x.textContent; });"
     )
     return lines
 

@@ -9,7 +9,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.gitops.conftest import ServiceFactory
+from tests.gitops.conftest import API_TOKEN, ServiceFactory
 from tests.gitops.helpers import SourceRepo, pipeline_files, wait_until
 
 from .conftest import Browser
@@ -38,7 +38,7 @@ def test_a_running_run_is_seen_live_without_a_reload(
     assert stage_state(driver, "train") == "running"
     assert driver.find_element(By.ID, "run-state").text == "running"
     driver.execute_script("window.stillTheSamePage = true;")
-    wait_for(driver, "return document.querySelectorAll('#log .l').length > 0", "the first lines")
+    wait_for(driver, "return document.querySelectorAll('#log > div').length > 0", "the first lines")
     assert "model trained: accuracy 0.97" not in log_texts(driver)
 
     gate.touch()
@@ -54,7 +54,7 @@ def test_a_running_run_is_seen_live_without_a_reload(
     driver.save_screenshot(str(screenshots / "run.png"))
 
     # A line links to itself; the whole log downloads as text.
-    line = driver.find_element(By.XPATH, "//div[@class='l'][.//span[text()='model trained: accuracy 0.97']]")
+    line = driver.find_element(By.XPATH, "//div[@id='log']/div[.//span[text()='model trained: accuracy 0.97']]")
     anchor = line.find_element(By.TAG_NAME, "a").get_attribute("href")
     assert anchor == f"{service.base_url}/runs/{run_id}#{line.get_attribute('id')}"
     download = service.client.get(f"/runs/{run_id}/log.txt")
@@ -76,13 +76,13 @@ def test_the_log_filters_by_stage_and_text_with_and_without_javascript(
         driver.get(f"{service.base_url}/runs/{run_id}")
         Select(driver.find_element(By.NAME, "stage")).select_by_visible_text("train")
         driver.find_element(By.CSS_SELECTOR, "#log-filter button").click()
-        visible = [x.text for x in driver.find_elements(By.CSS_SELECTOR, "#log .l .t") if x.is_displayed()]
+        visible = [x.text for x in driver.find_elements(By.CSS_SELECTOR, "#log > div > span") if x.is_displayed()]
         assert visible == ["stage train says hello"], (javascript, visible)
         search = driver.find_element(By.NAME, "q")
         Select(driver.find_element(By.NAME, "stage")).select_by_visible_text("all")
         search.send_keys("PREPARE says")
         driver.find_element(By.CSS_SELECTOR, "#log-filter button").click()
-        visible = [x.text for x in driver.find_elements(By.CSS_SELECTOR, "#log .l .t") if x.is_displayed()]
+        visible = [x.text for x in driver.find_elements(By.CSS_SELECTOR, "#log > div > span") if x.is_displayed()]
         assert visible == ["stage prepare says hello"], (javascript, visible)
 
 
@@ -111,3 +111,35 @@ def test_a_failed_run_says_why_at_the_top(
     commit = driver.find_element(By.LINK_TEXT, sha[:10]).get_attribute("href")
     assert commit is not None and commit.endswith(f"/acme/pipelines/commit/{sha}")
     driver.save_screenshot(str(screenshots / "run-failed.png"))
+
+
+def test_an_operator_logs_in_cancels_a_running_run_and_reruns_it(
+    make_service: ServiceFactory, github_repo: SourceRepo, browser: Browser, tmp_path: Path
+) -> None:
+    files = pipeline_files(dag="prepare", scripts={
+        "prepare.py": gated_script(tmp_path / "never", "waiting for a gate that never opens", ""),
+    })
+    sha = github_repo.commit(files)
+    github_repo.push()
+    service = make_service()
+    run_id = push(service, "refs/heads/main", sha)
+    wait_until(lambda: [s["state"] for s in service.run(run_id)["stages"]] == ["running"], what="the stage")
+
+    driver = browser()
+    driver.get(f"{service.base_url}/runs/{run_id}")
+    assert not driver.find_elements(By.XPATH, "//button[text()='Cancel']")  # not logged in: no buttons
+    driver.find_element(By.LINK_TEXT, "log in").click()
+    driver.find_element(By.NAME, "token").send_keys(API_TOKEN)
+    driver.find_element(By.XPATH, "//button[text()='Log in']").click()
+    driver.get(f"{service.base_url}/runs/{run_id}")
+    driver.find_element(By.XPATH, "//button[text()='Cancel']").click()
+    wait_for(driver, "return document.getElementById('run-state').textContent === 'cancelled'", "cancelled")
+    assert driver.find_element(By.ID, "headline").text == "Cancelled: cancelled through the API"
+    assert not driver.find_elements(By.XPATH, "//button[text()='Cancel']")
+
+    driver.find_element(By.XPATH, "//button[text()='Re-run']").click()
+    wait_for(driver, f"return location.pathname !== '/runs/{run_id}'", "the new run's page")
+    new_id = driver.current_url.rsplit("/", 1)[1]
+    assert service.run(new_id)["commit"] == sha and service.run(new_id)["trigger"] == "manual"
+    assert service.client.post(f"/api/runs/{new_id}/cancel",
+                               headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code == 202

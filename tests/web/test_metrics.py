@@ -11,8 +11,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from gitops.metrics import Metrics
 from tests.fakes.github_api import FakeGitHub
 from tests.gitops.conftest import GITHUB_SECRET, ServiceFactory
-from tests.gitops.helpers import ZERO, RunningService, SourceRepo, github_headers, github_push, wait_until
-from tests.gitops.helpers import pipeline_files
+from tests.gitops.helpers import (
+    ZERO,
+    RunningService,
+    SourceRepo,
+    github_headers,
+    github_push,
+    pipeline_files,
+    wait_until,
+)
 from tests.pages.helpers import gated_script, push
 
 pytestmark = pytest.mark.timeout(120)

@@ -11,7 +11,7 @@ import pytest
 from gitops.secret import Secret
 from gitops.settings import RepositorySettings
 from gitops.status import FailureKind, RunStatus
-from gitops.store import NewRun, Store
+from gitops.store import LogRecord, NewRun, Store
 from gitops.web import views
 from gitops.web.live import follow
 from gitops.web.schedules_view import schedule_view
@@ -85,11 +85,29 @@ def test_templates_escape_what_they_show() -> None:
     run = _record(RunStatus.FAILED, ref="refs/heads/<script>x</script>", reason='<img src=x onerror="y">')
     html = render_text("run.html", {
         "run": run, "steps": [], "headline": views.headline(run), "duration": "", "commit_url": None,
-        "lines": [], "last_line": 0, "count": 0, "truncated": False, "stage_names": ["service"],
-        "stage": "", "search": "", "visitor": _Visitor(),
+        "log": views.LogLines(lambda after, limit: [LogRecord(1, "train", "<b>bold</b>", 1.0)][after:limit]),
+        "stage_names": ["service"], "stage": "", "search": "", "visitor": _Visitor(),
     })
     assert "<script>x" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
     assert "<img" not in html and "&lt;img src=x onerror=&#34;y&#34;&gt;" in html
+    assert "<b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def test_the_page_reads_the_log_in_batches_up_to_its_limit() -> None:
+    records = [LogRecord(i, "train" if i % 2 else "", f"line {i}", 1.0) for i in range(1, 8)]
+    calls: list[tuple[int, int]] = []
+
+    def fetch(after: int, limit: int) -> list[LogRecord]:
+        calls.append((after, limit))
+        return [x for x in records if x.id > after][:limit]
+
+    everything = views.LogLines(fetch, batch=3)
+    assert [line[0] for line in everything] == [1, 2, 3, 4, 5, 6, 7]
+    assert (everything.count, everything.last_id, everything.truncated) == (7, 7, False)
+    assert calls == [(0, 3), (3, 3), (6, 3), (7, 3)]
+    some = views.LogLines(fetch, stage="service", search="LINE", limit=5, batch=2)
+    assert list(some) == [(2, 2, "service", "line 2"), (4, 4, "service", "line 4")]
+    assert (some.count, some.last_id, some.truncated) == (5, 5, True)
 
 
 def test_the_live_events_send_lines_and_states_then_end(tmp_path: Path) -> None:

@@ -9,12 +9,12 @@
   var stageField = form.elements.stage;
   var searchField = form.elements.q;
   var empty = document.getElementById("no-output");
-  var count = parseInt(main.dataset.count, 10) || 0;
+  var count = parseInt(empty.dataset.count, 10) || 0;
 
   function matches(line) {
     var stage = stageField.value;
     var needle = searchField.value.toLowerCase();
-    return (!stage || line.dataset.stage === stage) &&
+    return (!stage || line.dataset.s === stage) &&
       (!needle || line.lastChild.textContent.toLowerCase().indexOf(needle) !== -1);
   }
 
@@ -53,12 +53,11 @@
     lines.forEach(function (x) {
       count += 1;
       var line = document.createElement("div");
-      line.className = "l";
       line.id = "L" + x.id;
-      line.dataset.stage = x.stage;
+      line.dataset.s = x.stage;
       var anchor = text("a", "", String(count));
       anchor.href = "#L" + x.id;
-      line.append(anchor, text("span", "s", x.stage), text("span", "t", x.line));
+      line.append(anchor, text("span", "", x.line));
       line.hidden = !matches(line);
       if (!line.hidden) empty.hidden = true;
       fragment.append(line);
@@ -91,7 +90,7 @@
     }
   }
 
-  var source = new EventSource("/runs/" + encodeURIComponent(main.dataset.run) + "/events?after=" + main.dataset.after);
+  var source = new EventSource("/runs/" + encodeURIComponent(main.dataset.run) + "/events?after=" + empty.dataset.after);
   source.addEventListener("logs", function (event) { addLines(JSON.parse(event.data)); });
   source.addEventListener("run", function (event) { showRun(JSON.parse(event.data)); });
   source.addEventListener("end", function () { source.close(); main.dataset.final = "true"; });
