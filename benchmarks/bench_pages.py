@@ -81,7 +81,8 @@ def template_only(data_dir: Path, run_id: str, repeat: int) -> list[float]:
 
     context = {
         "run": run, "steps": views.stage_views(run, stages), "headline": views.headline(run),
-        "duration": "", "commit_url": None, "stage_names": ["service", *STAGES], "stage": "", "search": "", "visitor": Visitor(),
+        "duration": "", "commit_url": None, "stage_names": ["service", *STAGES], "stage": "", "search": "",
+        "visitor": Visitor(),
     }
     timings = []
     for _ in range(repeat):

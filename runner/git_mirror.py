@@ -170,7 +170,7 @@ class BareMirror:
     def message(self, sha: str) -> str:
         """The message of commit `sha` ("" when it is not in the mirror)."""
         obj = self._open().get(sha)
-        if obj is None or obj.type != ObjectType.COMMIT:
+        if not isinstance(obj, pygit2.Commit):
             return ""
         return str(obj.message)
 

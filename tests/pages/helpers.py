@@ -31,7 +31,8 @@ def gated_script(gate: Path, before: str, after: str, exit_code: int = 0) -> str
 def push(service: RunningService, ref: str, sha: str) -> str:
     """A signed GitHub push of `sha` to `ref` of acme/pipelines; the id of the run it queued."""
     body = json.dumps(github_push("acme/pipelines", ref, ZERO, sha)).encode()
-    answer = service.client.post("/webhooks/github", content=body, headers=github_headers(body, GITHUB_SECRET))
+    headers = github_headers(body, GITHUB_SECRET)
+    answer = service.client.post("/webhooks/github", content=body, headers=headers)
     assert answer.status_code == 202, answer.text
     run_id: str = answer.json()["run_id"]
     return run_id
@@ -55,7 +56,8 @@ def stage_state(driver: WebDriver, stage: str) -> str:
 
 def log_texts(driver: WebDriver) -> list[str]:
     lines: list[str] = driver.execute_script(
-        "return Array.from(document.querySelectorAll('#log > div > span')).map(function (x) { return x.textContent; });"
+        "return Array.from(document.querySelectorAll('#log > div > span'))"
+        ".map(function (x) { return x.textContent; });"
     )
     return lines
 

@@ -16,6 +16,7 @@ from .conftest import Browser
 from .helpers import gated_script, log_texts, push, stage_state, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+LINES = "#log > div > span"
 
 
 def test_a_running_run_is_seen_live_without_a_reload(
@@ -54,7 +55,8 @@ def test_a_running_run_is_seen_live_without_a_reload(
     driver.save_screenshot(str(screenshots / "run.png"))
 
     # A line links to itself; the whole log downloads as text.
-    line = driver.find_element(By.XPATH, "//div[@id='log']/div[.//span[text()='model trained: accuracy 0.97']]")
+    trained = "//div[@id='log']/div[.//span[text()='model trained: accuracy 0.97']]"
+    line = driver.find_element(By.XPATH, trained)
     anchor = line.find_element(By.TAG_NAME, "a").get_attribute("href")
     assert anchor == f"{service.base_url}/runs/{run_id}#{line.get_attribute('id')}"
     download = service.client.get(f"/runs/{run_id}/log.txt")
@@ -76,13 +78,13 @@ def test_the_log_filters_by_stage_and_text_with_and_without_javascript(
         driver.get(f"{service.base_url}/runs/{run_id}")
         Select(driver.find_element(By.NAME, "stage")).select_by_visible_text("train")
         driver.find_element(By.CSS_SELECTOR, "#log-filter button").click()
-        visible = [x.text for x in driver.find_elements(By.CSS_SELECTOR, "#log > div > span") if x.is_displayed()]
+        visible = [x.text for x in driver.find_elements(By.CSS_SELECTOR, LINES) if x.is_displayed()]
         assert visible == ["stage train says hello"], (javascript, visible)
         search = driver.find_element(By.NAME, "q")
         Select(driver.find_element(By.NAME, "stage")).select_by_visible_text("all")
         search.send_keys("PREPARE says")
         driver.find_element(By.CSS_SELECTOR, "#log-filter button").click()
-        visible = [x.text for x in driver.find_elements(By.CSS_SELECTOR, "#log > div > span") if x.is_displayed()]
+        visible = [x.text for x in driver.find_elements(By.CSS_SELECTOR, LINES) if x.is_displayed()]
         assert visible == ["stage prepare says hello"], (javascript, visible)
 
 

@@ -56,7 +56,7 @@ def test_the_runs_list_filters_and_pages(
 ) -> None:
     main = github_repo.commit(pipeline_files(), message="train on the new data")
     github_repo.push()
-    feature = github_repo.commit(pipeline_files(name="demo"), message="try a deeper model", branch="feature/deep")
+    feature = github_repo.commit(pipeline_files(), message="try a deeper model", branch="feature/deep")
     github_repo.push("feature/deep")
     service = make_service()
     queue_runs(service, 27)

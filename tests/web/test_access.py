@@ -65,8 +65,9 @@ def test_token_access_guards_pages_and_the_read_api_but_not_health_or_metrics(
     service = make_service(pages_section(tmp_path, "  access: token\n  token_file: TOKEN_FILE\n"))
     run_id = finished_run(service, github_repo)
     anonymous = new_client(service)
-    for path in ("/", f"/runs/{run_id}", "/environments", "/environments/pipelines", f"/runs/{run_id}/log.txt",
-                 f"/runs/{run_id}/events"):
+    pages = ("/", f"/runs/{run_id}", "/environments", "/environments/pipelines", f"/runs/{run_id}/log.txt",
+             f"/runs/{run_id}/events")
+    for path in pages:
         answer = anonymous.get(path)
         assert answer.status_code == 303, path
         assert answer.headers["location"] == "/login?next=" + path.replace("/", "%2F"), path
@@ -120,13 +121,15 @@ def test_proxy_access_believes_the_user_header_only_from_a_trusted_address(
     assert trusting.client.get("/").status_code == 401
     answer = trusting.client.get("/", headers={"X-Forwarded-Email": "ada@example.com"})
     assert answer.status_code == 200 and "ada@example.com" in answer.text
-    assert trusting.client.get("/api/runs", headers={"X-Forwarded-Email": "ada@example.com"}).status_code == 200
+    signed_in = {"X-Forwarded-Email": "ada@example.com"}
+    assert trusting.client.get("/api/runs", headers=signed_in).status_code == 200
     assert trusting.client.get("/api/runs").status_code == 401
 
 
 def test_proxy_access_refuses_a_header_from_elsewhere(make_service: ServiceFactory, tmp_path: Path) -> None:
     distrusting = make_service(pages_section(
-        tmp_path, "  access: proxy\n  proxy_user_header: X-Auth-Request-User\n  trusted_proxies: [10.0.0.0/8]\n"
+        tmp_path,
+        "  access: proxy\n  proxy_user_header: X-Auth-Request-User\n  trusted_proxies: [10.0.0.0/8]\n",
     ))
     # The test's requests come from 127.0.0.1, which is not the proxy: the header proves nothing.
     assert distrusting.client.get("/", headers={"X-Auth-Request-User": "mallory"}).status_code == 401
@@ -162,7 +165,8 @@ def test_pages_settings_default_to_open_on_a_laptop_and_closed_elsewhere(tmp_pat
         tmp_path, "pages:\n  access: everyone\n  trusted_proxies: [10.0.0.0/8, proxy.local]\n  tokn_env: X\n"
     )
     assert "pages.access -> must be one of open, token, proxy, not 'everyone'" in problems
-    assert "pages.trusted_proxies.1 -> must be an address or a network (10.0.0.0/8), not 'proxy.local'" in problems
+    wrong_network = "must be an address or a network (10.0.0.0/8), not 'proxy.local'"
+    assert f"pages.trusted_proxies.1 -> {wrong_network}" in problems
     assert any(p.startswith("pages.tokn_env -> unknown setting; did you mean 'token_env'") for p in problems)
     assert settings_problems(tmp_path, "service:\n  log_format: yaml\n") == [
         "service.log_format -> must be one of text, json, not 'yaml'"

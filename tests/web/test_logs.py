@@ -68,7 +68,8 @@ def test_text_records_end_with_their_context() -> None:
 
 
 def test_bodywork_serve_logs_json_lines_with_one_flag(
-    tmp_path: Path, git_http: GitHttpServer, github_repo: SourceRepo, fake_github: FakeGitHub, venv_cache: Path
+    tmp_path: Path, git_http: GitHttpServer, github_repo: SourceRepo, fake_github: FakeGitHub,
+    venv_cache: Path,
 ) -> None:
     config = tmp_path / "service.yaml"
     config.write_text(f"""
@@ -95,7 +96,8 @@ repositories:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             wait_until(lambda: _ready(client), timeout=30, what="the service")
             body = json.dumps(github_push("acme/pipelines", "refs/heads/main", ZERO, sha)).encode()
-            answer = client.post("/webhooks/github", content=body, headers=github_headers(body, GITHUB_SECRET))
+            headers = github_headers(body, GITHUB_SECRET)
+            answer = client.post("/webhooks/github", content=body, headers=headers)
             run_id = answer.json()["run_id"]
             wait_until(lambda: client.get(f"/api/runs/{run_id}").json()["state"] == "succeeded", timeout=60)
             wait_until(lambda: "succeeded: -" in log.read_text(), what="the run's last record")
@@ -108,7 +110,8 @@ repositories:
     stages = {r["stage"]: r["message"] for r in ours if "stage" in r}
     assert stages.keys() == {"prepare", "train"}
     assert stages["train"].startswith("stage train succeeded in ")
-    assert any(r["message"].startswith(f"run {run_id} of refs/heads/main at {sha[:10]} started") for r in ours)
+    started = f"run {run_id} of refs/heads/main at {sha[:10]} started"
+    assert any(r["message"].startswith(started) for r in ours)
 
 
 def _ready(client: httpx.Client) -> bool:

@@ -68,7 +68,8 @@ def test_the_metrics_follow_webhooks_runs_stages_statuses_and_the_store(
                                         headers=github_headers(body, "not the secret"))
     assert bad_signature.status_code == 401
     ignored = json.dumps(github_push("acme/pipelines", "refs/heads/elsewhere", ZERO, good)).encode()
-    answer = service.client.post("/webhooks/github", content=ignored, headers=github_headers(ignored, GITHUB_SECRET))
+    headers = github_headers(ignored, GITHUB_SECRET)
+    answer = service.client.post("/webhooks/github", content=ignored, headers=headers)
     assert answer.json()["status"] == "ignored"
     gate.touch()
     assert service.wait_for(running)["state"] == "succeeded"
