@@ -15,7 +15,7 @@ from tests.gitops.helpers import SourceRepo, pipeline_files, wait_until
 from .conftest import Browser
 from .helpers import gated_script, log_texts, push, stage_state, wait_for
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)  # `browser`: added by tests/conftest.py (the fixture)
 LINES = "#log > div > span"
 
 

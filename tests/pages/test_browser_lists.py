@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -22,11 +23,12 @@ from tests.gitops.helpers import RunningService, SourceRepo, pipeline_files, wai
 from .conftest import Browser
 from .helpers import PATIENCE, gated_script, log_texts, push, wait_for, with_service_stage
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)  # `browser`: added by tests/conftest.py (the fixture)
 
 
 def service_object(running: RunningService) -> Service:
-    service: Service = running.server.config.app.state.service
+    app: Any = running.server.config.app
+    service: Service = app.state.service
     return service
 
 
@@ -46,9 +48,9 @@ def follow(driver: WebDriver, element: WebElement) -> None:
     WebDriverWait(driver, PATIENCE).until(expected_conditions.staleness_of(old))
 
 
-def rows(driver: object) -> list[list[str]]:
-    return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")]  # type: ignore[attr-defined]
-            for row in driver.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")]  # type: ignore[attr-defined]
+def rows(driver: WebDriver) -> list[list[str]]:
+    return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+            for row in driver.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")]
 
 
 def test_the_runs_list_filters_and_pages(

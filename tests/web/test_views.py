@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gitops.secret import Secret
 from gitops.settings import RepositorySettings
 from gitops.status import FailureKind, RunStatus
-from gitops.store import LogRecord, NewRun, Store
+from gitops.store import LogRecord, NewRun, RunRecord, Store
 from gitops.web import views
 from gitops.web.live import follow
 from gitops.web.schedules_view import schedule_view
@@ -133,9 +134,9 @@ def test_the_live_events_send_lines_and_states_then_end(tmp_path: Path) -> None:
     assert last_lines == [{"id": 2, "stage": "service", "line": "bye"}]
 
 
-async def _events(store: Store, run_id: str, after: int, finish_after: int) -> list[tuple[str, object]]:
+async def _events(store: Store, run_id: str, after: int, finish_after: int) -> list[tuple[str, Any]]:
     """The events `follow` yields; after `finish_after` of them, the run ends with a last line."""
-    found: list[tuple[str, object]] = []
+    found: list[tuple[str, Any]] = []
     async for text in follow(store, run_id, after, poll=0.01):
         if text.startswith(":"):
             continue
@@ -154,8 +155,8 @@ class _Visitor:
     csrf = ""
 
 
-def _record(state: RunStatus, ref: str = "refs/heads/main", reason: str = "") -> views.RunRecord:
-    return views.RunRecord(
+def _record(state: RunStatus, ref: str = "refs/heads/main", reason: str = "") -> RunRecord:
+    return RunRecord(
         id="abc", repository="github:acme/p", provider="github", ref=ref, commit=SHA, environment="prod",
         namespace=None, preview=False, action="deploy", trigger="webhook", delivery_id="", state=state,
         reason=reason, problems=[], pipeline="demo", steps=[], superseded_by=None, interruptions=0,
