@@ -131,7 +131,16 @@ class Writer:
             if self._on_commit is not None:
                 self._on_commit(time.perf_counter() - started)
             for future, result, exception in outcomes:
-                if exception is not None:
-                    future.set_exception(exception)
-                else:
-                    future.set_result(result)
+                _resolve(future, result, exception)
+
+
+def _resolve(future: concurrent.futures.Future[Any], result: Any, exception: BaseException | None) -> None:
+    """Hands a write's outcome to whoever waits for it. A waiter that gave up (an awaiting task was
+    cancelled, which cancels the future too) finds the write done all the same; the thread goes on."""
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass

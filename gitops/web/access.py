@@ -49,7 +49,9 @@ def _holds(secret: Secret | None, role: str, cookie: str, bearer: str | None) ->
     """Whether the visitor shows `secret`: the login cookie of `role`, or the bearer token itself."""
     if secret is None:
         return False
-    return hmac.compare_digest(cookie, sign(secret, role)) or bool(bearer and secret.matches(bearer))
+    # Bytes: compare_digest refuses str with non-ASCII characters, which a cookie may hold.
+    signed = hmac.compare_digest(cookie.encode(), sign(secret, role).encode())
+    return signed or bool(bearer and secret.matches(bearer))
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def visitor(request: Request) -> Visitor:
 
 def csrf_ok(request: Request, form: dict[str, str]) -> bool:
     expected = visitor(request).csrf
-    return bool(expected) and hmac.compare_digest(expected, form.get("csrf", ""))
+    return bool(expected) and hmac.compare_digest(expected.encode(), form.get("csrf", "").encode())
 
 
 def _guarded(scope: Scope) -> bool:

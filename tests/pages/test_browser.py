@@ -41,6 +41,7 @@ def test_a_running_run_is_seen_live_without_a_reload(
     driver.execute_script("window.stillTheSamePage = true;")
     wait_for(driver, "return document.querySelectorAll('#log > div').length > 0", "the first lines")
     assert "model trained: accuracy 0.97" not in log_texts(driver)
+    driver.save_screenshot(str(screenshots / "run-running.png"))
 
     gate.touch()
 
@@ -133,7 +134,10 @@ def test_an_operator_logs_in_cancels_a_running_run_and_reruns_it(
     driver.find_element(By.LINK_TEXT, "log in").click()
     driver.find_element(By.NAME, "token").send_keys(API_TOKEN)
     driver.find_element(By.XPATH, "//button[text()='Log in']").click()
-    driver.get(f"{service.base_url}/runs/{run_id}")
+    # Back on the run page, now with the buttons.
+    wait_for(driver, "return document.evaluate(\"//button[text()='Cancel']\", document).iterateNext()",
+             "the cancel button")
+    assert driver.current_url == f"{service.base_url}/runs/{run_id}"
     driver.find_element(By.XPATH, "//button[text()='Cancel']").click()
     wait_for(driver, "return document.getElementById('run-state').textContent === 'cancelled'", "cancelled")
     assert driver.find_element(By.ID, "headline").text == "Cancelled: cancelled through the API"

@@ -77,6 +77,10 @@ def test_token_access_guards_pages_and_the_read_api_but_not_health_or_metrics(
         for token in (PAGES_TOKEN, API_TOKEN):
             assert anonymous.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert anonymous.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    # Bytes beyond ASCII in the cookie and the token are refused like any wrong value (no 500).
+    forged = {b"Cookie": "bodywork_session=operator.\u00e9t\u00e9".encode(),
+              b"Authorization": "Bearer d\u00e9j\u00e0".encode()}
+    assert anonymous.get("/api/runs", headers=forged).status_code == 401
     for path in ("/healthz", "/readyz", "/metrics", "/login", "/static/style.css"):
         assert anonymous.get(path).status_code == 200, path
 
