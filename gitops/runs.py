@@ -136,12 +136,13 @@ def _final_status(run: RunRecord) -> tuple[StatusState, str]:
     return StatusState.FAILURE, f"Failed{elapsed}: {run.reason}"
 
 
-def service_url(backend: str, namespace: str, stage: Stage) -> str:
-    """Where a deployed service stage answers: its Kubernetes Service in the cluster, or this machine."""
+def service_url(backend: str, namespace: str, stage: Stage, local_host: str = "127.0.0.1") -> str:
+    """Where a deployed service stage answers: its Kubernetes Service in the cluster, or the local
+    backend's host (its ``host`` option)."""
     port = stage.service.port if stage.service is not None else 80
     if backend == "kubernetes":
         return f"http://{stage.name}.{namespace}.svc.cluster.local:{port}"
-    return f"http://127.0.0.1:{port}"
+    return f"http://{local_host}:{port}"
 
 
 class _Recorder:
@@ -156,6 +157,7 @@ class _Recorder:
         pipeline: Pipeline,
         metrics: Metrics | None = None,
         backend: str = "local",
+        local_host: str = "127.0.0.1",
     ) -> None:
         self.store = store
         self.reporter = reporter
@@ -163,6 +165,7 @@ class _Recorder:
         self.pipeline = pipeline
         self.metrics = metrics
         self.backend = backend
+        self.local_host = local_host
         self.steps = pipeline.steps
         self.total = len(pipeline.stages_in_dag())
         self.started: set[str] = set()
@@ -204,7 +207,7 @@ class _Recorder:
         stage = self.pipeline.stages.get(event.stage)
         if stage is not None and stage.service is not None and event.state is StageState.SUCCEEDED:
             namespace = self.run.namespace or self.pipeline.default_namespace
-            url = service_url(self.backend, namespace, stage)
+            url = service_url(self.backend, namespace, stage, self.local_host)
             self.store.submit(self.store.set_stage_url, self.run.id, event.stage, url)
 
     def flush(self) -> None:
@@ -335,7 +338,8 @@ class RunExecutor:
         )
         run = self.store.get(run.id) or run
         recorder = _Recorder(
-            self.store, self.reporter, run, pipeline, self.metrics, self.backend.name
+            self.store, self.reporter, run, pipeline, self.metrics, self.backend.name,
+            str(self.settings.backend_options.get("host", "127.0.0.1")),
         )
         flusher = asyncio.create_task(recorder.flush_periodically())
         engine = Engine(self.backend, EventBus(recorder))
