@@ -64,6 +64,8 @@ class Service:
         self.reporter = StatusReporter(settings, publisher, self._observe)
         self.mirrors: Mirrors | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.draining = False
+        """Set when the server begins to shut down: long-lived responses (live streams) end."""
         self.metrics = Metrics(queue_depth=self._queue_depth)
         """The service's Prometheus metrics (``GET /metrics``); extensions count their calls here."""
 

@@ -47,8 +47,23 @@ def serve(settings: Settings, sock: socket.socket | None = None, **service_optio
     asyncio.run(server.serve(sockets=[sock] if sock is not None else None))
 
 
+class _Server(uvicorn.Server):
+    """Tells the service when shutting down begins, before the open connections are waited for: the
+    run pages' live streams then end (browsers reconnect later) instead of holding the graceful
+    shutdown until its timeout."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.service.draining = True
+        await super().shutdown(sockets)
+
+
 def build_server(settings: Settings, **service_options: Any) -> uvicorn.Server:
-    app = create_app(Service(settings, **service_options))
+    service = Service(settings, **service_options)
+    app = create_app(service)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -59,7 +74,7 @@ def build_server(settings: Settings, **service_options: Any) -> uvicorn.Server:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    return uvicorn.Server(config)
+    return _Server(config, service)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -31,8 +31,14 @@ def _event(kind: str, data: object, event_id: int | None = None) -> str:
     return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-async def follow(store: Store, run_id: str, after: int, poll: float = POLL_SECONDS) -> AsyncIterator[str]:
-    """The events of run `run_id` from log line `after` on, until the run is final."""
+async def follow(
+    store: Store,
+    run_id: str,
+    after: int,
+    poll: float = POLL_SECONDS,
+    stop: Callable[[], bool] = lambda: False,
+) -> AsyncIterator[str]:
+    """The events of run `run_id` from log line `after` on, until the run is final or `stop()`."""
     sent_state: dict[str, object] | None = None
     idle = 0
     while True:
@@ -51,6 +57,8 @@ async def follow(store: Store, run_id: str, after: int, poll: float = POLL_SECON
         if run.state.is_final and len(lines) < _BATCH and not store.logs(run_id, after, 1):
             yield _event("end", {"state": run.state.value})
             return
+        if stop():
+            return  # the browser reconnects (Last-Event-ID) once the service is back
         if not lines:
             idle += 1
             if idle % _KEEPALIVE_POLLS == 0:
@@ -66,8 +74,9 @@ async def events(request: Request) -> Response:
     after = request.headers.get("last-event-id") or request.query_params.get("after", "0")
     if not after.isdigit():
         return error(400, f"after must be a log line id, not {after!r}")
+    service = service_of(request)
     return StreamingResponse(
-        follow(store, run_id, int(after)),
+        follow(store, run_id, int(after), stop=lambda: service.draining),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from gitops.runs import service_url
 from runner.model import ServiceSettings, Stage
 from tests.gitops.conftest import ServiceFactory
-from tests.gitops.helpers import SourceRepo, pipeline_files
-from tests.pages.helpers import push
+from tests.gitops.helpers import SourceRepo, pipeline_files, wait_until
+from tests.pages.helpers import gated_script, push
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,3 +63,33 @@ def test_a_service_stage_answers_in_the_cluster_or_on_the_local_host() -> None:
     assert service_url("kubernetes", "ml-prod", stage) == "http://scoring.ml-prod.svc.cluster.local:5000"
     assert service_url("local", "ml-prod", stage) == "http://127.0.0.1:5000"
     assert service_url("local", "ml-prod", stage, "10.0.0.5") == "http://10.0.0.5:5000"
+
+
+def test_a_shutdown_ends_the_open_streams_instead_of_waiting_for_them(
+    make_service: ServiceFactory, github_repo: SourceRepo, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    files = pipeline_files(dag="prepare", scripts={"prepare.py": gated_script(gate, "a", "b")})
+    sha = github_repo.commit(files)
+    github_repo.push()
+    service = make_service()
+    run_id = push(service, "refs/heads/main", sha)
+    wait_until(lambda: [s["state"] for s in service.run(run_id)["stages"]] == ["running"], what="the stage")
+    outcome: list[str] = []
+    connected = threading.Event()
+
+    def listen() -> None:
+        try:
+            with httpx.stream("GET", f"{service.base_url}/runs/{run_id}/events", timeout=60) as answer:
+                for _ in answer.iter_bytes():
+                    connected.set()
+            outcome.append("ended")
+        except httpx.HTTPError as error:  # cut off by the server's graceful-shutdown timeout
+            outcome.append(type(error).__name__)
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    assert connected.wait(30)
+    service.__exit__(None, None, None)
+    listener.join(30)
+    assert outcome == ["ended"]
