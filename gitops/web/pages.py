@@ -61,7 +61,7 @@ async def run_page(request: Request) -> Response:
     return render_streaming(request, "run.html", {
         "run": run,
         "steps": views.stage_views(run, stages),
-        "headline": views.headline(run),
+        "headline": views.headline(run, stages),
         "duration": views.run_state(run, stages)["duration"],
         "commit_url": views.commit_url(repository, run.commit),
         # Read while the page is sent: its top reaches the browser before the log is read.

@@ -56,7 +56,7 @@ def run_state(run: RunRecord, stages: Sequence[StageRecord]) -> dict[str, Any]:
     return {
         "state": run.state.value,
         "final": run.state.is_final,
-        "headline": headline(run),
+        "headline": headline(run, stages),
         "duration": duration_text(_run_seconds(run)),
         "started": time_text(run.started_at),
         "finished": time_text(run.finished_at),
@@ -102,7 +102,7 @@ class LogLines:
         self.truncated = bool(self._fetch(self.last_id, 1))
 
 
-def headline(run: RunRecord) -> str:
+def headline(run: RunRecord, stages: Sequence[StageRecord] = ()) -> str:
     """The one sentence at the top of a run page: why it failed, or where it stands."""
     if run.state is RunStatus.FAILED:
         kind = f" ({run.failure.value})" if run.failure else ""
@@ -112,7 +112,19 @@ def headline(run: RunRecord) -> str:
     if run.state is RunStatus.SUCCEEDED:
         done = "Torn down" if run.action == "teardown" else "Deployed"
         return f"{done} {run.environment}"
-    return "Waiting in the queue" if run.state is RunStatus.QUEUED else "Running"
+    if run.state is RunStatus.QUEUED:
+        return "Waiting in the queue"
+    return _progress(run, stages)
+
+
+def _progress(run: RunRecord, stages: Sequence[StageRecord]) -> str:
+    """``Running step 2 of 3: train, evaluate`` (or ``Running``, before the DAG is known)."""
+    running = {s.stage for s in stages if s.state == "running"}
+    for number, step in enumerate(run.steps, 1):
+        names = [name for name in step if name in running]
+        if names:
+            return f"Running step {number} of {len(run.steps)}: {', '.join(names)}"
+    return "Running"
 
 
 def _run_seconds(run: RunRecord) -> float | None:

@@ -38,6 +38,7 @@ def test_a_running_run_is_seen_live_without_a_reload(
     driver.get(f"{service.base_url}/runs/{run_id}")
     assert stage_state(driver, "train") == "running"
     assert driver.find_element(By.ID, "run-state").text == "running"
+    assert driver.find_element(By.ID, "headline").text == "Running step 2 of 2: train"
     driver.execute_script("window.stillTheSamePage = true;")
     wait_for(driver, "return document.querySelectorAll('#log > div').length > 0", "the first lines")
     assert "model trained: accuracy 0.97" not in log_texts(driver)
