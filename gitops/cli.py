@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "runner.commands.secrets",
     "runner.commands.deployments",
     "gitops.commands.serve",
+    "gitops.commands.schedules",
 )
 
 

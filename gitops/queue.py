@@ -124,27 +124,35 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             try:
-                next_due = self._dispatch()
+                next_due = await self._dispatch()
             except Exception:
                 log.exception("the dispatcher failed to start queued runs; retrying")
                 next_due = time.time() + 1
 
-    def _dispatch(self) -> float | None:
+    async def _dispatch(self) -> float | None:
         free = self.max_concurrent - len(self._running)
         if free <= 0:
             return None
-        queued = self.store.queued()
         busy = {environment for environment, _ in self._running.values()}
+        # The store's reads and the blocking mark-running write (it waits for the writer thread's
+        # batch) run off the event loop: a burst of queued runs must not stall webhooks and timers.
+        runs, next_due = await asyncio.to_thread(self._claim, busy, free)
+        for run in runs:
+            task = asyncio.create_task(self._execute(run), name=f"bodywork-run-{run.id}")
+            self._running[run.id] = (run.environment, task)
+        return next_due
+
+    def _claim(self, busy: set[str], free: int) -> tuple[list[RunRecord], float | None]:
+        """The queued runs to start now, each marked running in the store (in a worker thread)."""
+        queued = self.store.queued()
         by_id = {run.id: run for run in queued}
         candidates = [Candidate(r.id, r.environment, r.created_at) for r in queued]
         picked = pick(candidates, busy, free, time.time(), self.quiet_period)
+        claimed = []
         for run_id in picked.ids:
-            if not self.store.mark_running(run_id):
-                continue
-            run = self.store.get(run_id) or by_id[run_id]
-            task = asyncio.create_task(self._execute(run), name=f"bodywork-run-{run_id}")
-            self._running[run_id] = (run.environment, task)
-        return picked.next_due
+            if self.store.mark_running(run_id):
+                claimed.append(self.store.get(run_id) or by_id[run_id])
+        return claimed, picked.next_due
 
     async def _execute(self, run: RunRecord) -> None:
         try:

@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from gitops.logs import run_context
 from gitops.metrics import Metrics
@@ -222,6 +223,14 @@ class _Recorder:
             self.flush()
 
 
+class Lifecycle(Protocol):
+    """What else happens when a deploy loads its pipeline, and when an environment is torn down."""
+
+    async def loaded(self, run: RunRecord, pipeline: Pipeline) -> None: ...
+
+    async def torn_down(self, run: RunRecord) -> None: ...
+
+
 class RunExecutor:
     def __init__(
         self,
@@ -239,6 +248,10 @@ class RunExecutor:
         self.reporter = reporter
         self.metrics = metrics
         self.shutting_down = False
+        self.cancel_reasons: dict[str, str] = {}
+        """Why a running run is being cancelled (by id), for its final state."""
+        self.lifecycle: Lifecycle | None = None
+        """Told when a deploy loads its pipeline and when a teardown succeeds (the schedules)."""
 
     def note(self, run_id: str, line: str) -> None:
         self.store.submit(self.store.add_logs, run_id, [("", line, time.time())])
@@ -277,8 +290,9 @@ class RunExecutor:
         try:
             await self._execute(run, checkout)
         except asyncio.CancelledError:
+            reason = self.cancel_reasons.pop(run.id, "cancelled through the API")
             if not self.shutting_down:
-                self._finish(run, RunStatus.CANCELLED, "cancelled through the API")
+                self._finish(run, RunStatus.CANCELLED, reason)
             # When the service shuts down the run stays 'running': the next start re-runs it.
             raise
         except Exception as error:
@@ -316,6 +330,8 @@ class RunExecutor:
         pipeline = await self._load(run, repository, checkout)
         if pipeline is None:
             return
+        if self.lifecycle is not None:
+            await self.lifecycle.loaded(run, pipeline)
         await self._run_engine(run, pipeline, checkout / repository.pipeline_path)
 
     async def _load(self, run: RunRecord, repository: RepositorySettings, checkout: Path) -> Pipeline | None:
@@ -360,4 +376,6 @@ class RunExecutor:
             self._finish(run, RunStatus.FAILED, str(error), None, FailureKind.PIPELINE)
             return
         self.note(run.id, f"environment {environment} torn down: its services are stopped")
+        if self.lifecycle is not None:
+            await self.lifecycle.torn_down(run)
         self._finish(run, RunStatus.SUCCEEDED, "")

@@ -21,10 +21,11 @@ from gitops.metrics import Metrics
 from gitops.mirrors import Mirrors
 from gitops.queue import Dispatcher
 from gitops.runs import RunExecutor, StatusReporter
+from gitops.schedules.service import ScheduleService
 from gitops.settings import RepositorySettings, Settings
 from gitops.status import RunStatus
 from gitops.statuses import StatusPublisher, create_publisher
-from gitops.store import NewRun, RunRecord, Store
+from gitops.store import Accepted, NewRun, RunRecord, Store
 from gitops.webhooks import PushEvent
 from runner.backends import create_backend
 from runner.backends.base import Backend
@@ -63,6 +64,7 @@ class Service:
         self.executor: RunExecutor | None = None
         self.reporter = StatusReporter(settings, publisher, self._observe)
         self.mirrors: Mirrors | None = None
+        self.schedules: ScheduleService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.draining = False
         """Set when the server begins to shut down: long-lived responses (live streams) end."""
@@ -105,7 +107,10 @@ class Service:
         self.dispatcher = Dispatcher(
             self.store, self.executor.execute, settings.max_concurrent_runs, settings.quiet_period_seconds
         )
+        self.schedules = ScheduleService(self, self.store)
+        self.executor.lifecycle = self.schedules
         self.dispatcher.start()
+        await self.schedules.start()
         for extension in self.extensions:
             await extension.start(self)
 
@@ -131,6 +136,8 @@ class Service:
                 await extension.stop()
             except Exception:  # the service still stops
                 log.exception("extension %r failed to stop", extension.section)
+        if self.schedules is not None:
+            await self.schedules.stop()
         if self.executor is not None:
             self.executor.shutting_down = True
         if self.dispatcher is not None:
@@ -214,25 +221,30 @@ class Service:
         accepted = await asyncio.wrap_future(store.submit(store.accept, new, keys))
         if accepted.duplicate:
             return Decision(accepted.run, duplicate=True)
+        self.announce(accepted)
+        return Decision(accepted.run)
+
+    def announce(self, accepted: Accepted) -> None:
+        """A run was queued (by a push, the API or a schedule): wake the dispatcher, report statuses."""
         if self.dispatcher is not None:
             self.dispatcher.wake()
         self.reporter.queued(accepted.run)
         for old in accepted.superseded:
             self.reporter.superseded(old, accepted.run)
-        return Decision(accepted.run)
 
-    def cancel(self, run_id: str) -> RunRecord | None:
+    def cancel(self, run_id: str, reason: str = "cancelled through the API") -> RunRecord | None:
         """Cancels a queued or running run; returns the run as it is now (None when unknown)."""
         store = self.require_store()
         run = store.get(run_id)
         if run is None or run.state.is_final:
             return run
         if run.state is RunStatus.QUEUED:
-            done = store.finish(run_id, RunStatus.CANCELLED, "cancelled through the API before it started")
+            done = store.finish(run_id, RunStatus.CANCELLED, f"{reason} before it started")
             if done is not None:
                 self.reporter.final(done)
                 return done
-        elif self.dispatcher is not None:
+        elif self.dispatcher is not None and self.executor is not None:
+            self.executor.cancel_reasons[run_id] = reason
             self.dispatcher.cancel(run_id)
         return store.get(run_id)
 

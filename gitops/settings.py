@@ -20,7 +20,14 @@ from gitops.config_reader import SettingsError as SettingsError  # re-exported: 
 from gitops.extensions import Extension, check_sections, discover
 from gitops.logs import FORMATS as LOG_FORMATS
 from gitops.pages_access import PagesSettings, read_pages
+from gitops.schedules.config import (
+    ScheduleSettings,
+    check_branches,
+    read_repository_schedules,
+    read_service_schedules,
+)
 from gitops.secret import Secret
+from runner.schedule import Schedule
 from runner.yaml_io import YamlError, parse_yaml
 
 PROVIDERS = ("github", "gitlab")
@@ -58,6 +65,8 @@ class RepositorySettings:
     """Folder inside the repository that holds bodywork.yaml."""
     environment: str | None = None
     """Environment of deploy branches and tags; default: the pipeline's namespace (see docs)."""
+    schedules: tuple[tuple[str, Schedule], ...] = ()
+    """Branch pattern -> schedule, for pipelines whose bodywork.yaml declares none (docs/schedules.md)."""
 
     @property
     def key(self) -> str:
@@ -95,6 +104,8 @@ class Settings:
     """Passed to the backend's constructor (local: cache_dir, state_dir)."""
     status_min_interval_seconds: float | None = None
     """Seconds between two status calls to one API host; default 1.0 on GitHub, 0.2 on GitLab."""
+    schedules: ScheduleSettings = field(default_factory=ScheduleSettings)
+    """Which replica fires the schedules (docs/schedules.md)."""
     extensions: Mapping[str, object] = field(default_factory=dict)
     """Each active extension's settings by its config section (see :mod:`gitops.extensions`)."""
     pages: PagesSettings = field(default_factory=PagesSettings)
@@ -140,7 +151,7 @@ def _repository(reader: ConfigReader, data: Any, path: str) -> RepositorySetting
         "url", "provider", "name", "api_base", "webhook_secret_env", "webhook_secret_file",
         "api_token_env", "api_token_file", "ssh_key_file", "known_hosts_file", "verify_host_keys",
         "deploy_branches", "preview_branches", "deploy_tags", "pipeline_path", "environment",
-        "webhook_secret", "api_token",
+        "webhook_secret", "api_token", "schedules",
     }
     reader.unknown_keys(data, known, path)
     url = reader.string(data, "url", path)
@@ -168,6 +179,10 @@ def _repository(reader: ConfigReader, data: Any, path: str) -> RepositorySetting
         verify = True
     ssh_key = reader.string(data, "ssh_key_file", path)
     known_hosts = reader.string(data, "known_hosts_file", path)
+    deploys = reader.patterns(data, "deploy_branches", path, ("main",))
+    previews = reader.patterns(data, "preview_branches", path, ())
+    schedules = read_repository_schedules(reader, data.get("schedules"), f"{path}.schedules")
+    check_branches(reader, schedules, deploys, previews, f"{path}.schedules")
     if webhook_secret is None:
         return None
     return RepositorySettings(
@@ -180,11 +195,12 @@ def _repository(reader: ConfigReader, data: Any, path: str) -> RepositorySetting
         ssh_key_file=Path(ssh_key) if ssh_key else None,
         known_hosts_file=Path(known_hosts) if known_hosts else None,
         verify_host_keys=verify,
-        deploy_branches=reader.patterns(data, "deploy_branches", path, ("main",)),
-        preview_branches=reader.patterns(data, "preview_branches", path, ()),
+        deploy_branches=deploys,
+        preview_branches=previews,
         deploy_tags=reader.patterns(data, "deploy_tags", path, ()),
         pipeline_path=reader.string(data, "pipeline_path", path, ".") or ".",
         environment=environment,
+        schedules=schedules,
     )
 
 
@@ -203,7 +219,7 @@ _SERVICE_KEYS = (
     "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
     "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
     "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
-    "delivery_retention_days", "log_format",
+    "delivery_retention_days", "schedules", "log_format",
 )
 
 
@@ -333,6 +349,7 @@ def _settings(
         ),
         restart_reruns=reader.integer(service, "restart_reruns", "service", defaults.restart_reruns, 0),
         log_format=_log_format(reader, service),
+        schedules=read_service_schedules(reader, service.get("schedules"), "service.schedules"),
         status_min_interval_seconds=(
             reader.number(service, "status_min_interval_seconds", "service", 1.0)
             if "status_min_interval_seconds" in service

@@ -12,6 +12,7 @@ import re
 
 from runner.dag import format_dag
 from runner.model import Pipeline, Stage
+from runner.schedule import schedule_mapping
 
 # Plain scalars that YAML reads back as the same string: no indicators, no numbers or booleans.
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./:@=<>~+\-]*")
@@ -85,6 +86,11 @@ def to_yaml(pipeline: Pipeline) -> str:
         value = getattr(settings, key)
         if value is not None:
             lines.append(f"  {key}: {scalar(value)}")
+    if settings.schedule is not None:
+        lines.append("  schedule:")
+        for key, value in schedule_mapping(settings.schedule).items():
+            text = scalar(value) if isinstance(value, str) else str(value).lower()
+            lines.append(f"    {key}: {text}")
     lines.append("stages:")
     for stage in pipeline.stages.values():
         lines += _stage_lines(stage)

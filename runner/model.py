@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from runner.schedule import Schedule
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -61,6 +63,7 @@ class PipelineSettings:
     run_on_failure: str | None = None
     namespace: str | None = None
     secrets_group: str | None = None
+    schedule: Schedule | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from gitops.store.records import (
     StageRecord,
     run_from_row,
 )
+from gitops.store.schedules import ScheduleTables
 from gitops.store.schema import migrate
 from gitops.store.writer import Writer
 from runner.events import StageState
@@ -51,6 +52,7 @@ class Store:
         self._read_lock = threading.Lock()
         self._read = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._read.execute("PRAGMA busy_timeout=5000")
+        self.schedules = ScheduleTables(self._writer, self._read, self._read_lock, self.accept)
 
     def close(self) -> None:
         self._writer.close()

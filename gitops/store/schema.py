@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gitops.status import FailureKind, RunStatus
+from gitops.store.schedules import create_tables as create_schedule_tables
 
 BASELINE = (
     """CREATE TABLE IF NOT EXISTS runs (
@@ -107,7 +108,8 @@ def _page_details(db: sqlite3.Connection) -> None:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "failure kinds in their own column", _failure_kinds),
-    Migration(2, "service URLs and commit messages for the pages", _page_details),
+    Migration(2, "schedules and the history of their fires", create_schedule_tables),
+    Migration(3, "service URLs and commit messages for the pages", _page_details),
 )
 
 

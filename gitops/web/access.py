@@ -26,7 +26,7 @@ from gitops.web.responses import TooLarge, error, read_body, service_of
 
 COOKIE = "bodywork_session"
 """The login form's cookie: ``<role>.<HMAC of the token>``."""
-_READ_PREFIXES = ("/runs", "/environments", "/api/runs")
+_READ_PREFIXES = ("/runs", "/environments", "/api/runs", "/api/schedules")
 _MAX_FORM = 8 * 1024
 
 Scope = MutableMapping[str, Any]

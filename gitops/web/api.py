@@ -19,7 +19,7 @@ from gitops.web.webhooks import decision_response
 _MAX_TRIGGER_BODY = 64 * 1024
 
 
-def _denied(request: Request) -> Response | None:
+def denied(request: Request) -> Response | None:
     """403 when the API is read-only, 401 for a missing or wrong bearer token, None when allowed."""
     token = service_of(request).settings.api_token
     if token is None:
@@ -120,9 +120,9 @@ async def _trigger_request(request: Request) -> dict[str, Any] | Response:
 
 
 async def create_run(request: Request) -> Response:
-    denied = _denied(request)
-    if denied is not None:
-        return denied
+    refused = denied(request)
+    if refused is not None:
+        return refused
     data = await _trigger_request(request)
     if isinstance(data, Response):
         return data
@@ -150,9 +150,9 @@ async def create_run(request: Request) -> Response:
 
 
 async def cancel_run(request: Request) -> Response:
-    denied = _denied(request)
-    if denied is not None:
-        return denied
+    refused = denied(request)
+    if refused is not None:
+        return refused
     run_id = request.path_params["run_id"]
     run = service_of(request).cancel(run_id)
     if run is None:

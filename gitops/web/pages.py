@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gitops.schedules.model import TRIGGER
 from gitops.service import Service
 from gitops.status import RunStatus
 from gitops.store import RunRecord
@@ -58,7 +59,9 @@ async def run_page(request: Request) -> Response:
     stages = store.stages(run.id)
     stage, search = request.query_params.get("stage", ""), request.query_params.get("q", "")
     repository = service.settings.repository(run.provider, run.repository_name)
+    fire = store.schedules.fire_of(run.id) if run.trigger == TRIGGER else None
     return render_streaming(request, "run.html", {
+        "fire": fire,
         "run": run,
         "steps": views.stage_views(run, stages),
         "headline": views.headline(run, stages),

@@ -2,7 +2,7 @@
 
 ``Service.schedules`` (``ScheduleService``) describes a schedule as the ``/api/schedules`` API shows
 it: ``schedule.cron``, ``schedule.timezone``, ``schedule.suspend``, ``source``, ``next_fire`` and
-``last_fire`` (ISO 8601), ``last_outcome``. A service without schedules shows none.
+``last_fire`` (ISO 8601), ``last_outcome``. A service not started (no ``schedules``) shows none.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from gitops.web.views import ScheduleView
 
 def schedule_of(service: Service, environment: str) -> ScheduleView | None:
     """The schedule registered for `environment` (one per environment), or None."""
-    schedules = getattr(service, "schedules", None)  # absent until gitops.schedules is wired in
-    if schedules is None:
+    if service.schedules is None:
         return None
-    described = schedules.get(environment)
+    described = service.schedules.get(environment)  # a schedule's id is its environment's name
     return None if described is None else schedule_view(described)
 
 

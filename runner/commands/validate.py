@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from runner.config import ConfigError, find_config, load_pipeline
+from runner.schedule import Schedule
 from runner.yaml_schema import describe
+
+
+def schedule_summary(schedule: Schedule, now: datetime) -> str:
+    """``schedule: "0 3 * * *" in UTC, concurrency forbid; next fires: ...`` (three fire times)."""
+    fires = schedule.next_fires(now, 3)
+    if schedule.suspend:
+        when = "suspended: no fires until suspend is false"
+    elif not fires:
+        when = "it never fires again"
+    else:
+        when = "next fires " + ", ".join(time.strftime("%a %Y-%m-%d %H:%M %Z") for time in fires)
+    return f"schedule: {schedule.describe()}; {when}"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -37,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         print(error)
         return 1
     print(f"{config.name} is valid: {describe(pipeline)}")
+    if pipeline.pipeline.schedule is not None:
+        print(schedule_summary(pipeline.pipeline.schedule, datetime.now(UTC)))
     for notice in pipeline.notices:
         print(f"notice: {notice}")
     return 0

@@ -11,6 +11,7 @@ from typing import Any
 from runner.dag import format_dag, parse_dag
 from runner.hints import close_names, quoted, show, unknown_key_message
 from runner.model import LOG_LEVELS, Pipeline, PipelineSettings
+from runner.schedule import schedule_in
 from runner.yaml_io import YamlDocument, YamlPath
 from runner.yaml_schema.checker import MISSING, Checker
 from runner.yaml_schema.keys import (
@@ -211,6 +212,7 @@ def _pipeline_section(
     if "usage_stats" in section:
         check.boolean(section["usage_stats"], (*path, "usage_stats"))
     names = _Names(steps or (), optional["run_on_failure"])
+    schedule = schedule_in(section, path, check.problem)
     if pipeline_name is None or image is None or steps is None:
         return None, names
     settings = PipelineSettings(
@@ -220,6 +222,7 @@ def _pipeline_section(
         run_on_failure=optional["run_on_failure"],
         namespace=optional["namespace"],
         secrets_group=optional["secrets_group"],
+        schedule=schedule,
     )
     return settings, names
 

@@ -21,6 +21,7 @@ PIPELINE_KEYS = (
     "namespace",
     "secrets_group",
     "usage_stats",
+    "schedule",
 )
 STAGE_KEYS = (
     "executable_module_path",

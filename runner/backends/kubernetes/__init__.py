@@ -7,7 +7,8 @@ layer (separated by ``|``) do not import each other. This is the import-linter `
 2. ``jobs`` | ``services`` — batch stages as Jobs | service stages: apply, roll out, roll back.
 3. ``driving`` | ``runs`` — feeds a reducer and performs its actions | a run's namespace, code,
    secrets, clean-up and teardown.
-4. ``watching`` — watches and followed logs in threads, bridged onto the event loop.
+4. ``watching`` | ``lease`` — watches and followed logs in threads, bridged onto the event loop |
+   the scheduler's Lease, a leader lock (used by the GitOps service, see docs/schedules.md).
 5. ``api`` — the ONLY module that imports the ``kubernetes`` client (and ``urllib3``).
 6. ``rest`` — pure REST conventions: resources, paths, errors, the RBAC the code needs.
 7. ``job_progress`` | ``rollout_progress`` — the pure reducers of a Job's and a rollout's progress.

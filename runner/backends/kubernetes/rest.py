@@ -54,6 +54,7 @@ RESOURCES: dict[str, Resource] = {
     "Deployment": Resource("apis/apps/v1", "deployments"),
     "ReplicaSet": Resource("apis/apps/v1", "replicasets"),
     "Ingress": Resource("apis/networking.k8s.io/v1", "ingresses"),
+    "Lease": Resource("apis/coordination.k8s.io/v1", "leases"),
 }
 
 # The RBAC verbs each KubeApi method (and Watcher method) needs on the resource of its `kind` argument.
@@ -107,6 +108,7 @@ REQUIRED_PERMISSIONS = permissions(
         "Deployment": "get create update patch list watch delete",
         "Service": "get create patch list delete",
         "Ingress": "get create update patch list delete",
+        "Lease": "get create update",
     }
 )
 
