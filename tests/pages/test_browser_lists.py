@@ -4,6 +4,7 @@ from outside (a branch name, a commit message, a log line) becomes markup or scr
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,27 @@ def test_nothing_from_outside_becomes_markup_or_script(
         assert injected == [None, 0], (page, injected)
         assert branch[len("feature/"):] in driver.find_element(By.TAG_NAME, "main").text, page
     driver.save_screenshot(str(screenshots / "environment-preview.png"))
+
+
+def test_the_environment_page_shows_the_schedule_and_its_next_fire(
+    make_service: ServiceFactory, github_repo: SourceRepo, browser: Browser, screenshots: Path
+) -> None:
+    files = pipeline_files()
+    files["bodywork.yaml"] = files["bodywork.yaml"].replace(
+        "  DAG: prepare >> train\n",
+        "  DAG: prepare >> train\n  schedule:\n    cron: '30 4 * * 1'\n    timezone: Europe/Berlin\n",
+    )
+    sha = github_repo.commit(files, message="retrain every Monday")
+    github_repo.push()
+    service = make_service()
+    run = service.wait_for(push(service, "refs/heads/main", sha))
+    assert run["state"] == "succeeded", run["reason"]
+    [described] = service.client.get("/api/schedules").json()["schedules"]
+
+    driver = browser()
+    driver.get(f"{service.base_url}/environments/pipelines")
+    schedule = driver.find_element(By.ID, "schedule").text.splitlines()
+    next_fire = datetime.fromisoformat(described["next_fire"]).astimezone(UTC)
+    assert schedule == ["Schedule", "Cron", "30 4 * * 1 (Europe/Berlin)", "Next fire",
+                        f"{next_fire:%Y-%m-%d %H:%M:%S} UTC", "Declared in", "bodywork.yaml"]
+    driver.save_screenshot(str(screenshots / "environment-scheduled.png"))
