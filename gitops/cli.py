@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "runner.commands.services",
     "runner.commands.secrets",
     "runner.commands.deployments",
+    "runner.commands.cache",
     "gitops.commands.serve",
     "gitops.commands.schedules",
 )

@@ -11,6 +11,8 @@ from runner.events import (
     RunFinished,
     RunStarted,
     RunState,
+    ServiceExited,
+    ServiceRestarted,
     StageAttemptFailed,
     StageFinished,
     StageStarted,
@@ -63,6 +65,15 @@ class ConsoleReporter:
                 mark = _MARKS.get(event.state, event.state.value)
                 reason = f": {event.reason}" if event.reason else ""
                 return f"  {event.stage}: {mark} in {event.duration:.1f}s{reason}"
+            case ServiceExited():
+                last = "".join(f"\n  {event.stage.ljust(self._width)} ! {line}" for line in event.last_lines)
+                return (
+                    f"  {event.stage}: service exited with code {event.exit_code}; restart "
+                    f"{event.restarts} in {event.restart_in:.0f}s; its last lines:{last}"
+                )
+            case ServiceRestarted():
+                state = "serving again" if event.ready else f"restarted but not ready: {event.reason}"
+                return f"  {event.stage}: service restarted (restart {event.restarts}), {state}"
             case RunFinished():
                 elapsed = event.at - self._started_at
                 if event.state is RunState.SUCCEEDED:

@@ -21,6 +21,8 @@ from runner.events import (
     RunFinished,
     RunStarted,
     RunState,
+    ServiceExited,
+    ServiceRestarted,
     StageAttemptFailed,
     StageFinished,
     StageStarted,
@@ -143,6 +145,12 @@ class Engine:
             log=lambda line: self.bus.publish(LogLine(run_id, name, redactor.mask(line))),
             attempt_started=attempt_started,
             attempt_failed=attempt_failed,
+            service_exited=lambda code, lines, delay, restarts: self.bus.publish(
+                ServiceExited(run_id, name, code, restarts, delay, tuple(redactor.mask(x) for x in lines))
+            ),
+            service_restarted=lambda restarts, ready, reason: self.bus.publish(
+                ServiceRestarted(run_id, name, restarts, ready, redactor.mask(reason))
+            ),
         )
         redactor.track(job.secret_values)
         try:

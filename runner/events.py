@@ -100,6 +100,31 @@ class StageFinished:
 
 
 @dataclass(frozen=True)
+class ServiceExited:
+    """A service that was ready exited; it is restarted after `restart_in` seconds (back-off)."""
+
+    run_id: str
+    stage: str
+    exit_code: int
+    restarts: int
+    restart_in: float
+    last_lines: tuple[str, ...]
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class ServiceRestarted:
+    """A service was started again after it exited; `ready` says whether its port answers again."""
+
+    run_id: str
+    stage: str
+    restarts: int
+    ready: bool
+    reason: str = ""
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
 class RunFinished:
     run_id: str
     state: RunState
@@ -109,6 +134,7 @@ class RunFinished:
 
 Event = (
     RunStarted | StepStarted | StageStarted | LogLine | StageAttemptFailed | StageFinished | RunFinished
+    | ServiceExited | ServiceRestarted
 )
 Subscriber = Callable[[Event], None]
 

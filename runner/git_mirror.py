@@ -218,3 +218,21 @@ def head_commit(folder: Path) -> str | None:
         return str(pygit2.Repository(location).head.target)
     except (pygit2.GitError, KeyError):  # a repository with no commit yet
         return None
+
+
+def uncommitted_changes(folder: Path) -> list[str]:
+    """Paths that differ from the checked-out commit (changed, staged, new, deleted), ignored ones not."""
+    location = pygit2.discover_repository(str(folder))
+    if location is None:
+        return []
+    try:
+        repository = pygit2.Repository(location)
+        status = repository.status()
+    except pygit2.GitError:
+        return []
+    if repository.workdir is None:
+        return []
+    inside = folder.resolve().relative_to(Path(repository.workdir).resolve()).as_posix()
+    prefix = "" if inside == "." else f"{inside}/"
+    changed = (p for p, flags in status.items() if flags & ~pygit2.enums.FileStatus.IGNORED)
+    return sorted(p for p in changed if p.startswith(prefix))

@@ -64,6 +64,8 @@ class PipelineSettings:
     namespace: str | None = None
     secrets_group: str | None = None
     schedule: Schedule | None = None
+    # An extension for the local backend: the Python version of the stages (runner.python_version).
+    python_version: str | None = None
 
 
 @dataclass(frozen=True)

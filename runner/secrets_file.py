@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import FatalError
+from runner.model import Pipeline
 from runner.yaml_io import YamlError, parse_yaml
 
 Secrets = Mapping[str, Mapping[str, str]]
@@ -56,3 +57,27 @@ def _secret_map(value: Any, where: str) -> dict[str, dict[str, str]]:
         # Values may be written unquoted (numbers, booleans); stages receive them as text.
         result[str(name)] = {k: "" if v is None else str(v) for k, v in keys.items()}
     return result
+
+
+def missing_secrets_message(pipeline: Pipeline, secrets: Secrets, secrets_file: Path | None) -> str | None:
+    """Every secret key the pipeline's stages need and `secrets` lacks, said at once with the fix."""
+    handler = pipeline.pipeline.run_on_failure
+    stages = pipeline.stages_in_dag() + ([pipeline.stage(handler)] if handler in pipeline.stages else [])
+    missing = [
+        f"stage {stage.name} needs key {variable!r} of secret {name!r}"
+        for stage in stages
+        for variable, name in stage.secrets
+        if variable not in secrets.get(name, {})
+    ]
+    if not missing:
+        return None
+    group = pipeline.pipeline.secrets_group
+    if secrets_file is None:
+        fix = (
+            "no secrets file was given: write the secrets into a YAML file (its format is in "
+            "`bodywork run --help`) and pass it with --secrets-file"
+        )
+    else:
+        where = f"`secrets:` or `groups: {group}:`" if group else "`secrets:`"
+        fix = f"add them under {where} in the secrets file {secrets_file}"
+    return f"{'; '.join(missing)}; {fix}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,6 +37,10 @@ class StageJob:
     attempt_failed: Callable[[int, str], None]
     # Secret values the backend resolved; the engine masks them in every log line and reason.
     secret_values: set[str] = field(default_factory=set)
+    # A running service exited (exit code, its last log lines, restart delay, restart count), and was
+    # started again (restart count, ready, why not): for backends that supervise services themselves.
+    service_exited: Callable[[int, Sequence[str], float, int], None] = lambda *_: None
+    service_restarted: Callable[[int, bool, str], None] = lambda *_: None
 
     @property
     def module_path(self) -> Path:

@@ -1,31 +1,35 @@
 """The local backend, the embedded default: stages as processes on this machine.
 
 Batch stages run in a copy of the commit's files (the run's workspace), in their module's folder, with
-the interpreter of a cached virtual environment. Services run as processes that are ready once their
-port accepts connections; they keep running between runs until :meth:`LocalBackend.close`.
+the interpreter of a cached virtual environment built for the pipeline's Python version. Services run
+as processes (see local_services.py) and keep running between runs until :meth:`LocalBackend.close`;
+stages reach them by stage name through the environment's name proxy (name_proxy.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.backends import notebooks
 from runner.backends.base import ARTIFACTS_DIR_VARIABLE, RunContext, StageError, StageJob, StageResult
+from runner.backends.env_cache import Limits
+from runner.backends.interpreters import install_hint, interpreter_for
+from runner.backends.local_services import LocalServices, RestartPolicy, RunningService
+from runner.backends.name_proxy import NameProxy
 from runner.backends.processes import StageProcess, stage_environment
 from runner.backends.venvs import VenvCache
 from runner.events import StageState
-from runner.model import Stage
+from runner.model import Pipeline, Stage
+from runner.python_version import choose_python
+from runner.secrets_file import missing_secrets_message
 
 log = logging.getLogger(__name__)
-
-NOTEBOOK_EXECUTOR = Path(__file__).resolve().parent.parent / "_stage_support" / "notebook.py"
-_READINESS_PROBE_INTERVAL = 0.05
 
 
 def default_cache_dir() -> Path:
@@ -38,21 +42,33 @@ def default_state_dir() -> Path:
     return Path(base) / "bodywork-gitops"
 
 
-@dataclass
-class _RunningService:
-    stage: Stage
-    environment: str
-    commit: str
-    run_id: str
-    workspace: Path
-    python: Path
-    env: Mapping[str, str]
-    process: StageProcess
+@dataclass(frozen=True)
+class _RunPython:
+    """The base interpreter of a run's stages, and a note when it is not the one the pipeline asks for."""
 
-    @property
-    def port(self) -> int:
-        assert self.stage.service is not None
-        return self.stage.service.port
+    path: str
+    version: str
+    note: str = ""
+
+
+def port_conflicts(pipeline: Pipeline) -> str | None:
+    """Two service stages with one port: fine on Kubernetes (a pod each), impossible on one machine."""
+    by_port: dict[int, list[str]] = {}
+    for stage in pipeline.service_stages():
+        assert stage.service is not None
+        by_port.setdefault(stage.service.port, []).append(stage.name)
+    clashes = [(port, names) for port, names in by_port.items() if len(names) > 1]
+    if not clashes:
+        return None
+    described = "; ".join(
+        f"stages {' and '.join(names)} {'both' if len(names) == 2 else 'all'} declare port {port}"
+        for port, names in clashes
+    )
+    return (
+        f"{described}: on Kubernetes each service has an address of its own, but locally they share "
+        f"this machine's, so give each a port of its own (stages.{clashes[0][1][-1]}.service.port); "
+        "other stages still reach them by stage name"
+    )
 
 
 class LocalBackend:
@@ -64,15 +80,21 @@ class LocalBackend:
         state_dir: Path | None = None,
         secrets: Mapping[str, Mapping[str, str]] | None = None,
         host: str = "127.0.0.1",
+        secrets_file: Path | None = None,
+        restart_policy: RestartPolicy | None = None,
+        cache_limits: Limits | None = None,
     ) -> None:
-        self.venvs = VenvCache((cache_dir or default_cache_dir()) / "venvs")
+        self.venvs = VenvCache((cache_dir or default_cache_dir()) / "venvs", cache_limits)
         self.state_dir = state_dir or default_state_dir()
         self.secrets = secrets or {}
-        self.host = host
-        self._services: dict[tuple[str, str], _RunningService] = {}
-        self._service_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.secrets_file = secrets_file
+        self.services = LocalServices(host, restart_policy or RestartPolicy())
+        self.venvs.protected = lambda: {s.python.parent.parent.name for s in self.services.running.values()}
+        self._proxies: dict[str, NameProxy] = {}
+        self._pipelines: dict[str, Pipeline] = {}
+        self._pythons: dict[str, _RunPython] = {}
         # Runs between start_run and finish_run: their workspaces are in use.
-        self._active_runs: set[str] = set()
+        self._active_runs: dict[str, str] = {}  # run id -> environment
 
     # -- runs ---------------------------------------------------------------------------------------
 
@@ -83,31 +105,72 @@ class LocalBackend:
         return self.state_dir / "environments" / environment / "artifacts"
 
     async def start_run(self, run: RunContext) -> None:
-        self._active_runs.add(run.run_id)
+        """Checks what would fail later (secrets, ports, the Python version), then copies the files."""
+        self._active_runs[run.run_id] = run.environment
+        problem = missing_secrets_message(run.pipeline, self.secrets, self.secrets_file)
+        problem = problem or port_conflicts(run.pipeline)
+        if problem:
+            raise StageError(problem)
+        self._pythons[run.run_id] = await self._python_for(run.pipeline)
+        self._pipelines[run.environment] = run.pipeline
+        await self._start_proxy(run.environment)
         workspace = self.workspace(run)
-        if workspace.exists():
-            return
-        workspace.parent.mkdir(parents=True, exist_ok=True)
-        # A copy, so that a service can be restored from exactly its own commit later on and stages
-        # never write into the repository they came from. Links are copied as links, never followed.
-        ignore = shutil.ignore_patterns(".git")
-        await asyncio.to_thread(shutil.copytree, run.source_dir, workspace, symlinks=True, ignore=ignore)
+        if not workspace.exists():
+            workspace.parent.mkdir(parents=True, exist_ok=True)
+            # A copy, so that a service can be restored from exactly its own commit later on and
+            # stages never write into the repository they came from. Links are copied as links.
+            ignore = shutil.ignore_patterns(".git")
+            await asyncio.to_thread(shutil.copytree, run.source_dir, workspace, symlinks=True, ignore=ignore)
         self.artifacts_dir(run.environment).mkdir(parents=True, exist_ok=True)
+
+    async def _start_proxy(self, environment: str) -> None:
+        proxy = self._proxies.get(environment)
+        if proxy is not None and proxy.serving:
+            return
+        if proxy is not None:
+            await proxy.close()
+        upstream = os.environ.get("http_proxy") or os.environ.get("HTTP_PROXY")  # the user's own proxy
+        proxy = NameProxy(self._resolver(environment), upstream)
+        await proxy.start()
+        self._proxies[environment] = proxy
+
+    @staticmethod
+    async def _python_for(pipeline: Pipeline) -> _RunPython:
+        choice = choose_python(pipeline.pipeline.python_version, pipeline.pipeline.docker_image)
+        path, version = await asyncio.to_thread(interpreter_for, choice)
+        note = ""
+        if choice is not None and version != choice.version:
+            note = (
+                f"{choice.reason}, which is not installed here: the stages run on Python {version}; "
+                f"{install_hint(choice.version)}"
+            )
+        return _RunPython(path, version, note)
+
+    def _resolver(self, environment: str) -> Callable[[str], int | None]:
+        def resolve(host: str) -> int | None:
+            pipeline = self._pipelines.get(environment)
+            declared = {s.name: s for s in pipeline.service_stages()} if pipeline else {}
+            return self.services.port_for_host(environment, host, declared)
+
+        return resolve
 
     async def finish_run(self, run: RunContext, succeeded: bool) -> None:
         if succeeded:
             wanted = {s.name for s in run.pipeline.service_stages()}
-            for key, service in list(self._services.items()):
-                if service.environment == run.environment and service.stage.name not in wanted:
-                    log.info("removing service %s: no longer in the pipeline", service.stage.name)
-                    await service.process.stop()
-                    del self._services[key]
-        self._active_runs.discard(run.run_id)
+            await self.services.stop_where(run.environment, keep=wanted)
+        self._active_runs.pop(run.run_id, None)
+        self._pythons.pop(run.run_id, None)
+        if run.environment not in self._active_runs.values() and not any(
+            s.environment == run.environment for s in self.services.running.values()
+        ):
+            proxy = self._proxies.pop(run.environment, None)  # nothing left that could call a service
+            if proxy is not None:
+                await proxy.close()
         self._remove_unused_workspaces()
 
     def _remove_unused_workspaces(self) -> None:
         """Removes the workspaces of finished runs whose files no running service needs."""
-        in_use = {service.workspace for service in self._services.values()}
+        in_use = {service.workspace for service in self.services.running.values()}
         in_use |= {self.state_dir / "runs" / run_id for run_id in self._active_runs}
         runs = self.state_dir / "runs"
         for folder in runs.iterdir() if runs.exists() else ():
@@ -116,48 +179,49 @@ class LocalBackend:
 
     async def teardown(self, environment: str) -> None:
         """Stops the environment's services and deletes its artifacts."""
-        for key, service in list(self._services.items()):
-            if service.environment == environment:
-                await service.process.stop()
-                del self._services[key]
+        await self.services.stop_where(environment)
+        proxy = self._proxies.pop(environment, None)
+        if proxy is not None:
+            await proxy.close()
         shutil.rmtree(self.artifacts_dir(environment).parent, ignore_errors=True)
         self._remove_unused_workspaces()
 
     async def close(self) -> None:
-        """Stops every service this backend started."""
-        await asyncio.gather(*(s.process.stop() for s in self._services.values()))
-        self._services.clear()
+        """Stops every service this backend started, and the name proxies."""
+        await self.services.stop_all()
+        proxies, self._proxies = list(self._proxies.values()), {}
+        await asyncio.gather(*(p.close() for p in proxies))
         self._remove_unused_workspaces()
 
     def running_services(self) -> list[tuple[str, str, int, str]]:
         """(environment, stage, port, commit) of every service this backend keeps running."""
-        return [
-            (s.environment, s.stage.name, s.port, s.commit) for s in self._services.values()
-        ]
+        return [(s.environment, s.stage.name, s.port, s.commit) for s in self.services.running.values()]
 
     # -- what every stage needs ---------------------------------------------------------------------
 
     def _environment_for(self, job: StageJob) -> dict[str, str]:
         env = dict(job.env)
         env[ARTIFACTS_DIR_VARIABLE] = str(self.artifacts_dir(job.run.environment))
-        group = job.run.pipeline.pipeline.secrets_group
+        # As in Bodywork's image: modules at the repository's root import from any stage's folder.
+        env["PYTHONPATH"] = str(self.workspace(job.run))
+        proxy = self._proxies.get(job.run.environment)
+        if proxy is not None:
+            env.update(proxy.stage_variables(os.environ.get("no_proxy") or os.environ.get("NO_PROXY", "")))
         for variable, secret_name in job.stage.secrets:
-            secret = self.secrets.get(secret_name)
-            if secret is None or variable not in secret:
-                where = f"secret {secret_name!r}" + (f" of group {group!r}" if group else "")
-                raise StageError(
-                    f"stage {job.stage.name} needs key {variable!r} of {where}, which the secrets "
-                    "file does not hold; add it there and pass the file with --secrets-file"
-                )
-            env[variable] = secret[variable]
-            job.secret_values.add(secret[variable])
+            value = self.secrets.get(secret_name, {}).get(variable)
+            if value is None:  # start_run checked every secret; this one went missing since
+                raise StageError(f"stage {job.stage.name} needs key {variable!r} of secret {secret_name!r}")
+            env[variable] = value
+            job.secret_values.add(value)
         return stage_environment(env)
 
-    def _command(self, python: Path, stage: Stage) -> list[str]:
-        module = Path(stage.executable_module_path).name
-        if stage.is_notebook:
-            return [str(python), str(NOTEBOOK_EXECUTOR), module, *stage.args]
-        return [str(python), module, *stage.args]
+    async def _python(self, job: StageJob) -> Path:
+        run_python = self._pythons.get(job.run.run_id) or await self._python_for(job.run.pipeline)
+        if run_python.note:
+            job.log(f"note: {run_python.note}")
+        return await self.venvs.ensure(
+            notebooks.environment_requirements(job.stage), job.log, run_python.path, run_python.version
+        )
 
     @staticmethod
     def _stage_folder(workspace: Path, stage: Stage) -> Path:
@@ -173,7 +237,7 @@ class LocalBackend:
         reason = ""
         for attempt in range(1, attempts + 1):
             job.attempt_started(attempt)
-            python = await self.venvs.ensure(job.stage.requirements, job.log)
+            python = await self._python(job)
             reason = await self._attempt(job, python, env, settings.max_completion_time_seconds)
             if not reason:
                 return StageResult(StageState.SUCCEEDED, attempt)
@@ -186,7 +250,7 @@ class LocalBackend:
     ) -> str:
         """Runs one attempt; the reason it failed, or "" when it succeeded."""
         process = await StageProcess.start(
-            self._command(python, job.stage),
+            notebooks.command(python, job.stage),
             self._stage_folder(self.workspace(job.run), job.stage),
             env,
             job.log,
@@ -205,97 +269,15 @@ class LocalBackend:
     # -- service stages -----------------------------------------------------------------------------
 
     async def deploy_service(self, job: StageJob) -> StageResult:
-        assert job.stage.service is not None
-        key = (job.run.environment, job.stage.name)
-        async with self._service_locks.setdefault(key, asyncio.Lock()):
-            return await self._deploy(job, key)
-
-    async def _deploy(self, job: StageJob, key: tuple[str, str]) -> StageResult:
         settings = job.stage.service
         assert settings is not None
         if settings.replicas > 1:
             job.log(f"the local backend runs one process for {settings.replicas} replicas")
         env = self._environment_for(job)
         job.attempt_started(1)
-        python = await self.venvs.ensure(job.stage.requirements, job.log)
-        previous = self._services.pop(key, None)
-        if previous is not None:
-            await previous.process.stop()
-        elif await self._port_answers(settings.port):
-            raise StageError(
-                f"port {settings.port} is already in use by another program; stop that program or "
-                f"change stages.{job.stage.name}.service.port"
-            )
-        process = await StageProcess.start(
-            self._command(python, job.stage),
-            self._stage_folder(self.workspace(job.run), job.stage),
-            env,
-            job.log,
+        python = await self._python(job)
+        candidate = RunningService(
+            job.stage, job.run.environment, job.run.commit, job.run.run_id, self.workspace(job.run),
+            python, env, job,
         )
-        candidate = _RunningService(
-            job.stage, job.run.environment, job.run.commit, job.run.run_id,
-            self.workspace(job.run), python, env, process,
-        )
-        try:
-            problem = await self._wait_until_ready(candidate, settings.max_startup_time_seconds)
-        except asyncio.CancelledError:
-            await process.stop()
-            await self._restore(key, previous, job)
-            raise
-        if problem is None:
-            self._services[key] = candidate
-            return StageResult(StageState.SUCCEEDED)
-        await process.stop()
-        restored = await self._restore(key, previous, job)
-        return StageResult(StageState.ROLLED_BACK, 1, f"{problem}; {restored}")
-
-    async def _restore(
-        self, key: tuple[str, str], previous: _RunningService | None, job: StageJob
-    ) -> str:
-        if previous is None:
-            return "the new version was removed (there was no previous version)"
-        process = await StageProcess.start(
-            # The previous version's own module, args and files: the new version may have moved them.
-            self._command(previous.python, previous.stage),
-            self._stage_folder(previous.workspace, previous.stage),
-            previous.env,
-            job.log,
-        )
-        previous.process = process
-        assert previous.stage.service is not None
-        timeout = previous.stage.service.max_startup_time_seconds
-        problem = await asyncio.shield(self._wait_until_ready(previous, timeout))
-        if problem is not None:
-            await process.stop()
-            return f"restoring the previous version (commit {previous.commit[:12]}) failed too: {problem}"
-        self._services[key] = previous
-        return f"rolled back to the previous version (commit {previous.commit[:12]})"
-
-    async def _wait_until_ready(self, service: _RunningService, timeout: int) -> str | None:
-        """None once the service's port accepts connections, else why it never did."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            if service.process.returncode is not None:
-                return (
-                    f"service exited with code {service.process.returncode} before it was ready "
-                    f"on port {service.port}"
-                )
-            if await self._port_answers(service.port):
-                return None
-            if asyncio.get_running_loop().time() >= deadline:
-                return (
-                    f"service was not ready on port {service.port} within "
-                    f"max_startup_time_seconds ({timeout}s)"
-                )
-            await asyncio.sleep(_READINESS_PROBE_INTERVAL)
-
-    async def _port_answers(self, port: int) -> bool:
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(self.host, port), 1.0)
-        except (OSError, TimeoutError):
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True
-
+        return await self.services.deploy(candidate)

@@ -119,3 +119,8 @@ class StageProcess:
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+        # A detached grandchild (its own session) may still hold the output pipe open; the pipe and the
+        # transport are released now rather than whenever that process ends.
+        transport = getattr(self.process, "_transport", None)
+        if transport is not None:
+            transport.close()

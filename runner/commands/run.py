@@ -19,10 +19,13 @@ from runner.console import ConsoleReporter
 from runner.engine import Engine, RunRequest
 from runner.errors import FatalError
 from runner.events import EventBus
-from runner.git_mirror import head_commit
+from runner.git_mirror import head_commit, uncommitted_changes
 from runner.git_source import fetch_commit, is_git_url
 from runner.model import Pipeline
 from runner.secrets_file import load_secrets_file
+
+# Appended to the commit of a folder whose files differ from it, as `git describe --dirty` does.
+DIRTY_SUFFIX = "-dirty"
 
 SECRETS_HELP = """\
 secrets file format (YAML): `secrets:` maps secret names to {KEY: value}; `groups:` maps a
@@ -75,7 +78,20 @@ def _resolve_source(args: argparse.Namespace, scratch: Path) -> tuple[Path, str]
     folder = Path(args.source)
     if not folder.is_dir():
         raise FatalError(f"{args.source} is neither a folder nor a Git URL (https://, ssh://, file://)")
-    return folder, head_commit(folder) or _content_hash(folder)
+    commit = head_commit(folder)
+    if commit is None:
+        return folder, _content_hash(folder)
+    changes = uncommitted_changes(folder)
+    if changes:
+        # The files run as they are, so the commit must not pass for what ran.
+        commit = f"{commit}{DIRTY_SUFFIX}"
+        shown = ", ".join(changes[:5]) + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
+        print(
+            f"notice: {folder} has uncommitted changes ({shown}); they run as they are, with "
+            f"GIT_COMMIT_HASH={commit}; commit them, or stash them to run the commit itself",
+            file=sys.stderr,
+        )
+    return folder, commit
 
 
 def _content_hash(folder: Path) -> str:
@@ -90,7 +106,10 @@ def _backend_options(args: argparse.Namespace, pipeline: Pipeline) -> dict[str, 
     if args.backend == "local":
         if args.secrets_file is None:
             return {}
-        return {"secrets": load_secrets_file(args.secrets_file, pipeline.pipeline.secrets_group)}
+        return {
+            "secrets": load_secrets_file(args.secrets_file, pipeline.pipeline.secrets_group),
+            "secrets_file": args.secrets_file,
+        }
     if args.secrets_file is not None:
         raise FatalError(
             "--secrets-file is for local runs; on Kubernetes create the secrets in the cluster with "

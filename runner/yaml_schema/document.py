@@ -11,6 +11,7 @@ from typing import Any
 from runner.dag import format_dag, parse_dag
 from runner.hints import close_names, quoted, show, unknown_key_message
 from runner.model import LOG_LEVELS, Pipeline, PipelineSettings
+from runner.python_version import PYTHON_VERSION_KEY, version_problem
 from runner.schedule import schedule_in
 from runner.yaml_io import YamlDocument, YamlPath
 from runner.yaml_schema.checker import MISSING, Checker
@@ -211,6 +212,7 @@ def _pipeline_section(
             optional[key] = check.string(section[key], (*path, key), pattern, rule)
     if "usage_stats" in section:
         check.boolean(section["usage_stats"], (*path, "usage_stats"))
+    python_version = _python_version(check, section, path)
     names = _Names(steps or (), optional["run_on_failure"])
     schedule = schedule_in(section, path, check.problem)
     if pipeline_name is None or image is None or steps is None:
@@ -223,8 +225,20 @@ def _pipeline_section(
         namespace=optional["namespace"],
         secrets_group=optional["secrets_group"],
         schedule=schedule,
+        python_version=python_version,
     )
     return settings, names
+
+
+def _python_version(check: Checker, section: dict[object, Any], path: YamlPath) -> str | None:
+    """The optional python_version extension (see runner.python_version)."""
+    if PYTHON_VERSION_KEY not in section:
+        return None
+    problem = version_problem(section[PYTHON_VERSION_KEY])
+    if problem is not None:
+        check.problem((*path, PYTHON_VERSION_KEY), problem)
+        return None
+    return str(section[PYTHON_VERSION_KEY])
 
 
 def _dag(check: Checker, section: dict[object, Any], path: YamlPath) -> tuple[tuple[str, ...], ...] | None:

@@ -22,6 +22,7 @@ PIPELINE_KEYS = (
     "secrets_group",
     "usage_stats",
     "schedule",
+    "python_version",  # our extension, read by runner.python_version
 )
 STAGE_KEYS = (
     "executable_module_path",

@@ -67,3 +67,50 @@ class Handler(http.server.BaseHTTPRequestHandler):
 print("serving", flush=True)
 http.server.HTTPServer(("127.0.0.1", {port}), Handler).serve_forever()
 """
+
+
+def wheel(folder: Path, name: str, version: str, files: dict[str, str], requires_python: str = "") -> Path:
+    """A real, installable pure-Python wheel built by hand, so that tests need no index."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist = f"{name.replace('-', '_')}-{version}"
+    path = folder / f"{dist}-py3-none-any.whl"
+    folder.mkdir(parents=True, exist_ok=True)
+    contents = {
+        **files,
+        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + (f"Requires-Python: {requires_python}\n" if requires_python else ""),
+        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = []
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in contents.items():
+            archive.writestr(member, text)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+            record.append(f"{member},sha256={digest.decode()},{len(text.encode())}")
+        record.append(f"{dist}.dist-info/RECORD,,")
+        archive.writestr(f"{dist}.dist-info/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+def failing_sdist(folder: Path, name: str, version: str, message: str) -> Path:
+    """A source distribution whose build fails with `message`, as old packages do on a newer Python."""
+    import io
+    import tarfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}.tar.gz"
+    members = {
+        "setup.py": f"import sys\nsys.stderr.write({message!r} + '\\n')\nraise SystemExit(1)\n",
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    }
+    with tarfile.open(path, "w:gz") as archive:
+        for member, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{name}-{version}/{member}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path

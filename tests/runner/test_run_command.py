@@ -166,3 +166,45 @@ def test_ctrl_c_stops_the_services_cleanly(tmp_path: Path, home: Path) -> None:
             process.kill()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def test_uncommitted_changes_run_and_are_said_with_a_dirty_commit(tmp_path: Path, home: Path) -> None:
+    repo = write(tmp_path / "repo", {
+        "bodywork.yaml": _yaml("hello", {"hello": _batch("hello.py")}),
+        "hello.py": "import os; print('v1', os.environ['GIT_COMMIT_HASH'])",
+    })
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "v1")
+    head = _git(repo, "rev-parse", "HEAD")
+    (repo / "hello.py").write_text("import os; print('v2', os.environ['GIT_COMMIT_HASH'])")
+
+    result = _run([str(repo), "--once"], home)
+
+    assert result.returncode == 0, result.stderr
+    assert f"v2 {head}-dirty" in result.stdout
+    assert (
+        f"notice: {repo} has uncommitted changes (hello.py); they run as they are, with "
+        f"GIT_COMMIT_HASH={head}-dirty; commit them, or stash them to run the commit itself"
+    ) in result.stderr
+
+
+def test_a_missing_secret_without_a_secrets_file_says_none_was_given(tmp_path: Path, home: Path) -> None:
+    ran = tmp_path / "first-ran"
+    source = write(tmp_path / "repo", {
+        "bodywork.yaml": _yaml("first >> use", {
+            "first": _batch("first.py"),
+            "use": _batch("use.py", secrets={"API_KEY": "external-api"}),
+        }),
+        "first.py": f"open({str(ran)!r}, 'w').write('x')",
+        "use.py": "print('never')",
+    })
+
+    result = _run([str(source), "--once"], home)
+
+    assert result.returncode == 1
+    assert (
+        "could not prepare the environment: stage use needs key 'API_KEY' of secret 'external-api'; no "
+        "secrets file was given"
+    ) in result.stdout
+    assert not ran.exists()
