@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from types import ModuleType
 
 from runner.errors import FatalError
@@ -25,6 +26,11 @@ _COMMAND_MODULES = (
 )
 
 
+# Packages above gitops (chatops) add subcommands through this entry point group, each naming a module
+# like those above; gitops never imports them by name.
+COMMAND_ENTRY_POINTS = "bodywork_gitops.commands"
+
+
 def _available_commands() -> list[ModuleType]:
     modules = []
     for name in _COMMAND_MODULES:
@@ -33,6 +39,8 @@ def _available_commands() -> list[ModuleType]:
         except ModuleNotFoundError as error:
             if error.name != name:  # a real missing dependency, not a command still to be written
                 raise
+    for point in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda p: p.name):
+        modules.append(point.load())
     return modules
 
 

@@ -58,6 +58,10 @@ class Mirrors:
     def has_commit(self, repository: RepositorySettings, sha: str) -> bool:
         return self._mirror(repository).has_commit(sha)
 
+    def describe_sync(self, repository: RepositorySettings, sha: str) -> tuple[str, str] | None:
+        """(author, first line of the message) of a commit already fetched, else None."""
+        return self._mirror(repository).describe(sha)
+
     def resolve_sync(self, repository: RepositorySettings, ref: str) -> str | None:
         """The commit `ref` (``refs/heads/x``, ``refs/tags/v1``, a branch name or a SHA) points at."""
         return self._mirror(repository).resolve(ref)

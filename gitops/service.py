@@ -162,6 +162,11 @@ class Service:
         )
 
     @property
+    def backend(self) -> Backend | None:
+        """The runner backend (once started); extensions delete services through it."""
+        return self._backend
+
+    @property
     def publisher(self) -> StatusPublisher | None:
         return self._publisher
 
@@ -189,10 +194,17 @@ class Service:
         )
 
     async def trigger(
-        self, repository: RepositorySettings, ref: str, commit: str, target: Target, key: str | None
+        self,
+        repository: RepositorySettings,
+        ref: str,
+        commit: str,
+        target: Target,
+        key: str | None,
+        trigger: str = "manual",
     ) -> Decision:
+        """A run asked for by a person: through the API (``manual``) or chat (``slack:<user>``)."""
         keys = [f"manual:{key}"] if key else []
-        return await self._enqueue(repository, ref, commit, target, "manual", "", keys)
+        return await self._enqueue(repository, ref, commit, target, trigger, "", keys)
 
     async def _enqueue(
         self,

@@ -156,6 +156,17 @@ class BareMirror:
             return False
         return obj is not None and obj.type == ObjectType.COMMIT
 
+    def describe(self, sha: str) -> tuple[str, str] | None:
+        """(author name, first line of the message) of commit `sha`, or None when it is not here."""
+        try:
+            obj = self._open().get(sha)
+        except (pygit2.GitError, ValueError):
+            return None
+        if not isinstance(obj, pygit2.Commit):
+            return None
+        message = obj.message.strip().splitlines()
+        return obj.author.name, message[0] if message else ""
+
     def resolve(self, ref: str) -> str | None:
         """The commit `ref` (``refs/heads/x``, ``refs/tags/v1``, a branch or tag name, a SHA or an
         abbreviated one) points at, or None."""

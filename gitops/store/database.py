@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gitops.status import ACTIVE, FailureKind, RunStatus
+from gitops.store.reads import RunReads
 from gitops.store.records import (
     RUN_COLUMNS,
     Accepted,
-    LogRecord,
+    AuditRecord,
+    MessageRecord,
     NewRun,
     Recovered,
     RunRecord,
-    StageRecord,
     run_from_row,
 )
 from gitops.store.schedules import ScheduleTables
@@ -37,7 +38,9 @@ T = TypeVar("T")
 _ACTIVE = tuple(status.value for status in ACTIVE)
 
 
-class Store:
+class Store(RunReads):
+    """The store: its reads are :class:`~gitops.store.reads.RunReads`'s; its writes are here."""
+
     def __init__(self, path: Path, on_commit: Callable[[float], None] | None = None) -> None:
         """`on_commit` is told how long each commit of the writer thread took (seconds)."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,96 +130,6 @@ class Store:
     def _get(self, run_id: str) -> RunRecord | None:
         rows = self._db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchall()
         return run_from_row(rows[0]) if rows else None
-
-    def get(self, run_id: str) -> RunRecord | None:
-        with self._read_lock:
-            # fetchall, not fetchone: a statement left unfinished would keep an old snapshot open.
-            rows = self._read.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchall()
-        return run_from_row(rows[0]) if rows else None
-
-    def list_runs(
-        self,
-        *,
-        pipeline: str | None = None,
-        environment: str | None = None,
-        state: RunStatus | None = None,
-        repository: str | None = None,
-        ref: str | None = None,
-        trigger: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[RunRecord]:
-        """Newest first; `ref` matches the full ref or the branch or tag name (``main``)."""
-        clauses: list[str] = []
-        values: list[str] = []
-        for column, value in (
-            ("pipeline", pipeline), ("environment", environment), ("state", state.value if state else None),
-            ("trigger", trigger),
-        ):
-            if value:
-                clauses.append(f"{column} = ?")
-                values.append(value)
-        if repository:
-            clauses.append("repository LIKE ?")
-            values.append(f"%:{repository.lower()}")
-        if ref:
-            clauses.append("ref IN (?, ?, ?)")
-            values += [ref, f"refs/heads/{ref}", f"refs/tags/{ref}"]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._read_lock:
-            rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs {where} "
-                "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-                (*values, limit, offset),
-            ).fetchall()
-        return [run_from_row(row) for row in rows]
-
-    def latest_per_environment(self) -> list[RunRecord]:
-        """The newest run of each environment, environments by name."""
-        with self._read_lock:
-            rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs AS r WHERE rowid = (SELECT rowid FROM runs "
-                "WHERE environment = r.environment ORDER BY created_at DESC, rowid DESC LIMIT 1) "
-                "ORDER BY environment"
-            ).fetchall()
-        return [run_from_row(row) for row in rows]
-
-    def distinct(self, column: str) -> list[str]:
-        """The values of `column` (environment, trigger, repository, ref) found in runs, sorted."""
-        if column not in ("environment", "trigger", "repository", "ref"):
-            raise ValueError(f"no distinct values of {column!r}")
-        with self._read_lock:
-            rows = self._read.execute(f"SELECT DISTINCT {column} FROM runs ORDER BY 1").fetchall()
-        return [row[0] for row in rows]
-
-    def queued(self) -> list[RunRecord]:
-        with self._read_lock:
-            rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE state = ? ORDER BY created_at, rowid",
-                (RunStatus.QUEUED.value,),
-            ).fetchall()
-        return [run_from_row(row) for row in rows]
-
-    def count_deliveries(self) -> int:
-        with self._read_lock:
-            return int(self._read.execute("SELECT COUNT(*) FROM deliveries").fetchall()[0][0])
-
-    def stages(self, run_id: str) -> list[StageRecord]:
-        with self._read_lock:
-            rows = self._read.execute(
-                "SELECT stage, kind, state, attempts, started_at, finished_at, reason, url FROM stages "
-                "WHERE run_id = ? ORDER BY rowid",
-                (run_id,),
-            ).fetchall()
-        return [StageRecord(*row) for row in rows]
-
-    def logs(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[LogRecord]:
-        with self._read_lock:
-            rows = self._read.execute(
-                "SELECT id, stage, line, at FROM logs WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
-                (run_id, after, limit),
-            ).fetchall()
-        return [LogRecord(*row) for row in rows]
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -311,6 +224,52 @@ class Store:
                 "INSERT INTO logs (run_id, stage, line, at) VALUES (?, ?, ?, ?)",
                 [(run_id, stage, line, at) for stage, line, at in lines],
             )
+
+    # -- chat messages of runs, and the audit log ----------------------------------------------
+
+    def message(self, run_id: str, sink: str) -> MessageRecord | None:
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT channel, ts, parts FROM run_messages WHERE run_id = ? AND sink = ?", (run_id, sink)
+            ).fetchall()
+        return MessageRecord(rows[0][0], rows[0][1], frozenset(json.loads(rows[0][2]))) if rows else None
+
+    def put_message(self, run_id: str, sink: str, channel: str, ts: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO run_messages (run_id, sink, channel, ts) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id, sink) DO UPDATE SET channel = excluded.channel, ts = excluded.ts",
+                (run_id, sink, channel, ts),
+            )
+
+    def add_message_part(self, run_id: str, sink: str, part: str) -> None:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT parts FROM run_messages WHERE run_id = ? AND sink = ?", (run_id, sink)
+            ).fetchall()
+            if rows:
+                parts = sorted({*json.loads(rows[0][0]), part})
+                db.execute(
+                    "UPDATE run_messages SET parts = ? WHERE run_id = ? AND sink = ?",
+                    (json.dumps(parts), run_id, sink),
+                )
+
+    def add_audit(self, at: float, actor: str, action: str, outcome: str, entry: dict[str, Any]) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO audit (at, actor, action, outcome, entry) VALUES (?, ?, ?, ?, ?)",
+                (at, actor, action, outcome, json.dumps(entry)),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def audit(self, limit: int = 100, before: int | None = None) -> list[AuditRecord]:
+        """Newest first; `before` (an id) pages back."""
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT id, at, entry FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
+                (before if before is not None else 2**62, limit),
+            ).fetchall()
+        return [AuditRecord(row[0], row[1], json.loads(row[2])) for row in rows]
 
     def prune_deliveries(self, older_than: float) -> int:
         """Forgets delivery ids received before `older_than` (epoch seconds); returns how many."""

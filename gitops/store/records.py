@@ -97,6 +97,25 @@ class LogRecord:
 
 
 @dataclass(frozen=True)
+class MessageRecord:
+    """Where a run's message is in a chat `sink` (``slack``), and which of its parts were posted."""
+
+    channel: str
+    ts: str
+    parts: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: float
+    entry: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "at": self.at, **self.entry}
+
+
+@dataclass(frozen=True)
 class Accepted:
     run: RunRecord
     duplicate: bool

@@ -99,6 +99,31 @@ def _failure_kinds(db: sqlite3.Connection) -> None:
         )
 
 
+def _messages_and_audit(db: sqlite3.Connection) -> None:
+    """Where a run's chat message is (so a restart edits the same one) and which of its parts (stage
+    logs) were posted; and the audit log of what users did through chat."""
+    db.execute(
+        """CREATE TABLE run_messages (
+            run_id TEXT NOT NULL,
+            sink TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            parts TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (run_id, sink)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            entry TEXT NOT NULL
+        )"""
+    )
+
+
 def _page_details(db: sqlite3.Connection) -> None:
     """What the pages show besides: the URL of each deployed service stage (environment page), the
     message of the run's commit (run page)."""
@@ -109,7 +134,8 @@ def _page_details(db: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "failure kinds in their own column", _failure_kinds),
     Migration(2, "schedules and the history of their fires", create_schedule_tables),
-    Migration(3, "service URLs and commit messages for the pages", _page_details),
+    Migration(3, "chat messages of runs and the audit log", _messages_and_audit),
+    Migration(4, "service URLs and commit messages for the pages", _page_details),
 )
 
 

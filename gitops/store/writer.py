@@ -9,6 +9,7 @@ thread of their own, so a commit never waits for one.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -131,16 +132,12 @@ class Writer:
             if self._on_commit is not None:
                 self._on_commit(time.perf_counter() - started)
             for future, result, exception in outcomes:
-                _resolve(future, result, exception)
-
-
-def _resolve(future: concurrent.futures.Future[Any], result: Any, exception: BaseException | None) -> None:
-    """Hands a write's outcome to whoever waits for it. A waiter that gave up (an awaiting task was
-    cancelled, which cancels the future too) finds the write done all the same; the thread goes on."""
-    try:
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)
-    except concurrent.futures.InvalidStateError:
-        pass
+                if future.cancelled():  # its waiter was cancelled (a shutdown); the write is committed
+                    continue
+                # ... and may be cancelled between that check and this answer: setting the outcome of
+                # a cancelled future raises, which would end this thread.
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    if exception is not None:
+                        future.set_exception(exception)
+                    else:
+                        future.set_result(result)

@@ -1,4 +1,5 @@
-"""The JSON API: health, the runs and their logs; triggering and cancelling runs needs the API token."""
+"""The JSON API: health, the runs and their logs; triggering and cancelling runs, and reading the audit
+log, need the API token."""
 
 from __future__ import annotations
 
@@ -162,6 +163,20 @@ async def cancel_run(request: Request) -> Response:
     return JSONResponse({"run_id": run_id, "state": run.state.value}, status_code=202)
 
 
+async def get_audit(request: Request) -> Response:
+    """What users did through chat (commands, button presses), newest first; needs the API token."""
+    refused = denied(request)
+    if refused is not None:
+        return refused
+    limit, before = request.query_params.get("limit", "100"), request.query_params.get("before")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        return error(400, f"limit must be an integer from 1 to 1000, not {limit!r}")
+    if before is not None and not before.isdigit():
+        return error(400, f"before must be an audit entry id, not {before!r}")
+    entries = service_of(request).require_store().audit(int(limit), int(before) if before else None)
+    return JSONResponse({"entries": [entry.to_json() for entry in entries]})
+
+
 def manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Target | str]:
     """The full ref a manual trigger means (a branch before a tag) and its target, or why none."""
     if ref.startswith("refs/"):
@@ -183,4 +198,5 @@ routes: list[BaseRoute] = [
     Route("/api/runs/{run_id}", get_run),
     Route("/api/runs/{run_id}/logs", get_logs),
     Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+    Route("/api/audit", get_audit, methods=["GET"]),
 ]

@@ -118,7 +118,7 @@ async def cancel(request: Request) -> Response:
 async def environments(request: Request) -> Response:
     store = service_of(request).require_store()
     rows = []
-    for latest in store.latest_per_environment():
+    for latest in sorted(store.latest_runs(), key=lambda run: (run.environment, run.repository)):
         deployed = store.list_runs(environment=latest.environment, state=RunStatus.SUCCEEDED, limit=1)
         rows.append((latest, views.deployed_run(deployed)))
     return render(request, "environments.html", {"rows": rows})

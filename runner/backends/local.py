@@ -193,6 +193,15 @@ class LocalBackend:
         await asyncio.gather(*(p.close() for p in proxies))
         self._remove_unused_workspaces()
 
+    async def remove_service(self, environment: str, name: str) -> bool:
+        """Stops the service stage `name` of `environment`; False when it is not running."""
+        service = self.services.running.pop((environment, name), None)
+        if service is None:
+            return False
+        await self.services.stop(service)  # supervision first: the exit is not taken for a crash
+        self._remove_unused_workspaces()
+        return True
+
     def running_services(self) -> list[tuple[str, str, int, str]]:
         """(environment, stage, port, commit) of every service this backend keeps running."""
         return [(s.environment, s.stage.name, s.port, s.commit) for s in self.services.running.values()]

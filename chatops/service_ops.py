@@ -1,0 +1,187 @@
+"""The command handlers' :class:`~chatops.operations.Operations` over the running service.
+
+``rerun`` resolves the ref's current commit through the service's mirror and queues a run like
+``POST /api/runs`` does (trigger ``slack:<user>``); ``cancel`` is the API's cancel; ``services`` are the
+service stages of each environment's latest successful run that the backend still runs; ``delete``
+asks the backend to remove one (local processes, or the Deployment, Service and Ingress on Kubernetes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from chatops.model import RunView
+from chatops.operations import OperationError, RerunPlan, ServiceView
+from chatops.views import ServiceViews
+from gitops.environments import Target, deploy_environment, target_for
+from gitops.service import Service
+from gitops.settings import RepositorySettings
+from gitops.status import RunStatus
+
+
+class ServiceOperations:
+    def __init__(self, service: Service, views: ServiceViews) -> None:
+        self.service = service
+        self.views = views
+
+    def _settings(self, name: str) -> RepositorySettings:
+        found = next((r for r in self.service.settings.repositories if r.name.lower() == name.lower()), None)
+        if found is None:
+            raise OperationError(f"Repository `{name}` is not configured.")
+        return found
+
+    def repositories(self) -> Sequence[str]:
+        return [r.name for r in self.service.settings.repositories]
+
+    def environments(self, repository: str | None) -> Sequence[str]:
+        names = {
+            deploy_environment(r) for r in self.service.settings.repositories if repository in (None, r.name)
+        }
+        names |= {run.environment for run in self.views.store.latest_runs(repository)}
+        return sorted(names)
+
+    def runs(self, repository: str | None, environment: str | None, limit: int) -> Sequence[RunView]:
+        records = self.views.store.list_runs(repository=repository, environment=environment, limit=limit)
+        return [self.views.of(run, self.views.store.stages(run.id)) for run in records]
+
+    def latest(self, repository: str | None, environment: str | None) -> Sequence[RunView]:
+        newest = [r for r in self.views.store.latest_runs(repository) if environment in (None, r.environment)]
+        return [self.views.of(run, self.views.store.stages(run.id)) for run in newest]
+
+    def find_run(self, id_or_prefix: str) -> RunView | None:
+        store = self.views.store
+        run = store.get(id_or_prefix)
+        if run is None and len(id_or_prefix) >= 4:
+            matches = store.runs_by_id_prefix(id_or_prefix)
+            run = matches[0] if len(matches) == 1 else None
+        return None if run is None else self.views.of(run, store.stages(run.id))
+
+    def log_lines(self, run_id: str, limit: int) -> Sequence[tuple[str, str]]:
+        lines = self.views.store.logs(run_id)[-limit:]
+        return [(line.stage, self.views.mask(line.line)) for line in lines]
+
+    def plan_rerun(self, repository: str, branch_or_env: str | None) -> RerunPlan:
+        settings = self._settings(repository)
+        if branch_or_env is None:
+            branch = next((b for b in settings.deploy_branches if not any(c in b for c in "*?[")), None)
+            if branch is None:
+                raise OperationError(f"Name the branch to run: {repository}'s deploy branches are patterns.")
+            branch_or_env = branch
+        latest = self.views.store.list_runs(repository=settings.name, environment=branch_or_env, limit=1)
+        if latest:  # an environment: run its latest ref again
+            return RerunPlan(settings.name, branch_or_env, latest[0].ref)
+        ref, target = _manual_target(settings, branch_or_env)
+        if isinstance(target, str):
+            raise OperationError(
+                f"`{branch_or_env}` is neither an environment nor a branch that deploys: {target}."
+            )
+        return RerunPlan(settings.name, target.environment, ref)
+
+    async def rerun(self, plan: RerunPlan, requested_by: str) -> RunView:
+        settings = self._settings(plan.repository)
+        _, target = _manual_target(settings, plan.ref)
+        if isinstance(target, str):
+            raise OperationError(f"`{plan.ref}` does not deploy any more: {target}.")
+        assert self.service.mirrors is not None
+        try:
+            commit = await self.service.mirrors.resolve(settings, plan.ref)
+        except Exception as error:
+            raise OperationError(f"Could not fetch {settings.name}: {self.views.mask(str(error))}") from None
+        if commit is None:
+            raise OperationError(f"`{plan.ref}` does not exist in {settings.name}.")
+        decision = await self.service.trigger(settings, plan.ref, commit, target, None, trigger=requested_by)
+        if decision.run is None:
+            raise OperationError(f"Not run: {decision.reason}")
+        return self.views.of(decision.run)
+
+    async def cancel(self, run_id: str) -> RunView:
+        run = self.service.cancel(run_id)
+        if run is None:
+            raise OperationError(f"No run `{run_id}`.")
+        return self.views.of(run)
+
+    async def services(self, repository: str | None, environment: str | None) -> Sequence[ServiceView]:
+        live = await asyncio.to_thread(_live_services, self.service)
+        found: dict[tuple[str, str], ServiceView] = {}
+        store = self.views.store
+        done: set[tuple[str, str]] = set()
+        succeeded = store.list_runs(
+            repository=repository, environment=environment, state=RunStatus.SUCCEEDED, limit=500
+        )
+        for run in succeeded:  # newest first: an environment's latest deploy says what it runs
+            if run.action != "deploy" or (run.repository, run.environment) in done:
+                continue
+            done.add((run.repository, run.environment))
+            namespace = run.namespace or run.environment
+            where = _backend_namespace(self.service, namespace)
+            for stage in store.stages(run.id):
+                if stage.kind == "service" and (live is None or (where, stage.stage) in live):
+                    url = f"{self.service.settings.public_url}/runs/{run.id}"
+                    found[(run.environment, stage.stage)] = ServiceView(
+                        stage.stage, run.repository_name, run.environment, run.id, url, namespace
+                    )
+        return sorted(found.values(), key=lambda s: (s.repository, s.environment, s.name))
+
+    async def delete_service(self, service: ServiceView) -> str:
+        backend = self.service.backend
+        namespace = service.namespace or service.environment
+        if getattr(backend, "name", "") == "kubernetes":
+            return await self._delete_on_kubernetes(backend, namespace, service)
+        remove = getattr(backend, "remove_service", None)
+        if remove is None:
+            raise OperationError("This backend cannot delete services.")
+        if not await remove(namespace, service.name):
+            raise OperationError(f"`{service.name}` is not running in `{service.environment}` any more.")
+        return f"Deleted service {service.name} in {service.environment}."
+
+    async def _delete_on_kubernetes(self, backend: Any, namespace: str, service: ServiceView) -> str:
+        """Its Deployment, Service and Ingress, as ``bodywork services delete`` does."""
+        # Imported here: the Kubernetes client loads only in a service that uses that backend.
+        from runner.backends.kubernetes.inventory import delete_service
+
+        namespace = _backend_namespace(self.service, namespace)
+        try:
+            kinds = await asyncio.to_thread(delete_service, backend.api, namespace, service.name)
+        except Exception as error:  # not ours, or the API refused: say so, masked
+            raise OperationError(
+                f"Could not delete `{service.name}`: {self.views.mask(str(error))}"
+            ) from None
+        if not kinds:
+            raise OperationError(f"`{service.name}` is not deployed in namespace `{namespace}`.")
+        removed = ", ".join(sorted(kinds))
+        return f"Deleted service {service.name} in {service.environment} ({removed} in {namespace})."
+
+
+def _manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Target | str]:
+    """The full ref a name means (a branch before a tag) and its target, or why it has none."""
+    if ref.startswith("refs/"):
+        return ref, target_for(repository, ref, False)
+    for prefix in ("refs/heads/", "refs/tags/"):
+        target = target_for(repository, prefix + ref, False)
+        if not isinstance(target, str):
+            return prefix + ref, target
+    return ref, target_for(repository, f"refs/heads/{ref}", False)
+
+
+def _backend_namespace(service: Service, namespace: str) -> str:
+    """Where the backend puts a run's namespace (Kubernetes may map every one to one namespace)."""
+    namespace_for = getattr(service.backend, "namespace_for", None)
+    return str(namespace_for(namespace)) if namespace_for is not None else namespace
+
+
+def _live_services(service: Service) -> set[tuple[str, str]] | None:
+    """(namespace, name) of the services the backend runs now; None when it cannot say. Blocking."""
+    backend = service.backend
+    running = getattr(backend, "running_services", None)
+    if running is not None:  # the local backend
+        return {(namespace, name) for namespace, name, _port, _commit in running()}
+    if getattr(backend, "name", "") == "kubernetes":
+        from runner.backends.kubernetes.inventory import list_services
+
+        try:
+            return {(s.namespace, s.name) for s in list_services(backend.api)}  # type: ignore[union-attr]
+        except Exception:  # the API is unreachable: list what the runs deployed
+            return None
+    return None
