@@ -18,7 +18,8 @@ from typing import Any
 
 from chatops.audit import AuditEntry, AuditSink
 from chatops.grants import Actor
-from chatops.handlers import Handlers, Outcome, Reply
+from chatops.handlers import Handlers
+from chatops.replies import Outcome, Reply
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("bodywork.audit")
@@ -164,8 +165,9 @@ class Dispatch:
         arguments = invocation.value
         if invocation.source == "command":
             words = invocation.text.split()
-            named = bool(words) and words[0].lower() == outcome.action
-            arguments = " ".join(words[1:]) if named else invocation.text
+            verb = outcome.action.split()  # one word, or two (`schedules run`)
+            named = bool(words) and [word.lower() for word in words[: len(verb)]] == verb
+            arguments = " ".join(words[len(verb) :]) if named else invocation.text
         entry = AuditEntry(
             at=at,
             user_id=invocation.actor.user_id,

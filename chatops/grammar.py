@@ -1,7 +1,9 @@
 """The slash command's grammar: ``/bodywork VERB [ARG ...]`` into a :class:`Command`. Pure.
 
-A verb is one row of :data:`VERBS`: adding a verb (``schedules`` when schedules exist) is adding a row
-and a handler. Bad input raises :class:`UsageError` with the usage line and a "did you mean".
+A verb is one row of :data:`VERBS`: adding a verb is adding a row and a handler. A verb may have
+sub-verbs, named by two words (``schedules history``, ``schedules run``); the two words are looked up
+first, so a sub-verb's name wins over the plain verb's first argument. Bad input raises
+:class:`UsageError` with the usage line and a "did you mean".
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ class Verb:
     args: tuple[Arg, ...]
     summary: str
     changes: bool = False
-    """Changes something (rerun, cancel, delete): denied unless a grant allows it."""
+    """Changes something (rerun, cancel, delete, schedules run): denied unless a grant allows it."""
+    grant: str = ""
+    """The grant verb a changing verb needs (default: its own name)."""
+
+    @property
+    def needs(self) -> str:
+        return self.grant or self.name
 
     @property
     def usage(self) -> str:
@@ -45,8 +53,23 @@ VERBS: tuple[Verb, ...] = (
     Verb("cancel", (Arg("run"),), "cancel a queued or running run", True),
     Verb("services", (Arg("repo", False), Arg("env", False)), "services deployed by the latest runs"),
     Verb("delete", (Arg("service"), Arg("env", False)), "delete a deployed service", True),
+    Verb(
+        "schedules",
+        (Arg("repo", False), Arg("env", False)),
+        "each schedule: where it is declared, cron, next and last fire",
+    ),
+    Verb("schedules history", (Arg("env"),), "a schedule's recent fires, missed and skipped ones too"),
+    Verb(
+        "schedules run",
+        (Arg("id"),),
+        "fire a schedule now (its concurrency policy applies; needs a `rerun` grant)",
+        True,
+        grant="rerun",
+    ),
 )
 VERBS_BY_NAME = {verb.name: verb for verb in VERBS}
+SUB_VERBS = {name.split()[1] for name in VERBS_BY_NAME if " " in name}
+"""The second words of the two-word verbs (``history``, ``run``), for "did you mean"."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +116,12 @@ def parse(text: str, command: str = "/bodywork") -> Command:
     if not words:
         return Command("help", {})
     name, values = words[0].lower(), words[1:]
+    two_words = " ".join(words[:2]).lower()
+    if two_words in VERBS_BY_NAME:
+        name, values = two_words, words[2:]
     verb = VERBS_BY_NAME.get(name)
     if verb is None:
-        names = [v.name for v in VERBS]
+        names = list(dict.fromkeys(v.name.split()[0] for v in VERBS))
         raise UsageError(
             f"Unknown command `{words[0]}`{did_you_mean(name, names)}.",
             f"{command} {'|'.join(names)} (try `{command} help`)",

@@ -3,6 +3,7 @@
 ``rerun``, ``cancel`` and ``delete`` (and their buttons) are denied unless a grant allows them: a grant
 names repositories and environments (fnmatch patterns, default all), the verbs (default all three), and
 users and/or channels. With both users and channels, the user must act from one of those channels.
+``schedules run`` needs the ``rerun`` grant (see docs/decisions.md).
 Read-only verbs are open to the configured channels.
 """
 

@@ -1,7 +1,8 @@
 """One handler per verb and button, shared by both transports: a command in, an :class:`Outcome` out.
 
 Changing verbs find what they are about (repository, environment) first, then ask the grants, then act.
-Unknown names get a "did you mean"; nothing here raises for bad input.
+Unknown names get a "did you mean"; nothing here raises for bad input. The ``schedules`` verbs are in
+:mod:`chatops.schedule_verbs`, over this module's lookups and grants.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from chatops.grammar import Command, UsageError, did_you_mean, help_text, parse
+from chatops.grammar import VERBS_BY_NAME, Command, UsageError, did_you_mean, help_text, parse
 from chatops.grants import Actor, Grant, allowed
 from chatops.model import RunView
 from chatops.operations import OperationError, Operations, RerunPlan, ServiceView
@@ -25,6 +25,8 @@ from chatops.render import (
     ref_name,
     short_sha,
 )
+from chatops.replies import Outcome, Reply
+from chatops.schedule_verbs import ScheduleVerbs
 
 _ICONS = {
     "queued": "⏳",
@@ -34,26 +36,6 @@ _ICONS = {
     "cancelled": "🚫",
     "superseded": "⏩",
 }
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str
-    in_channel: bool = False
-
-    def body(self) -> dict[str, Any]:
-        return {"response_type": "in_channel" if self.in_channel else "ephemeral", "text": self.text}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    reply: Reply
-    outcome: str
-    """done, denied, invalid or failed (see :mod:`chatops.audit`)."""
-    action: str
-    repository: str = ""
-    environment: str = ""
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +71,14 @@ class Handlers:
             "services": self._services,
             "delete": self._delete,
         }
+        schedules = ScheduleVerbs(self)
+        self._verbs.update(
+            {
+                "schedules": schedules.listing,
+                "schedules history": schedules.history,
+                "schedules run": schedules.run,
+            }
+        )
 
     async def command(self, actor: Actor, text: str) -> Outcome:
         try:
@@ -104,8 +94,9 @@ class Handlers:
             return Outcome(Reply(message), "denied", command.verb, detail="channel not configured")
         try:
             return await self._verbs[command.verb](command, actor)
-        except OperationError as error:
-            return Outcome(Reply(f"{error}"), "invalid", command.verb, detail=str(error))
+        except OperationError as error:  # the audit's detail is the message's first line (no usage)
+            detail = str(error).partition("\n")[0]
+            return Outcome(Reply(f"{error}"), "invalid", command.verb, detail=detail)
 
     async def button(self, actor: Actor, action_id: str, value: str) -> Outcome:
         try:
@@ -132,7 +123,8 @@ class Handlers:
             )
         return run
 
-    def _repository(self, name: str | None) -> str | None:
+    def repository(self, name: str | None) -> str | None:
+        """The configured repository `name` means (``owner/name`` or ``name``); OperationError if none."""
         if name is None:
             return None
         known = list(self.ops.repositories())
@@ -140,8 +132,11 @@ class Handlers:
         if match is None:
             match = next((r for r in known if r.split("/")[-1].lower() == name.lower()), None)
         if match is None:
-            raise OperationError(f"Unknown repository `{escape(name)}`{did_you_mean(name, known)}.")
+            raise OperationError(self.unknown_repository(name))
         return match
+
+    def unknown_repository(self, name: str) -> str:
+        return f"Unknown repository `{escape(name)}`{did_you_mean(name, list(self.ops.repositories()))}."
 
     def _environment(self, repository: str | None, name: str | None) -> str | None:
         if name is None:
@@ -151,10 +146,13 @@ class Handlers:
             raise OperationError(f"Unknown environment `{escape(name)}`{did_you_mean(name, known)}.")
         return name
 
-    def _denied(self, verb: str, repository: str, environment: str) -> Outcome:
+    def denied(self, verb: str, repository: str, environment: str) -> Outcome:
+        """The answer to a changing verb no grant allows, naming the grant it needs."""
+        grant = VERBS_BY_NAME[verb].needs
+        needs = f" (it needs a `{grant}` grant)" if grant != verb else ""
         text = (
-            f"You may not `{verb}` in *{escape(repository)}* / `{escape(environment)}`: no grant allows it. "
-            "An admin can add one under `slack.grants` in the service's config."
+            f"You may not `{verb}` in *{escape(repository)}* / `{escape(environment)}`: no grant allows "
+            f"it{needs}. An admin can add one under `slack.grants` in the service's config."
         )
         return Outcome(Reply(text), "denied", verb, repository, environment, "no grant")
 
@@ -164,7 +162,7 @@ class Handlers:
         return Outcome(Reply(help_text(self.command_name)), "done", "help")
 
     def _filters(self, command: Command) -> tuple[str | None, str | None]:
-        repository = self._repository(command.arg("repo"))
+        repository = self.repository(command.arg("repo"))
         return repository, self._environment(repository, command.arg("env"))
 
     def _run_line(self, run: RunView) -> str:
@@ -212,12 +210,12 @@ class Handlers:
     # Changing verbs.
 
     async def _rerun(self, command: Command, actor: Actor) -> Outcome:
-        repository = self._repository(command.arg("repo")) or ""
+        repository = self.repository(command.arg("repo")) or ""
         return await self._do_rerun(actor, self.ops.plan_rerun(repository, command.arg("branch_or_env")))
 
     async def _do_rerun(self, actor: Actor, plan: RerunPlan) -> Outcome:
         if not self.policy.may_change(actor, "rerun", plan.repository, plan.environment):
-            return self._denied("rerun", plan.repository, plan.environment)
+            return self.denied("rerun", plan.repository, plan.environment)
         run = await self.ops.rerun(plan, f"slack:{actor.user_name or actor.user_id}")
         text = (
             f"Queued <{run.url}|run `{run.id[:8]}`> of *{escape(run.repository)}* "
@@ -232,7 +230,7 @@ class Handlers:
 
     async def _do_cancel(self, actor: Actor, run: RunView) -> Outcome:
         if not self.policy.may_change(actor, "cancel", run.repository, run.environment):
-            return self._denied("cancel", run.repository, run.environment)
+            return self.denied("cancel", run.repository, run.environment)
         if run.is_final:
             raise OperationError(f"Run `{run.id[:8]}` is already {run.state}.")
         after = await self.ops.cancel(run.id)
@@ -275,7 +273,7 @@ class Handlers:
 
     async def _do_delete(self, actor: Actor, service: ServiceView) -> Outcome:
         if not self.policy.may_change(actor, "delete", service.repository, service.environment):
-            return self._denied("delete", service.repository, service.environment)
+            return self.denied("delete", service.repository, service.environment)
         done = await self.ops.delete_service(service)
         return Outcome(
             Reply(escape(done), in_channel=True),

@@ -70,3 +70,40 @@ class RunView:
     @property
     def failed_stage(self) -> StageView | None:
         return next((s for s in self.stages if s.state == "failed"), None)
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    """A registered schedule, as ``GET /api/schedules`` shows it; times are epoch seconds."""
+
+    id: str
+    """The environment's name (a schedule belongs to one environment)."""
+    repository: str
+    """``owner/name``."""
+    ref: str
+    source: str
+    """``bodywork.yaml`` or ``service config``."""
+    cron: str
+    timezone: str
+    concurrency_policy: str
+    suspended: bool
+    next_fire: float | None = None
+    last_fire: float | None = None
+    last_outcome: str | None = None
+    """queued, skipped, missed or failed; None before the first fire."""
+    last_run_id: str | None = None
+    last_run_url: str = ""
+    last_detail: str = ""
+
+
+@dataclass(frozen=True)
+class FireView:
+    """One entry of a schedule's history."""
+
+    schedule_id: str
+    scheduled_for: float
+    outcome: str
+    """queued, skipped, missed or failed."""
+    run_id: str | None = None
+    run_url: str = ""
+    detail: str = ""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from chatops.model import RunView
+from chatops.model import FireView, RunView, ScheduleView
 
 
 class OperationError(Exception):
@@ -67,4 +67,16 @@ class Operations(Protocol):
 
     async def delete_service(self, service: ServiceView) -> str:
         """Deletes it on the backend; returns what was done."""
+        ...
+
+    def schedules(self) -> Sequence[ScheduleView]:
+        """Every registered schedule (empty when the service keeps none)."""
+        ...
+
+    def schedule_history(self, schedule_id: str, limit: int) -> Sequence[FireView]:
+        """A schedule's last `limit` fires, newest first (kept after the schedule is removed)."""
+        ...
+
+    async def run_schedule(self, schedule_id: str, requested_by: str) -> FireView:
+        """Fires it now, as ``POST /api/schedules/{id}/run`` does; OperationError when there is none."""
         ...

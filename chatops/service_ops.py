@@ -4,18 +4,23 @@
 ``POST /api/runs`` does (trigger ``slack:<user>``); ``cancel`` is the API's cancel; ``services`` are the
 service stages of each environment's latest successful run that the backend still runs; ``delete``
 asks the backend to remove one (local processes, or the Deployment, Service and Ingress on Kubernetes).
+``schedules`` are the service's schedules (``GET /api/schedules``); ``run_schedule`` fires one now as
+``POST /api/schedules/{id}/run`` does, its history entry saying who asked.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from chatops.model import RunView
+from chatops.model import FireView, RunView, ScheduleView
 from chatops.operations import OperationError, RerunPlan, ServiceView
 from chatops.views import ServiceViews
 from gitops.environments import Target, deploy_environment, target_for
+from gitops.schedules.model import HistoryEntry
+from gitops.schedules.service import ScheduleService
 from gitops.service import Service
 from gitops.settings import RepositorySettings
 from gitops.status import RunStatus
@@ -152,6 +157,67 @@ class ServiceOperations:
             raise OperationError(f"`{service.name}` is not deployed in namespace `{namespace}`.")
         removed = ", ".join(sorted(kinds))
         return f"Deleted service {service.name} in {service.environment} ({removed} in {namespace})."
+
+    # Schedules.
+
+    def _schedule_service(self) -> ScheduleService:
+        if self.service.schedules is None:
+            raise OperationError("This service keeps no schedules (it has not started them).")
+        return self.service.schedules
+
+    def _run_url(self, run_id: str | None) -> str:
+        return f"{self.service.settings.public_url}/runs/{run_id}" if run_id else ""
+
+    def schedules(self) -> Sequence[ScheduleView]:
+        if self.service.schedules is None:
+            return []
+        return [self._schedule_view(described) for described in self.service.schedules.listing()]
+
+    def _schedule_view(self, described: Mapping[str, Any]) -> ScheduleView:
+        declared = described["schedule"]
+        run_id = described.get("last_run_id")
+        return ScheduleView(
+            id=str(described["id"]),
+            repository=str(described["repository"]),
+            ref=str(described["ref"]),
+            source=str(described["source"]),
+            cron=str(declared["cron"]),
+            timezone=str(declared["timezone"]),
+            concurrency_policy=str(declared["concurrency_policy"]),
+            suspended=bool(declared["suspend"]),
+            next_fire=_epoch(described.get("next_fire")),
+            last_fire=_epoch(described.get("last_fire")),
+            last_outcome=described.get("last_outcome"),
+            last_run_id=run_id,
+            last_run_url=self._run_url(run_id),
+            last_detail=self.views.mask(str(described.get("last_detail") or "")),
+        )
+
+    def _fire_view(self, entry: HistoryEntry) -> FireView:
+        return FireView(
+            entry.schedule_id,
+            entry.scheduled_for,
+            entry.outcome.value,
+            entry.run_id,
+            self._run_url(entry.run_id),
+            self.views.mask(entry.detail),
+        )
+
+    def schedule_history(self, schedule_id: str, limit: int) -> Sequence[FireView]:
+        if self.service.schedules is None:
+            return []
+        return [self._fire_view(entry) for entry in self.service.schedules.history(schedule_id, limit)]
+
+    async def run_schedule(self, schedule_id: str, requested_by: str) -> FireView:
+        entry = await self._schedule_service().run_now(schedule_id, f"run by {requested_by}")
+        if entry is None:
+            raise OperationError(f"No schedule `{schedule_id}` any more.")
+        return self._fire_view(entry)
+
+
+def _epoch(iso: object) -> float | None:
+    """An instant of the schedules' API (ISO 8601, UTC) as epoch seconds."""
+    return datetime.fromisoformat(iso).timestamp() if isinstance(iso, str) else None
 
 
 def _manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Target | str]:

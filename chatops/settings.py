@@ -100,6 +100,8 @@ def _grants(reader: ConfigReader, raw: Any, path: str) -> tuple[Grant, ...]:
         for verb in verbs:
             if verb not in CHANGING_VERBS:
                 hint = did_you_mean(verb, CHANGING_VERBS)
+                if verb.startswith("schedule"):
+                    hint = "; `schedules run` is allowed by the `rerun` verb"
                 reader.problem(f"{where}.verbs", f"{verb!r} is not a verb that needs a grant{hint}")
         grant = Grant(
             users=reader.patterns(item, "users", where, ()),

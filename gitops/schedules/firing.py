@@ -276,16 +276,17 @@ class Scheduler:
             entries.append(entry)
         return Fired(record.id, now, tuple(entries), run), cancel
 
-    async def run_now(self, schedule_id: str) -> HistoryEntry | None:
-        """A fire now, asked for through the API: the concurrency policy applies, the schedule's own
-        fires are not affected. None when there is no such schedule."""
+    async def run_now(self, schedule_id: str, why: str = "run through the API") -> HistoryEntry | None:
+        """A fire now, asked for through the API (or ChatOps: `why` says who asked, for the history):
+        the concurrency policy applies, the schedule's own fires are not affected. None when there is
+        no such schedule."""
         async with self._lock:
             record = self.book.schedule(schedule_id)
             if record is None:
                 return None
             now = self.clock()
             activity = self.runs.activity([record.registration.environment])[record.registration.environment]
-            entry, run, cancel = await self._decide(record, now, now, "run through the API; ", activity)
+            entry, run, cancel = await self._decide(record, now, now, f"{why}; ", activity)
             recorded = await self._record([(Fired(schedule_id, None, (entry,), run), cancel)])
             return recorded[schedule_id][-1]
 

@@ -203,8 +203,9 @@ class ScheduleService:
     def history(self, schedule_id: str, limit: int = 50) -> list[HistoryEntry]:
         return self.store.schedules.history(schedule_id, limit)
 
-    async def run_now(self, schedule_id: str) -> HistoryEntry | None:
-        return await self.scheduler.run_now(schedule_id)
+    async def run_now(self, schedule_id: str, why: str = "run through the API") -> HistoryEntry | None:
+        """A fire now; `why` begins its history entry's detail (who asked, and how)."""
+        return await self.scheduler.run_now(schedule_id, why)
 
     @property
     def firing(self) -> bool:

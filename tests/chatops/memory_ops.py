@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from chatops.model import RunView
+from chatops.model import FireView, RunView, ScheduleView
 from chatops.operations import OperationError, RerunPlan, ServiceView
 
 from .builders import a_run
@@ -24,6 +24,9 @@ class MemoryOps:
     reruns: list[tuple[RerunPlan, str]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     deleted: list[ServiceView] = field(default_factory=list)
+    schedules_: list[ScheduleView] = field(default_factory=lambda: [a_schedule()])
+    fires: list[FireView] = field(default_factory=lambda: [a_fire("missed", 1_700_000_000.0)])
+    fired_by: list[tuple[str, str]] = field(default_factory=list)
     fail_with: Exception | None = None
 
     def repositories(self) -> Sequence[str]:
@@ -81,3 +84,38 @@ class MemoryOps:
         self.deleted.append(service)
         self.services_.remove(service)
         return f"Deleted service {service.name} in {service.environment}."
+
+    def schedules(self) -> Sequence[ScheduleView]:
+        return list(self.schedules_)
+
+    def schedule_history(self, schedule_id: str, limit: int) -> Sequence[FireView]:
+        return [f for f in self.fires if f.schedule_id == schedule_id][:limit]
+
+    async def run_schedule(self, schedule_id: str, requested_by: str) -> FireView:
+        self.fired_by.append((schedule_id, requested_by))
+        fire = a_fire("queued", 1_700_003_600.0, run_id=f"fired-{len(self.fired_by)}-0000")
+        self.fires.insert(0, fire)
+        return fire
+
+
+def a_schedule(**changes: object) -> ScheduleView:
+    schedule = ScheduleView(
+        id="production",
+        repository="acme/pipelines",
+        ref="refs/heads/main",
+        source="bodywork.yaml",
+        cron="30 6 * * 1-5",
+        timezone="Europe/London",
+        concurrency_policy="forbid",
+        suspended=False,
+        next_fire=1_700_000_000.0 + 3 * 3600,
+        last_fire=None,
+    )
+    return replace(schedule, **changes)  # type: ignore[arg-type]
+
+
+def a_fire(outcome: str, at: float, **changes: object) -> FireView:
+    fire = FireView("production", at, outcome, detail=f"{outcome} for the test")
+    if outcome == "queued":
+        fire = replace(fire, detail="queued 0123456789, the head of refs/heads/main")
+    return replace(fire, **changes)  # type: ignore[arg-type]

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .slack_api import FakeSlack
+from .slack_api import MAX_MESSAGE_TEXT, FakeSlack
+from .slack_blocks import block_errors
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ACK_SECONDS = 3.0
@@ -258,5 +259,21 @@ class FakeSocketMode:
                 self.violations.append(
                     f"envelope {envelope_id} acknowledged after {after:.1f}s (Slack allows 3 s)"
                 )
-            self.acks[envelope_id] = Ack(envelope_id, message.get("payload"), after)
+            payload = message.get("payload")
+            if payload is not None:
+                self.violations += [f"envelope {envelope_id}: {p}" for p in _reply_problems(payload)]
+            self.acks[envelope_id] = Ack(envelope_id, payload, after)
             self._cond.notify_all()
+
+
+def _reply_problems(payload: Any) -> list[str]:
+    """What Slack refuses in an acknowledgement's payload (a slash command's answer): as a message."""
+    if not isinstance(payload, dict):
+        return [f"the payload must be an object, not {payload!r:.100}"]
+    text = payload.get("text")
+    if not text and not payload.get("blocks"):
+        return ["an answer needs text or blocks"]
+    problems = block_errors(payload["blocks"]) if "blocks" in payload else []
+    if isinstance(text, str) and len(text) > MAX_MESSAGE_TEXT:
+        problems.append(f"text: at most {MAX_MESSAGE_TEXT} characters, not {len(text)}")
+    return problems
