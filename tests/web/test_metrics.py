@@ -76,15 +76,25 @@ def test_the_metrics_follow_webhooks_runs_stages_statuses_and_the_store(
     assert service.wait_for(queued)["state"] == "failed"
     wait_until(lambda: [s.state for s in fake_github.accepted(bad)][-1:] == ["failure"], what="statuses")
     delivered = len(fake_github.accepted(good)) + len(fake_github.accepted(bad))
+    preview = service.run(queued)["environment"]
 
-    after = scrape(service)
+    def settled() -> Samples | None:
+        """The metrics once the last status call and the last run's end are counted (each is counted
+        a moment after the fake or the store has it)."""
+        samples = scrape(service)
+        done = (
+            value(samples, "bodywork_status_calls_total", provider="github", outcome="ok") == delivered
+            and value(samples, "bodywork_runs_total", environment=preview, outcome="failed") == 1
+        )
+        return samples if done else None
+
+    after: Samples = wait_until(settled, what="the last counts")
 
     assert value(after, "bodywork_queue_depth") == 0
     assert value(after, "bodywork_webhooks_total", provider="github", answer="accepted") == 2
     assert value(after, "bodywork_webhooks_total", provider="github", answer="unauthorized") == 1
     assert value(after, "bodywork_webhooks_total", provider="github", answer="ignored") == 1
     assert value(after, "bodywork_runs_total", environment="pipelines", outcome="succeeded") == 1
-    preview = service.run(queued)["environment"]
     assert value(after, "bodywork_runs_total", environment=preview, outcome="failed") == 1
     assert value(before, "bodywork_runs_total", environment="pipelines", outcome="succeeded") == 0
     run = service.run(running)
