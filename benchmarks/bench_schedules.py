@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_service import GitServerProcess, rss_mb  # noqa: E402  (this folder is sys.path[0])
+from service_load import GitServerProcess, rss_mb  # noqa: E402  (this folder is sys.path[0])
 
 from gitops.schedules.model import Registration, ScheduleRecord  # noqa: E402
 from gitops.store import Store  # noqa: E402

@@ -24,7 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_service import SECRET, GitServerProcess, _Connection, offered_load, percentile  # noqa: E402
+from bench_service import SECRET, delivery_for  # noqa: E402
+from service_load import Connection as _Connection  # noqa: E402
+from service_load import GitServerProcess, percentile  # noqa: E402
+from service_load import offered_load as _offered_load  # noqa: E402
 
 from tests.chatops.slack_requests import SIGNING_SECRET, command_body, signed  # noqa: E402
 from tests.gitops.gitserver import free_port  # noqa: E402
@@ -84,6 +87,12 @@ def _commands_in_process(
     port: int, rate: float, seconds: float, out: multiprocessing.Queue[list[float]]
 ) -> None:
     out.put(asyncio.run(commands(port, rate, seconds)))
+
+
+async def offered_load(port: int, rate: float, seconds: float, sha: str) -> tuple[list[float], int, float]:
+    """Webhooks pushing `sha` at `rate` per second, each body distinct; (latencies, accepted, duration)."""
+    latencies, answers, duration = await _offered_load(port, rate, seconds, delivery_for(sha))
+    return latencies, answers.get(202, 0), duration
 
 
 async def both(port: int, args: argparse.Namespace, sha: str) -> tuple[list[float], list[float], int]:

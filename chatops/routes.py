@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from chatops.transports import HttpAnswer, HttpTransport
-from gitops.web.responses import TooLarge, read_body
+from gitops.web.bodies import BodyRefused
+from gitops.web.responses import read_body, refused
 
 MAX_BODY = 1024 * 1024
 """Slack's interaction payloads stay far below this."""
@@ -30,8 +31,8 @@ def _endpoint(transport: Callable[[], HttpTransport | None], handle: Handler) ->
             return JSONResponse({"response_type": "ephemeral", "text": "bodywork is starting; try again."})
         try:
             body = await read_body(request, MAX_BODY)
-        except TooLarge:
-            return JSONResponse({"error": f"the body is larger than {MAX_BODY} bytes"}, status_code=413)
+        except BodyRefused as problem:  # too large (413), too slow (408), too many at once (429)
+            return refused(problem)
         headers = {name.lower(): value for name, value in request.headers.items()}
         answer = await handle(current, headers, body)
         if answer.body is None:

@@ -70,6 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug: a message, not a traceback (--verbose logs where it was)
+        logging.getLogger("bodywork").debug("unexpected error", exc_info=True)
+        print(
+            f"error: unexpected {type(error).__name__}: {error}\nThis is a bug of bodywork; please "
+            "report it with the output of the same command run with --verbose.",
+            file=sys.stderr,
+        )
+        return 1
     return code
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from gitops.secret import Secret
+from runner.errors import FatalError
 
 
-class SettingsError(Exception):
+class SettingsError(FatalError):
     """The config is invalid; `problems` lists every problem as ``dotted.path -> message``."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -75,6 +76,13 @@ class ConfigReader:
             self.problem(f"{path}.{key}", f"must be a non-negative number, not {value!r}")
             return default
         return float(value)
+
+    def boolean(self, data: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(f"{path}.{key}", f"must be true or false, not {value!r}")
+            return default
+        return value
 
     def patterns(
         self, data: Mapping[str, Any], key: str, path: str, default: tuple[str, ...]

@@ -24,6 +24,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from gitops.store import RunRecord
+from runner.errors import FatalError
 
 if TYPE_CHECKING:  # the service imports this module
     from gitops.config_reader import ConfigReader
@@ -89,7 +90,7 @@ def discover(group: str = ENTRY_POINT_GROUP) -> list[Extension]:
     return check_sections(found)
 
 
-class ExtensionError(Exception):
+class ExtensionError(FatalError):
     """An installed extension cannot be used."""
 
 

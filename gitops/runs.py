@@ -18,6 +18,7 @@ from typing import Protocol
 from gitops.logs import run_context
 from gitops.metrics import Metrics
 from gitops.mirrors import CommitNotFound, MirrorError, Mirrors
+from gitops.recording import Recorder
 from gitops.settings import RepositorySettings, Settings
 from gitops.status import FailureKind, RunStatus
 from gitops.statuses import CommitStatus, StatusPublisher, StatusState
@@ -26,21 +27,14 @@ from runner.backends.base import Backend, StageError
 from runner.config import ConfigError, load_pipeline
 from runner.engine import Engine, RunRequest
 from runner.events import (
-    Event,
     EventBus,
-    LogLine,
-    StageAttemptFailed,
-    StageFinished,
-    StageStarted,
-    StageState,
 )
-from runner.model import Pipeline, Stage
+from runner.model import Pipeline
 
 log = logging.getLogger(__name__)
 
 # How many configuration problems the commit status names (the run page lists all of them).
 _PROBLEMS_IN_STATUS = 2
-_LOG_FLUSH_SECONDS = 0.25
 
 
 def short(sha: str) -> str:
@@ -69,27 +63,37 @@ class StatusReporter:
         return f"{self.settings.public_url}/runs/{run_id}"
 
     def report(self, run: RunRecord, state: StatusState, description: str) -> None:
-        repository = self.settings.repository(run.provider, run.repository_name)
-        if self.publisher is None or repository is None or repository.api_token is None:
-            return
-        if len(run.commit) != 40 or run.commit == "0" * 40:
+        if self.publisher is None:
             return
         try:
-            status = CommitStatus(
-                provider=repository.provider,
-                api_base=repository.api_base,
-                repository=repository.name,
-                token=repository.api_token.reveal(),
-                sha=run.commit,
-                ref=run.ref,
-                context=f"bodywork/{run.environment}",
-                state=state,
-                description=description,
-                target_url=self.target_url(run.id),
-            )
-            self.publisher.publish(status)
+            status = self.status_for(run, state, description)
+            if status is not None:
+                self.publisher.publish(status)
         except Exception:  # reporting never fails a run
             log.exception("could not publish a status for run %s", run.id)
+
+    def final_status(self, run: RunRecord) -> CommitStatus | None:
+        """The status a finished run shows on its commit (None: it shows none)."""
+        return self.status_for(run, *_final_status(run))
+
+    def status_for(self, run: RunRecord, state: StatusState, description: str) -> CommitStatus | None:
+        repository = self.settings.repository(run.provider, run.repository_name)
+        if repository is None or repository.api_token is None:
+            return None
+        if len(run.commit) != 40 or run.commit == "0" * 40:
+            return None
+        return CommitStatus(
+            provider=repository.provider,
+            api_base=repository.api_base,
+            repository=repository.name,
+            token=repository.api_token.reveal(),
+            sha=run.commit,
+            ref=run.ref,
+            context=f"bodywork/{run.environment}",
+            state=state,
+            description=description,
+            target_url=self.target_url(run.id),
+        )
 
     def queued(self, run: RunRecord) -> None:
         what = "teardown" if run.action == "teardown" else "run"
@@ -135,92 +139,6 @@ def _final_status(run: RunRecord) -> tuple[StatusState, str]:
     if run.failure is FailureKind.GIT:
         return StatusState.ERROR, f"Could not get the commit: {run.reason}"
     return StatusState.FAILURE, f"Failed{elapsed}: {run.reason}"
-
-
-def service_url(backend: str, namespace: str, stage: Stage, local_host: str = "127.0.0.1") -> str:
-    """Where a deployed service stage answers: its Kubernetes Service in the cluster, or the local
-    backend's host (its ``host`` option)."""
-    port = stage.service.port if stage.service is not None else 80
-    if backend == "kubernetes":
-        return f"http://{stage.name}.{namespace}.svc.cluster.local:{port}"
-    return f"http://{local_host}:{port}"
-
-
-class _Recorder:
-    """Subscribes to the engine's events: stages and logs into the store, progress into statuses,
-    stage durations into the metrics."""
-
-    def __init__(
-        self,
-        store: Store,
-        reporter: StatusReporter,
-        run: RunRecord,
-        pipeline: Pipeline,
-        metrics: Metrics | None = None,
-        backend: str = "local",
-        local_host: str = "127.0.0.1",
-    ) -> None:
-        self.store = store
-        self.reporter = reporter
-        self.run = run
-        self.pipeline = pipeline
-        self.metrics = metrics
-        self.backend = backend
-        self.local_host = local_host
-        self.steps = pipeline.steps
-        self.total = len(pipeline.stages_in_dag())
-        self.started: set[str] = set()
-        self._buffer: list[tuple[str, str, float]] = []
-
-    def __call__(self, event: Event) -> None:
-        run_id = self.run.id
-        if isinstance(event, LogLine):
-            self._buffer.append((event.stage, event.line, event.at))
-            return
-        if isinstance(event, StageStarted):
-            self.store.submit(
-                self.store.stage_started, run_id, event.stage, event.kind, event.attempt, event.at
-            )
-            self.started.add(event.stage)
-            step = next((i for i, s in enumerate(self.steps) if event.stage in s), -1) + 1
-            attempt = f", attempt {event.attempt}" if event.attempt > 1 else ""
-            self.reporter.report(
-                self.run,
-                StatusState.RUNNING,
-                f"Running step {step}/{len(self.steps)}: stage {event.stage}{attempt} "
-                f"({len(self.started)}/{self.total} stages started)",
-            )
-        elif isinstance(event, StageAttemptFailed):
-            self._buffer.append((event.stage, f"attempt {event.attempt} failed: {event.reason}", event.at))
-        elif isinstance(event, StageFinished):
-            self.flush()
-            self.store.submit(
-                self.store.stage_finished, run_id, event.stage, event.state.value, event.attempts,
-                event.started_at, event.at, event.reason,
-            )
-            self._stage_done(event)
-
-    def _stage_done(self, event: StageFinished) -> None:
-        context = {"stage": event.stage}
-        log.info("stage %s %s in %.1fs", event.stage, event.state.value, event.duration, extra=context)
-        if self.metrics is not None:
-            self.metrics.stage_finished(event.stage, event.state.value, event.duration)
-        stage = self.pipeline.stages.get(event.stage)
-        if stage is not None and stage.service is not None and event.state is StageState.SUCCEEDED:
-            namespace = self.run.namespace or self.pipeline.default_namespace
-            url = service_url(self.backend, namespace, stage, self.local_host)
-            self.store.submit(self.store.set_stage_url, self.run.id, event.stage, url)
-
-    def flush(self) -> None:
-        """Queues the buffered log lines for the writer thread (written in order, never awaited)."""
-        if self._buffer:
-            lines, self._buffer = self._buffer, []
-            self.store.submit(self.store.add_logs, self.run.id, lines)
-
-    async def flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(_LOG_FLUSH_SECONDS)
-            self.flush()
 
 
 class Lifecycle(Protocol):
@@ -320,6 +238,10 @@ class RunExecutor:
             await self.mirrors.ensure_commit(
                 repository, run.commit, self.settings.fetch_attempts, self.settings.fetch_retry_seconds
             )
+            if run.trigger == "webhook" and (stale := await self._no_longer_the_tip(run, repository)):
+                self.note(run.id, stale)
+                self._finish(run, RunStatus.CANCELLED, stale)
+                return
             await self.mirrors.checkout(repository, run.commit, checkout)
             message = await self.mirrors.message(repository, run.commit)
             self.store.submit(self.store.set_message, run.id, message)
@@ -333,6 +255,23 @@ class RunExecutor:
         if self.lifecycle is not None:
             await self.lifecycle.loaded(run, pipeline)
         await self._run_engine(run, pipeline, checkout / repository.pipeline_path)
+
+    async def _no_longer_the_tip(self, run: RunRecord, repository: RepositorySettings) -> str | None:
+        """Why a pushed commit must not be deployed because its ref has moved on since (a newer push,
+        or a captured webhook replayed to roll an environment back), or None.
+
+        A fetch that fails here is left to the fetch of the commit, which retries and reports it."""
+        try:
+            tip = await self.mirrors.resolve(repository, run.ref)
+        except MirrorError:
+            return None
+        if tip == run.commit:
+            return None
+        now = f"now points at {short(tip)}" if tip else "no longer exists"
+        return (
+            f"not deployed: {run.ref} {now}, not at {short(run.commit)}; a push that is no longer "
+            "the tip of its ref never deploys over a newer one"
+        )
 
     async def _load(self, run: RunRecord, repository: RepositorySettings, checkout: Path) -> Pipeline | None:
         folder = checkout / repository.pipeline_path
@@ -353,7 +292,7 @@ class RunExecutor:
             self.store.submit(self.store.set_pipeline, run.id, pipeline.name, pipeline.steps, namespace)
         )
         run = self.store.get(run.id) or run
-        recorder = _Recorder(
+        recorder = Recorder(
             self.store, self.reporter, run, pipeline, self.metrics, self.backend.name,
             str(self.settings.backend_options.get("host", "127.0.0.1")),
         )

@@ -24,13 +24,19 @@ from gitops.runs import RunExecutor, StatusReporter
 from gitops.schedules.service import ScheduleService
 from gitops.settings import RepositorySettings, Settings
 from gitops.status import RunStatus
-from gitops.statuses import StatusPublisher, create_publisher
+from gitops.statuses import StatusPublisher, StatusState, create_publisher
 from gitops.store import Accepted, NewRun, RunRecord, Store
+from gitops.store.outbox import StatusOutbox
 from gitops.webhooks import PushEvent
 from runner.backends import create_backend
 from runner.backends.base import Backend
+from runner.backends.isolation import Isolation, make_undumpable
 
 log = logging.getLogger(__name__)
+
+_FINAL_STATUS_LOOKBACK_SECONDS = 24 * 3600.0
+_STARTUP_STATUS_SECONDS = 1.0
+_FINAL_STATES = {s.value for s in StatusState if s.is_final}
 
 
 @dataclass(frozen=True)
@@ -76,12 +82,13 @@ class Service:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _keep_private(settings)
         self.store = Store(settings.store_path, on_commit=self.metrics.store_write)
         self.mirrors = Mirrors(settings.mirrors_dir, settings.repositories)
+        outbox = StatusOutbox(self.store, self._token_for)
         if self._publisher is None:
             self._publisher = create_publisher(
-                min_interval_seconds=settings.status_min_interval_seconds
+                min_interval_seconds=settings.status_min_interval_seconds, journal=outbox
             )
         self._publisher.on_call = self.metrics.status_call
         await self._publisher.start()
@@ -91,6 +98,8 @@ class Service:
             if settings.backend == "local":
                 options["cache_dir"] = Path(options.get("cache_dir", settings.data_dir / "local-cache"))
                 options["state_dir"] = Path(options.get("state_dir", settings.data_dir / "local-state"))
+                options.setdefault("isolate_stages", True)
+                make_undumpable()  # its /proc entries (environ) out of reach of same-user processes
             self._backend = create_backend(settings.backend, **options)
         self.executor = RunExecutor(
             settings, self.store, self.mirrors, self._backend, self.reporter, self.metrics
@@ -104,6 +113,10 @@ class Service:
         for run in self.store.queued():
             if run not in recovered.requeued:
                 self.reporter.queued(run)
+        self._republish_final_statuses(outbox)
+        # What a restart left to say ("Queued again", statuses still undelivered) goes out before the
+        # runs resume and replace it, when the API answers within a second.
+        await self._publisher.flush(_STARTUP_STATUS_SECONDS)
         self.dispatcher = Dispatcher(
             self.store, self.executor.execute, settings.max_concurrent_runs, settings.quiet_period_seconds
         )
@@ -113,6 +126,22 @@ class Service:
         await self.schedules.start()
         for extension in self.extensions:
             await extension.start(self)
+
+    def _token_for(self, provider: str, api_base: str, name: str) -> str | None:
+        repository = self.settings.repository(provider, name)
+        if repository is None or repository.api_token is None:
+            return None
+        return repository.api_token.reveal() if repository.api_base.rstrip("/") == api_base else None
+
+    def _republish_final_statuses(self, outbox: StatusOutbox) -> None:
+        """A run that finished just before the process died may have had its final status recorded
+        but not yet journaled: those are published again (a day back at most)."""
+        since = time.time() - _FINAL_STATUS_LOOKBACK_SECONDS
+        outbox.prune(since - 6 * _FINAL_STATUS_LOOKBACK_SECONDS)
+        for run in outbox.finished_since(since):
+            status = self.reporter.final_status(run)
+            if status is not None and outbox.state_of(status) not in _FINAL_STATES:
+                self.reporter.report(run, status.state, status.description)
 
     def _observe(self, run: RunRecord) -> None:
         """Tells the extensions of a change, on the event loop even when the change was recorded in
@@ -189,6 +218,8 @@ class Service:
         keys = [f"{event.provider}:delivery:{event.idempotency_key}"]
         if event.delivery_id and event.delivery_id != event.idempotency_key:
             keys.append(f"{event.provider}:delivery:{event.delivery_id}")
+        if event.body_digest:  # a signed body replayed under a new delivery id starts no second run
+            keys.append(f"{event.provider}:body:{repository.key}:{event.body_digest}")
         return await self._enqueue(
             repository, event.ref, commit, target, "webhook", event.delivery_id, keys
         )
@@ -206,6 +237,21 @@ class Service:
         keys = [f"manual:{key}"] if key else []
         return await self._enqueue(repository, ref, commit, target, trigger, "", keys)
 
+    @property
+    def untrusted_code_refused(self) -> str | None:
+        """Why preview branches (code from any pusher) are not run here, or None when they are."""
+        isolation = getattr(self._backend, "isolation", None)
+        if self.settings.trust_preview_branches or not isinstance(isolation, Isolation):
+            return None
+        if isolation.isolated:
+            return None
+        return (
+            "preview branches are not run: on the local backend their stages would run as the "
+            "service's own user and could read its secrets. Run the service as root (stages then run "
+            "as an unprivileged user), use the kubernetes backend, or set "
+            "service.trust_preview_branches: true if everyone who can push is trusted"
+        )
+
     async def _enqueue(
         self,
         repository: RepositorySettings,
@@ -216,6 +262,8 @@ class Service:
         delivery_id: str,
         keys: list[str],
     ) -> Decision:
+        if target.preview and target.action != "teardown" and (refused := self.untrusted_code_refused):
+            return Decision(None, reason=refused)
         new = NewRun(
             repository=repository.key,
             provider=repository.provider,
@@ -260,3 +308,19 @@ class Service:
             self.dispatcher.cancel(run_id)
         return store.get(run_id)
 
+
+
+def _keep_private(settings: Settings) -> None:
+    """The data folder, the store and the mirrors are the service's alone: a stage running as
+    another user may pass through the folder to its workspace, never read the store (0600)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
+    for folder in (settings.mirrors_dir, settings.work_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    for name in ("", "-wal", "-shm"):
+        path = Path(f"{settings.store_path}{name}")
+        if name == "" and not path.exists():
+            path.touch(mode=0o600)
+        if path.exists():
+            path.chmod(0o600)

@@ -17,6 +17,8 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import CredentialType, FetchPrune, ObjectType, Option
 
+from runner.errors import FatalError
+
 _REFSPECS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
 _MODE_LINK = 0o120000
 _MODE_SUBMODULE = 0o160000
@@ -24,7 +26,7 @@ _MODE_EXECUTABLE = 0o100755
 _MAX_CREDENTIAL_TRIES = 3  # libgit2 asks again after a rejection; stop instead of looping
 
 
-class GitError(Exception):
+class GitError(FatalError):
     """Fetching or checking out failed; the message names the repository and never a credential."""
 
 

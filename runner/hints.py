@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,22 @@ RENAMED_KEYS = {
 CPU_RULE = "a number >= 0 (CPU cores, e.g. 0.5)"
 MODULE_SUFFIXES = (".py", ".ipynb")
 MODULE_RULE = "must name a .py or .ipynb file"
+
+
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_VAR_RULE = "is not an environment variable name (letters, digits and '_', not starting with a digit)"
+SECRET_NAME = re.compile(r"[a-zA-Z0-9\-.]+")
+SECRET_NAME_RULE = "a secret name: letters, digits, '-' and '.'"
+
+
+def secret_problem(variable: str, secret: str) -> str | None:
+    """Why `variable` = `secret` is not a stage's secret (an environment variable named after a
+    secret), or None: a name that cannot be an environment variable fails later otherwise."""
+    if not ENV_VAR_NAME.fullmatch(variable):
+        return ENV_VAR_RULE
+    if not SECRET_NAME.fullmatch(secret):
+        return f"must be {SECRET_NAME_RULE}, got {json.dumps(secret)}"
+    return None
 
 
 def integer_rule(low: int, high: int | None) -> str:

@@ -13,7 +13,7 @@ import math
 from pathlib import Path, PurePosixPath
 
 from runner.dag import parse_dag
-from runner.hints import CPU_RULE, MODULE_RULE, MODULE_SUFFIXES, close_names, quoted
+from runner.hints import CPU_RULE, MODULE_RULE, MODULE_SUFFIXES, close_names, quoted, secret_problem
 from runner.ini_files import INI_FILE, MAX_INI_BYTES, Ini, Report, check_keys, integer, read_ini, value
 from runner.model import (
     LOG_LEVELS,
@@ -72,6 +72,15 @@ def read_project_ini(
     return (name, image, dag, level), []
 
 
+def _secrets(ini: Ini, report: Report) -> tuple[tuple[str, str], ...]:
+    """``[secrets]`` ENV_VAR = secret-name pairs, checked as the YAML layout checks them."""
+    pairs = tuple(ini.sections.get("secrets", {}).items())
+    for variable, secret in pairs:
+        if problem := secret_problem(variable, secret):
+            report.problems.append(f"{ini.where('secrets', variable)} -> {problem}")
+    return pairs
+
+
 def read_stage(root: Path, name: str) -> tuple[Stage | None, list[str], list[str]]:
     """The stage in folder `root/name`, or None; with its problems and notices."""
     report = Report()
@@ -90,7 +99,7 @@ def read_stage(root: Path, name: str) -> tuple[Stage | None, list[str], list[str
     script = _script(ini, folder, name, report)
     cpu = _cpu(ini, report)
     memory = integer(ini, "default", "MEMORY_REQUEST_MB", report)
-    secrets = tuple(ini.sections.get("secrets", {}).items())
+    secrets = _secrets(ini, report)
     batch: BatchSettings | None = None
     service: ServiceSettings | None = None
     if kind is not None and kind.lower() == "batch":

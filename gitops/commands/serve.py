@@ -11,7 +11,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gitops import logs
 from gitops.extensions import ExtensionError, discover
@@ -47,6 +49,41 @@ def serve(settings: Settings, sock: socket.socket | None = None, **service_optio
     asyncio.run(server.serve(sockets=[sock] if sock is not None else None))
 
 
+class HeadTimeoutProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, plus a deadline on receiving a request's head.
+
+    uvicorn times out idle keep-alive connections, but not one that sends its request line and
+    headers a byte at a time (slowloris): those are closed once ``header_timeout`` has passed while
+    the connection waits for a request head."""
+
+    header_timeout = 10.0
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._waiting_since: float | None = self.loop.time()
+        self._watchdog = self.loop.call_later(self._check_interval(), self._check_head)
+
+    def _check_interval(self) -> float:
+        return max(0.05, self.header_timeout / 4)
+
+    def _check_head(self) -> None:
+        if self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.conn.their_state is not h11.IDLE:  # a request is being received or answered
+            self._waiting_since = None
+        elif self._waiting_since is None:
+            self._waiting_since = now
+        elif now - self._waiting_since >= self.header_timeout:
+            self.transport.close()
+            return
+        self._watchdog = self.loop.call_later(self._check_interval(), self._check_head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._watchdog.cancel()
+        super().connection_lost(exc)
+
+
 class _Server(uvicorn.Server):
     """Tells the service when shutting down begins, before the open connections are waited for: the
     run pages' live streams then end (browsers reconnect later) instead of holding the graceful
@@ -64,15 +101,23 @@ class _Server(uvicorn.Server):
 def build_server(settings: Settings, **service_options: Any) -> uvicorn.Server:
     service = Service(settings, **service_options)
     app = create_app(service)
+    limits = settings.limits
+    protocol = type(
+        "ServiceProtocol", (HeadTimeoutProtocol,), {"header_timeout": limits.header_timeout_seconds}
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        http=protocol,
         log_level="warning",
         log_config=None,  # uvicorn's records go to the root logger, in the service's format
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=10,
+        limit_concurrency=limits.max_connections,
+        timeout_keep_alive=int(max(1, limits.keep_alive_seconds)),
+        h11_max_incomplete_event_size=16 * 1024,  # request line and headers
     )
     return _Server(config, service)
 

@@ -6,19 +6,15 @@ module that imports httpx; ``publisher`` is the single async worker that ties th
 """
 
 from gitops.statuses.model import CommitStatus, StatusState
-from gitops.statuses.publisher import (
-    Delivery,
-    Failure,
-    PublisherSettings,
-    StatusPublisher,
-    create_publisher,
-)
+from gitops.statuses.publisher import StatusPublisher, create_publisher
+from gitops.statuses.records import Delivery, Failure, PublisherSettings, StatusJournal
 
 __all__ = [
     "CommitStatus",
     "Delivery",
     "Failure",
     "PublisherSettings",
+    "StatusJournal",
     "StatusPublisher",
     "StatusState",
     "create_publisher",

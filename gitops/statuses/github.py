@@ -6,6 +6,7 @@ or ``https://HOST/api/v3`` on Enterprise Server.
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 from gitops.statuses.api import (
@@ -54,6 +55,29 @@ def build_request(status: CommitStatus, user_agent: str) -> ApiRequest:
         "User-Agent": user_agent,
     }
     return ApiRequest("POST", api_root(status.api_base) + path, body, headers)
+
+
+def build_check(status: CommitStatus, user_agent: str) -> ApiRequest:
+    """The call that lists the commit's latest statuses: did a call that timed out go through?"""
+    sent = build_request(status, user_agent)
+    owner, _, name = status.repository.partition("/")
+    path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/commits/{quote(status.sha, safe='')}"
+    return ApiRequest("GET", f"{api_root(status.api_base)}{path}/statuses?per_page=100", {}, sent.headers)
+
+
+def already_applied(response: ApiResponse, status: CommitStatus) -> bool:
+    """Whether the newest status of `status`'s context, in the answer to :func:`build_check`, is it."""
+    if not 200 <= response.status_code < 300:
+        return False
+    try:
+        listed = json.loads(response.text)
+    except ValueError:
+        return False
+    expected = build_request(status, "").json
+    for item in listed if isinstance(listed, list) else []:
+        if isinstance(item, dict) and item.get("context") == status.context:
+            return all(item.get(k) == expected.get(k) for k in ("state", "description", "target_url"))
+    return False
 
 
 def _is_rate_limited(response: ApiResponse) -> bool:

@@ -13,7 +13,14 @@ from gitops.statuses.api import ApiRequest, ApiResponse
 
 
 class TransportFailure(Exception):
-    """No HTTP answer: connection refused or reset, DNS failure, timeout. Worth retrying."""
+    """No HTTP answer: connection refused or reset, DNS failure, timeout. Worth retrying.
+
+    `maybe_applied`: the request was sent and the answer never came (a read timeout, a connection
+    dropped mid-answer), so the server may have acted on it; a retry should check first."""
+
+    def __init__(self, message: str, maybe_applied: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
 
 
 class HttpClient(Protocol):
@@ -38,14 +45,17 @@ class HttpxClient:
         )
 
     async def send(self, request: ApiRequest) -> ApiResponse:
+        body = dict(request.json) if request.method != "GET" else None
         try:
             response = await self._client.request(
-                request.method, request.url, json=dict(request.json), headers=dict(request.headers)
+                request.method, request.url, json=body, headers=dict(request.headers)
             )
         except httpx.TimeoutException as error:
-            raise TransportFailure(f"timed out: {type(error).__name__}") from None
+            sent = not isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise TransportFailure(f"timed out: {type(error).__name__}", maybe_applied=sent) from None
         except httpx.HTTPError as error:
-            raise TransportFailure(f"{type(error).__name__}: {error}") from None
+            sent = isinstance(error, httpx.RemoteProtocolError | httpx.ReadError)
+            raise TransportFailure(f"{type(error).__name__}: {error}", maybe_applied=sent) from None
         headers = {name.lower(): value for name, value in response.headers.items()}
         return ApiResponse(response.status_code, headers, response.text)
 

@@ -1,20 +1,23 @@
 """The worker that sends commit statuses: one queue, one writer, coalescing, pacing and retries.
 
 ``publish`` never blocks and never raises: a status that cannot be sent is logged and kept in
-``failures``, because reporting must never fail a pipeline.
+``failures``, because reporting must never fail a pipeline. With a :class:`StatusJournal` (the
+service's store) every status waits durably until it is delivered: it is retried for as long as it
+is the latest of its commit and context (up to ``max_age_seconds``), and after a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from gitops.statuses import github, gitlab
 from gitops.statuses.api import (
@@ -29,6 +32,7 @@ from gitops.statuses.api import (
 )
 from gitops.statuses.http import HttpClient, HttpxClient, TransportFailure
 from gitops.statuses.model import CommitStatus
+from gitops.statuses.records import Delivery, Failure, PublisherSettings, StatusJournal
 
 log = logging.getLogger(__name__)
 
@@ -49,41 +53,6 @@ DEFAULT_MIN_INTERVAL_SECONDS = {"github": 1.0, "gitlab": 0.2}
 """GitHub asks for at least one second between content-creating calls; GitLab.com allows far more."""
 
 
-@dataclass(frozen=True)
-class PublisherSettings:
-    min_interval_seconds: float | None = None
-    """Seconds between two calls to the same host; ``None``: 1.0 for GitHub, 0.2 for GitLab."""
-    max_attempts: int = 5
-    """Calls per status before giving up, rate-limited ones included."""
-    backoff_base_seconds: float = 1.0
-    """First exponential backoff (5xx, connection errors, rate limits without a reset header)."""
-    backoff_max_seconds: float = 60.0
-    """Cap of one exponential backoff step, before jitter."""
-    max_retry_wait_seconds: float = 300.0
-    """A provider that asks for a longer wait (``Retry-After``, a rate-limit reset) gets no retry."""
-    request_timeout_seconds: float = 10.0
-    """Connect, read and write timeout of one call."""
-    max_queued: int = 10_000
-    """Statuses waiting at once; more are dropped (and logged), so memory stays bounded."""
-    user_agent: str = "bodywork-gitops"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    status: CommitStatus
-    attempts: int
-    already_applied: bool = False
-    """GitLab answered that the status already had this state."""
-
-
-@dataclass(frozen=True)
-class Failure:
-    status: CommitStatus
-    reason: str
-    """Why it was not delivered: an HTTP code with an excerpt of the answer, never the token."""
-    attempts: int
-
-
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -100,19 +69,24 @@ class StatusPublisher:
         wall_clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        journal: StatusJournal | None = None,
     ) -> None:
         self.settings = settings
+        self.journal = journal
         self._http = http_client
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._jitter = jitter
         self._pending: dict[StatusKey, CommitStatus] = {}  # insertion-ordered: first come, first sent
+        self._queued_at: dict[StatusKey, float] = {}  # when the latest status of a key was queued
         self._in_flight: CommitStatus | None = None
         self._next_call_at: dict[str, float] = {}
-        self._delivered: list[Delivery] = []
-        self._failures: list[Failure] = []
-        self._superseded: list[CommitStatus] = []
+        # Bounded: a long-lived service keeps the newest only (each holds its token).
+        self._delivered: deque[Delivery] = deque(maxlen=settings.history)
+        self._failures: deque[Failure] = deque(maxlen=settings.history)
+        self._superseded: deque[CommitStatus] = deque(maxlen=settings.history)
+        self.counts = {"delivered": 0, "failed": 0, "superseded": 0, "duplicates_avoided": 0}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -150,6 +124,8 @@ class StatusPublisher:
         if self._stopped:
             raise RuntimeError("StatusPublisher was stopped: create a new one with create_publisher().")
         self._loop = asyncio.get_running_loop()
+        for status in self.journal.pending() if self.journal is not None else ():
+            self._enqueue(status, journaled=True)  # what a previous process left undelivered
         self._worker = asyncio.create_task(self._run(), name="commit-status-publisher")
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -167,6 +143,8 @@ class StatusPublisher:
                     await self._worker
         self._stopped = True
         reason = f"not sent: the publisher stopped (stop timeout {timeout:g} s)"
+        if self.journal is not None:
+            reason += "; kept in the journal, sent after the next start"
         if self._in_flight is not None:
             self._fail(self._in_flight, reason, attempts=0)
             self._in_flight = None
@@ -214,18 +192,21 @@ class StatusPublisher:
 
     # The worker.
 
-    def _enqueue(self, status: CommitStatus) -> None:
+    def _enqueue(self, status: CommitStatus, journaled: bool = False) -> None:
+        if self.journal is not None and not journaled:
+            self.journal.record(status)  # durable first: also kept when it is not sent now
         if self._stopped:
             self._fail(status, "not sent: the publisher is stopped", attempts=0)
             return
         key = status.key
         previous = self._pending.get(key)
         if previous is not None:
-            self._superseded.append(previous)  # keeps its place in the queue, with the newer content
+            self._supersede(previous)  # keeps its place in the queue, with the newer content
         elif len(self._pending) >= self.settings.max_queued:
             self._fail(status, f"not sent: {self.settings.max_queued} statuses already queued", 0)
             return
         self._pending[key] = status
+        self._queued_at[key] = self._clock()
         self._idle.clear()
         self._wake.set()
 
@@ -254,55 +235,102 @@ class StatusPublisher:
         try:
             request = provider.build_request(status, self.settings.user_agent)
         except ValueError as error:
-            self._fail(status, str(error), attempts=0)
+            self._fail(status, str(error), attempts=0, outcome="rejected")
             return
-        secrets = (status.token,)
-        max_attempts = max(1, self.settings.max_attempts)
-        for attempt in range(1, max_attempts + 1):
+        maybe_applied = False
+        for attempt in itertools.count(1):
             await self._pace(request.host)
-            response: ApiResponse | None = None
-            try:
-                response = await self._http.send(request)
-            except TransportFailure as error:
-                outcome: Outcome = Retry(excerpt(str(error), secrets))
-            else:
-                outcome = provider.classify(response, self._wall_clock(), secrets)
-            self._after_call(status, request.host, response)
-            if self.on_call is not None:
-                self.on_call(status.provider, isinstance(outcome, Delivered))
-
+            if maybe_applied and await self._was_applied(status):
+                self._delivered_now(status, attempt - 1, already_applied=True)
+                return
+            outcome, maybe_applied = await self._call(provider, status, request)
             if isinstance(outcome, Delivered):
-                self._delivered.append(Delivery(status, attempt, outcome.already_applied))
-                log.debug("Commit status %s sent to %s", status.short_label, request.host)
+                self._delivered_now(status, attempt, outcome.already_applied)
                 return
             if isinstance(outcome, Rejected):
-                self._fail(status, f"rejected, not retried: {outcome.reason}", attempt)
-                return
-            if attempt == max_attempts:
-                self._fail(status, f"gave up after {attempt} attempts: {outcome.reason}", attempt)
+                self._fail(status, f"rejected, not retried: {outcome.reason}", attempt, "rejected")
                 return
             delay = outcome.delay if outcome.delay is not None else self._backoff(attempt)
-            if delay > self.settings.max_retry_wait_seconds:
-                self._fail(
-                    status,
-                    f"gave up: asked to wait {delay:.0f} s, more than max_retry_wait_seconds "
-                    f"({self.settings.max_retry_wait_seconds:g}): {outcome.reason}",
-                    attempt,
-                )
+            if (why := self._give_up(status, attempt, delay, outcome)) is not None:
+                self._fail(status, why, attempt, "expired")
                 return
             log.info(
-                "Commit status %s: attempt %d of %d failed (%s); retrying in %.2f s",
-                status.short_label,
-                attempt,
-                max_attempts,
-                outcome.reason,
-                delay,
+                "Commit status %s: attempt %d failed (%s); retrying in %.2f s",
+                status.short_label, attempt, outcome.reason, delay,
             )
             await self._sleep(delay)
             if status.key in self._pending:
-                self._superseded.append(status)
+                self._supersede(status)
                 log.debug("Commit status %s superseded while waiting to retry", status.short_label)
                 return
+
+    async def _call(
+        self, provider: Provider, status: CommitStatus, request: ApiRequest
+    ) -> tuple[Outcome, bool]:
+        """One call: its outcome, and whether it may have been applied though no answer came."""
+        response: ApiResponse | None = None
+        maybe_applied = False
+        try:
+            response = await self._http.send(request)
+        except TransportFailure as error:
+            outcome: Outcome = Retry(excerpt(str(error), (status.token,)))
+            maybe_applied = error.maybe_applied
+        else:
+            outcome = provider.classify(response, self._wall_clock(), (status.token,))
+        self._after_call(status, request.host, response)
+        if self.on_call is not None:
+            self.on_call(status.provider, isinstance(outcome, Delivered))
+        return outcome, maybe_applied
+
+    async def _was_applied(self, status: CommitStatus) -> bool:
+        """After a call that timed out: whether the provider shows the status already, so that a
+        retry does not post it twice (GitHub lists statuses; GitLab refuses a repeated state)."""
+        if status.provider != "github":
+            return False
+        check = github.build_check(status, self.settings.user_agent)
+        try:
+            response = await self._http.send(check)
+        except TransportFailure:
+            return False
+        self._after_call(status, check.host, response)
+        if github.already_applied(response, status):
+            self.counts["duplicates_avoided"] += 1
+            return True
+        return False
+
+    def _give_up(self, status: CommitStatus, attempt: int, delay: float, outcome: Retry) -> str | None:
+        """Why a status that failed `attempt` times is not retried after `delay`, or None."""
+        limit = self.settings.max_attempts
+        if limit is not None and attempt >= max(1, limit):
+            return f"gave up after {attempt} attempts: {outcome.reason}"
+        if delay > self.settings.max_retry_wait_seconds:
+            return (
+                f"gave up: asked to wait {delay:.0f} s, more than max_retry_wait_seconds "
+                f"({self.settings.max_retry_wait_seconds:g}): {outcome.reason}"
+            )
+        age = self._clock() + delay - self._queued_at.get(status.key, self._clock())
+        if age > self.settings.max_age_seconds:
+            return (
+                f"gave up after {attempt} attempts in {age:.0f} s (max_age_seconds "
+                f"{self.settings.max_age_seconds:g}): {outcome.reason}"
+            )
+        return None
+
+    def _delivered_now(self, status: CommitStatus, attempts: int, already_applied: bool) -> None:
+        self._delivered.append(Delivery(status, attempts, already_applied))
+        self.counts["delivered"] += 1
+        self._forget(status)
+        if self.journal is not None:
+            self.journal.settle(status, "delivered")
+        log.debug("Commit status %s sent", status.short_label)
+
+    def _supersede(self, status: CommitStatus) -> None:
+        self._superseded.append(status)
+        self.counts["superseded"] += 1
+
+    def _forget(self, status: CommitStatus) -> None:
+        if status.key not in self._pending:
+            self._queued_at.pop(status.key, None)
 
     def _backoff(self, attempt: int) -> float:
         step = self.settings.backoff_base_seconds * 2.0 ** (attempt - 1)
@@ -328,39 +356,34 @@ class StatusPublisher:
                 next_at = max(next_at, self._clock() + reset)
         self._next_call_at[host] = next_at
 
-    def _fail(self, status: CommitStatus, reason: str, attempts: int) -> None:
+    def _fail(self, status: CommitStatus, reason: str, attempts: int, outcome: str = "") -> None:
+        """Records a status not delivered; with an `outcome` it is settled for good (not resent)."""
         reason = excerpt(reason, (status.token,), limit=500)
         self._failures.append(Failure(status, reason, attempts))
+        self.counts["failed"] += 1
+        if outcome:
+            self._forget(status)
+            if self.journal is not None:
+                self.journal.settle(status, outcome, reason)
         log.warning("Commit status %s not delivered: %s", status.short_label, reason)
 
 
 def create_publisher(
     *,
-    min_interval_seconds: float | None = None,
-    max_attempts: int = 5,
-    backoff_base_seconds: float = 1.0,
-    backoff_max_seconds: float = 60.0,
-    max_retry_wait_seconds: float = 300.0,
-    request_timeout_seconds: float = 10.0,
-    max_queued: int = 10_000,
-    user_agent: str = "bodywork-gitops",
     clock: Clock = time.monotonic,
     wall_clock: Clock = time.time,
     sleep: Sleep = asyncio.sleep,
     jitter: Callable[[], float] = random.random,
     http_client: HttpClient | None = None,
+    journal: StatusJournal | None = None,
+    **settings: Any,
 ) -> StatusPublisher:
-    """A publisher with an httpx client; ``clock``, ``wall_clock``, ``sleep`` and ``jitter`` are for
-    tests (``clock`` paces calls, ``wall_clock`` reads epoch rate-limit resets)."""
-    settings = PublisherSettings(
-        min_interval_seconds=min_interval_seconds,
-        max_attempts=max_attempts,
-        backoff_base_seconds=backoff_base_seconds,
-        backoff_max_seconds=backoff_max_seconds,
-        max_retry_wait_seconds=max_retry_wait_seconds,
-        request_timeout_seconds=request_timeout_seconds,
-        max_queued=max_queued,
-        user_agent=user_agent,
+    """A publisher with an httpx client; `settings` are :class:`PublisherSettings` fields.
+
+    ``clock``, ``wall_clock``, ``sleep`` and ``jitter`` are for tests (``clock`` paces calls and ages
+    statuses, ``wall_clock`` reads epoch rate-limit resets)."""
+    values = PublisherSettings(**settings)
+    client = http_client if http_client is not None else HttpxClient(values.request_timeout_seconds)
+    return StatusPublisher(
+        values, client, clock=clock, wall_clock=wall_clock, sleep=sleep, jitter=jitter, journal=journal
     )
-    client = http_client if http_client is not None else HttpxClient(request_timeout_seconds)
-    return StatusPublisher(settings, client, clock=clock, wall_clock=wall_clock, sleep=sleep, jitter=jitter)

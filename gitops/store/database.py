@@ -63,16 +63,18 @@ class Store(RunReads):
             self._read.close()
 
     def ping(self) -> bool:
-        with self._read_lock:
-            return bool(self._read.execute("SELECT 1").fetchall() == [(1,)])
+        return self.query("SELECT 1", ()) == [(1,)]
 
     def submit(self, method: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
         """Runs the write `method(*args)` (one of this class's) in the writer thread; the future is
         resolved once its transaction is committed. Writes run in the order they are submitted."""
         return self._writer.submit(method, *args)
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction (a savepoint in the writer's batch); also for the store's other modules."""
         return self._writer.transaction()
+
+    _transaction = transaction
 
     # -- accepting -----------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 from gitops.status import RunStatus
 from gitops.store.records import RUN_COLUMNS, LogRecord, RunRecord, StageRecord, run_from_row
@@ -18,10 +20,14 @@ class RunReads:
     _read: sqlite3.Connection
     _read_lock: threading.Lock
 
-    def get(self, run_id: str) -> RunRecord | None:
+    def query(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:
+        """Rows of a read on the read connection (also for the store's other modules); fetchall, not
+        fetchone: a statement left unfinished would keep an old snapshot open."""
         with self._read_lock:
-            # fetchall, not fetchone: a statement left unfinished would keep an old snapshot open.
-            rows = self._read.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchall()
+            return self._read.execute(sql, tuple(parameters)).fetchall()
+
+    def get(self, run_id: str) -> RunRecord | None:
+        rows = self.query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return run_from_row(rows[0]) if rows else None
 
     def list_runs(
@@ -99,8 +105,7 @@ class RunReads:
         return [run_from_row(row) for row in rows]
 
     def count_deliveries(self) -> int:
-        with self._read_lock:
-            return int(self._read.execute("SELECT COUNT(*) FROM deliveries").fetchall()[0][0])
+        return int(self.query("SELECT COUNT(*) FROM deliveries", ())[0][0])
 
     def stages(self, run_id: str) -> list[StageRecord]:
         with self._read_lock:

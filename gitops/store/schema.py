@@ -124,6 +124,31 @@ def _messages_and_audit(db: sqlite3.Connection) -> None:
     )
 
 
+def _status_outbox(db: sqlite3.Connection) -> None:
+    """Commit statuses wait here until delivered, so that neither an API outage nor a restart loses
+    one. One row per commit and context (the newest status replaces the older); the token is not
+    stored (it comes from the settings when the status is sent)."""
+    db.execute(
+        """CREATE TABLE status_outbox (
+            provider TEXT NOT NULL,
+            api_base TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            context TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            state TEXT NOT NULL,
+            description TEXT NOT NULL,
+            target_url TEXT NOT NULL,
+            queued_at REAL NOT NULL,
+            outcome TEXT NOT NULL DEFAULT 'pending',
+            settled_at REAL,
+            reason TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (provider, api_base, repository, sha, context)
+        )"""
+    )
+    db.execute("CREATE INDEX status_outbox_pending ON status_outbox (outcome, queued_at)")
+
+
 def _page_details(db: sqlite3.Connection) -> None:
     """What the pages show besides: the URL of each deployed service stage (environment page), the
     message of the run's commit (run page)."""
@@ -135,7 +160,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "failure kinds in their own column", _failure_kinds),
     Migration(2, "schedules and the history of their fires", create_schedule_tables),
     Migration(3, "chat messages of runs and the audit log", _messages_and_audit),
-    Migration(4, "service URLs and commit messages for the pages", _page_details),
+    Migration(4, "durable commit statuses (status_outbox)", _status_outbox),
+    Migration(5, "service URLs and commit messages for the pages", _page_details),
 )
 
 

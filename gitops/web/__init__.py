@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute
 from gitops.service import Service
 from gitops.web import api, live, metrics, pages, schedules, session, webhooks
 from gitops.web.access import PagesGuard
+from gitops.web.bodies import ByteBudget
 from gitops.web.templating import static
 
 BUILTIN_ROUTES: tuple[Sequence[BaseRoute], ...] = (
@@ -72,4 +73,5 @@ def create_app(
     guarded = [Middleware(PagesGuard), *middleware]
     app = Starlette(routes=routes, middleware=guarded, lifespan=lifespan)
     app.state.service = service
+    app.state.body_budget = ByteBudget(service.settings.limits.max_buffered_bytes)
     return app

@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gitops.secret import Secret
-from gitops.web.responses import TooLarge, error, read_body, service_of
+from gitops.web.bodies import BodyRefused
+from gitops.web.responses import error, read_body, refused, service_of
 
 COOKIE = "bodywork_session"
 """The login form's cookie: ``<role>.<HMAC of the token>``."""
@@ -125,11 +126,12 @@ def _refusal(request: Request) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-async def read_form(request: Request) -> dict[str, str] | None:
-    """A small urlencoded form (login, re-run, cancel); None when too large."""
+async def read_form(request: Request) -> dict[str, str] | Response:
+    """A small urlencoded form (login, re-run, cancel), or the answer to a body refused (too large,
+    too slow: :mod:`gitops.web.bodies`)."""
     try:
         body = await read_body(request, _MAX_FORM)
-    except TooLarge:
-        return None
+    except BodyRefused as problem:
+        return refused(problem)
     parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {key: values[0] for key, values in parsed.items()}

@@ -3,7 +3,7 @@ log, need the API token."""
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -11,13 +11,27 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gitops.environments import Target, target_for
+from gitops.refs import branch_problem, ref_problem, sha_problem
 from gitops.service import Service
 from gitops.settings import RepositorySettings
 from gitops.status import RunStatus
-from gitops.web.responses import TooLarge, error, read_body, service_of
+from gitops.web.bodies import BodyRefused
+from gitops.web.responses import error, read_body, refused, service_of
 from gitops.web.webhooks import decision_response
+from gitops.webhooks import MalformedWebhook, parse_json
 
 _MAX_TRIGGER_BODY = 64 * 1024
+_DECIMAL = re.compile(r"[0-9]{1,18}")  # ASCII digits only ("²".isdigit() is True), within int64
+
+
+def query_integer(request: Request, name: str, default: int, low: int, high: int) -> int | Response:
+    """The query parameter `name` as an integer from `low` to `high`, or the 400 answer."""
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if _DECIMAL.fullmatch(text) is None or not low <= int(text) <= high:
+        return error(400, f"{name} must be an integer from {low} to {high}, not {text[:40]!r}")
+    return int(text)
 
 
 def denied(request: Request) -> Response | None:
@@ -46,15 +60,15 @@ async def list_runs(request: Request) -> Response:
     state = query.get("state")
     if state and state not in {s.value for s in RunStatus}:
         return error(400, f"state {state!r} is not one of {', '.join(s.value for s in RunStatus)}")
-    limit = query.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        return error(400, f"limit must be an integer from 1 to 1000, not {limit!r}")
+    limit = query_integer(request, "limit", 100, 1, 1000)
+    if isinstance(limit, Response):
+        return limit
     runs = service_of(request).require_store().list_runs(
         pipeline=query.get("pipeline"),
         environment=query.get("environment"),
         state=RunStatus(state) if state else None,
         repository=query.get("repository"),
-        limit=int(limit),
+        limit=limit,
     )
     return JSONResponse({"runs": [r.to_json() for r in runs]})
 
@@ -91,10 +105,10 @@ async def get_logs(request: Request) -> Response:
     store = service_of(request).require_store()
     if store.get(run_id) is None:
         return error(404, f"no run {run_id!r}")
-    after = request.query_params.get("after", "0")
-    if not after.isdigit():
-        return error(400, f"after must be a log line id, not {after!r}")
-    lines = store.logs(run_id, int(after))
+    after = query_integer(request, "after", 0, 0, 2**63 - 1)
+    if isinstance(after, Response):
+        return after
+    lines = store.logs(run_id, after)
     if request.query_params.get("format") == "text":
         return PlainTextResponse("".join(f"[{x.stage or 'service'}] {x.line}\n" for x in lines))
     return JSONResponse(
@@ -105,19 +119,36 @@ async def get_logs(request: Request) -> Response:
 async def _trigger_request(request: Request) -> dict[str, Any] | Response:
     """The body of POST /api/runs as a dict, or the error response."""
     try:
-        data = json.loads(await read_body(request, _MAX_TRIGGER_BODY))
-    except TooLarge:
-        return error(413, "the body is larger than 64 KiB")
-    except ValueError as problem:
-        return error(400, f"the body is not valid JSON: {problem}")
+        data = parse_json(await read_body(request, _MAX_TRIGGER_BODY))
+    except BodyRefused as refusal:
+        return refused(refusal)
+    except MalformedWebhook as malformed:
+        return error(400, str(malformed))
     if not isinstance(data, dict):
         return error(400, "the body must be a JSON object with repository and ref")
-    name, ref, commit = data.get("repository"), data.get("ref"), data.get("commit")
-    if not isinstance(name, str) or not isinstance(ref, str) or not ref:
-        return error(400, "repository and ref are required strings")
-    if commit is not None and not isinstance(commit, str):
-        return error(400, "commit must be a string")
-    return data
+    problem = _trigger_problem(data)
+    return error(400, problem) if problem else data
+
+
+def _trigger_problem(data: dict[str, Any]) -> str | None:
+    """Which field of a trigger is wrong, and how; None when all are right."""
+    for name, required in (("repository", True), ("ref", True), ("commit", False), ("provider", False)):
+        value = data.get(name)
+        if value is None and not required:
+            continue
+        if not isinstance(value, str) or not value:
+            return f"{name} must be a non-empty string, not {type(value).__name__}"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{name} is not valid Unicode (it holds a lone surrogate)"
+    ref: str = data["ref"]
+    if problem := (ref_problem(ref) if ref.startswith("refs/") else branch_problem(ref)):
+        return f"ref {problem}"
+    commit = data.get("commit")
+    if commit is not None and (problem := sha_problem(commit)):
+        return f"commit {problem}"
+    return None
 
 
 async def create_run(request: Request) -> Response:
@@ -147,6 +178,8 @@ async def create_run(request: Request) -> Response:
         if commit is None:
             return error(400, f"{full_ref} does not exist in {repository.name}")
     key = request.headers.get("idempotency-key")
+    if key is not None and len(key) > 200:
+        return error(400, "the Idempotency-Key header is longer than 200 characters")
     return decision_response(await service.trigger(repository, full_ref, commit, target, key))
 
 

@@ -84,7 +84,9 @@ async def _operator_form(request: Request) -> tuple[RunRecord, Service] | Respon
     form = await read_form(request)
     if not visitor(request).operator:
         return _problem(request, 403, "Not allowed", "Re-run and cancel need the API token: log in with it.")
-    if form is None or not csrf_ok(request, form):
+    if isinstance(form, Response):
+        return form
+    if not csrf_ok(request, form):
         return _problem(request, 403, "Form expired", "Reload the run page and try again.")
     return run, service
 

@@ -7,7 +7,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gitops.web.access import COOKIE, read_form, sign
-from gitops.web.responses import error, service_of
+from gitops.web.responses import service_of
 from gitops.web.templating import render
 
 
@@ -21,8 +21,8 @@ async def login(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "login.html", {"next": next_page, "problem": ""})
     form = await read_form(request)
-    if form is None:
-        return error(413, "the form is too large")
+    if isinstance(form, Response):
+        return form
     next_page = _safe_next(form.get("next", "/"))
     settings = service_of(request).settings
     token = form.get("token", "").strip()

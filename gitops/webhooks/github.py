@@ -14,10 +14,13 @@ from gitops.webhooks import (
     Ping,
     PushEvent,
     WebhookEvent,
+    digest,
     field,
     header,
-    is_sha,
+    header_id,
     load_json,
+    ref_field,
+    sha_field,
 )
 
 PROVIDER = "github"
@@ -42,7 +45,7 @@ def repository_of(data: Mapping[str, object]) -> str:
 
 def parse(headers: Mapping[str, str], body: bytes) -> WebhookEvent:
     event = header(headers, "x-github-event")
-    delivery = header(headers, "x-github-delivery")
+    delivery = header_id(headers, "x-github-delivery")
     if not event:
         raise MalformedWebhook("the X-GitHub-Event header is missing")
     data = load_json(headers, body)
@@ -53,27 +56,27 @@ def parse(headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         return Ignored(f"event {event!r} is not handled; only push and ping are")
     if not delivery:
         raise MalformedWebhook("the X-GitHub-Delivery header is missing")
-    ref: str = field(data, "ref")
-    before: str = field(data, "before")
-    after: str = field(data, "after")
+    ref = ref_field(data)
+    before = sha_field(data, "before", zero_allowed=True)
+    after = sha_field(data, "after", zero_allowed=True)
     deleted = bool(field(data, "deleted", bool, optional=True)) or after == ZERO_SHA
-    if not deleted and not is_sha(after):
-        raise MalformedWebhook(f"'after' must be a 40-character commit SHA, not {after[:60]!r}")
-    commit = after
-    if ref.startswith("refs/tags/") and not deleted:
-        # An annotated tag's `after` is the tag object; head_commit names the commit.
-        head = field(data, "head_commit.id", optional=True)
-        if head:
-            commit = head
     return PushEvent(
         provider=PROVIDER,
         repository=field(data, "repository.full_name"),
         ref=ref,
         before=before,
-        commit=ZERO_SHA if deleted else commit,
+        commit=ZERO_SHA if deleted else _commit(data, ref, after),
         deleted=deleted,
         delivery_id=delivery,
         idempotency_key=delivery,
         clone_url=field(data, "repository.clone_url", optional=True) or "",
+        body_digest=digest(body),
         pusher=field(data, "pusher.name", optional=True) or "",
     )
+
+
+def _commit(data: Mapping[str, object], ref: str, after: str) -> str:
+    """The commit to run: an annotated tag's `after` is the tag object; head_commit names the commit."""
+    if ref.startswith("refs/tags/") and field(data, "head_commit.id", optional=True) is not None:
+        return sha_field(data, "head_commit.id")
+    return after

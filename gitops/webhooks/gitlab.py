@@ -11,10 +11,13 @@ from gitops.webhooks import (
     MalformedWebhook,
     PushEvent,
     WebhookEvent,
+    digest,
     field,
     header,
-    is_sha,
+    header_id,
     load_json,
+    ref_field,
+    sha_field,
 )
 
 PROVIDER = "gitlab"
@@ -36,28 +39,28 @@ def parse(headers: Mapping[str, str], body: bytes) -> WebhookEvent:
     kind = field(data, "object_kind")
     if kind not in ("push", "tag_push"):
         return Ignored(f"object_kind {kind!r} is not handled; only push and tag_push are")
-    uuid = header(headers, "x-gitlab-event-uuid")
-    key = header(headers, "idempotency-key") or uuid
+    uuid = header_id(headers, "x-gitlab-event-uuid")
+    key = header_id(headers, "idempotency-key") or uuid
     if not key:
         raise MalformedWebhook("neither Idempotency-Key nor X-Gitlab-Event-UUID is present")
-    ref: str = field(data, "ref")
-    after: str = field(data, "after")
+    ref = ref_field(data)
+    before = sha_field(data, "before", zero_allowed=True)
+    after = sha_field(data, "after", zero_allowed=True)
     deleted = after == ZERO_SHA
     commit = after
-    if not deleted:
+    if not deleted and field(data, "checkout_sha", optional=True) is not None:
         # For a tag push `after` may be the tag object; checkout_sha is the commit.
-        commit = field(data, "checkout_sha", optional=True) or after
-        if not is_sha(commit):
-            raise MalformedWebhook(f"'checkout_sha' must be a 40-character commit SHA, not {commit[:60]!r}")
+        commit = sha_field(data, "checkout_sha")
     return PushEvent(
         provider=PROVIDER,
         repository=field(data, "project.path_with_namespace"),
         ref=ref,
-        before=field(data, "before"),
+        before=before,
         commit=ZERO_SHA if deleted else commit,
         deleted=deleted,
         delivery_id=uuid or key,
         idempotency_key=key,
         clone_url=field(data, "project.git_http_url", optional=True) or "",
+        body_digest=digest(body),
         pusher=field(data, "user_username", optional=True) or "",
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from runner.errors import FatalError
 from runner.events import StageState
 from runner.model import Pipeline, Stage
 
@@ -58,7 +59,7 @@ class StageResult:
         return self.state is StageState.SUCCEEDED
 
 
-class StageError(Exception):
+class StageError(FatalError):
     """An expected failure of a stage, with a message that names the problem and the fix."""
 
 

@@ -20,6 +20,7 @@ from runner.backends import notebooks
 from runner.backends.base import ARTIFACTS_DIR_VARIABLE, RunContext, StageError, StageJob, StageResult
 from runner.backends.env_cache import Limits
 from runner.backends.interpreters import install_hint, interpreter_for
+from runner.backends.isolation import Isolation
 from runner.backends.local_services import LocalServices, RestartPolicy, RunningService
 from runner.backends.name_proxy import NameProxy
 from runner.backends.processes import StageProcess, stage_environment
@@ -83,12 +84,19 @@ class LocalBackend:
         secrets_file: Path | None = None,
         restart_policy: RestartPolicy | None = None,
         cache_limits: Limits | None = None,
+        isolate_stages: bool = False,
+        stage_user: str | None = None,
     ) -> None:
+        """`isolate_stages`: run stages as `stage_user` (default ``nobody``) when this process is root
+        (:mod:`runner.backends.isolation`); stages always die with this process, and what a killed
+        predecessor left running is stopped here."""
         self.venvs = VenvCache((cache_dir or default_cache_dir()) / "venvs", cache_limits)
         self.state_dir = state_dir or default_state_dir()
+        self.isolation = Isolation.for_state_dir(self.state_dir, stage_user, isolate_stages)
+        self.isolation.reap()
         self.secrets = secrets or {}
         self.secrets_file = secrets_file
-        self.services = LocalServices(host, restart_policy or RestartPolicy())
+        self.services = LocalServices(host, restart_policy or RestartPolicy(), self.isolation)
         self.venvs.protected = lambda: {s.python.parent.parent.name for s in self.services.running.values()}
         self._proxies: dict[str, NameProxy] = {}
         self._pipelines: dict[str, Pipeline] = {}
@@ -263,6 +271,7 @@ class LocalBackend:
             self._stage_folder(self.workspace(job.run), job.stage),
             env,
             job.log,
+            self.isolation,
         )
         try:
             code = await process.wait(timeout=time_limit or None)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from runner.backends import notebooks, ports
 from runner.backends.base import StageError, StageJob, StageResult
+from runner.backends.isolation import Isolation
 from runner.backends.processes import StageProcess
 from runner.events import StageState
 from runner.model import Stage, dns_label
@@ -77,9 +78,11 @@ def names_of(stage: Stage) -> set[str]:
 
 
 class LocalServices:
-    def __init__(self, host: str, policy: RestartPolicy) -> None:
+    def __init__(self, host: str, policy: RestartPolicy, isolation: Isolation | None = None) -> None:
         self.host = host
         self.policy = policy
+        self.isolation = isolation
+        """How service processes are started and recorded (:mod:`runner.backends.isolation`)."""
         self.running: dict[tuple[str, str], RunningService] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -171,7 +174,7 @@ class LocalServices:
         service.recent.clear()
         folder = (service.workspace / service.stage.executable_module_path).parent
         service.process = await StageProcess.start(
-            notebooks.command(service.python, service.stage), folder, service.env, on_line
+            notebooks.command(service.python, service.stage), folder, service.env, on_line, self.isolation
         )
         service.started_at = asyncio.get_running_loop().time()
 

@@ -13,6 +13,9 @@ import re
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+from runner.backends.isolation import Isolation
 
 # A line longer than this is cut into pieces, so that output with no newlines cannot exhaust memory.
 MAX_LINE_BYTES = 16 * 1024
@@ -50,8 +53,14 @@ def printable(raw: bytes) -> str:
 class StageProcess:
     """One running stage process; its output goes line by line to `on_line`."""
 
-    def __init__(self, process: asyncio.subprocess.Process, on_line: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        on_line: Callable[[str], None],
+        isolation: Isolation | None = None,
+    ) -> None:
         self.process = process
+        self.isolation = isolation
         self._reader = asyncio.create_task(self._pump(on_line))
 
     @classmethod
@@ -61,7 +70,14 @@ class StageProcess:
         cwd: Path,
         env: Mapping[str, str],
         on_line: Callable[[str], None],
+        isolation: Isolation | None = None,
     ) -> StageProcess:
+        """With `isolation` (:mod:`runner.backends.isolation`) the stage dies with this process, is
+        recorded until it stops, and runs as the stage user where there is one."""
+        options: dict[str, Any] = {"start_new_session": True}
+        if isolation is not None:
+            env = isolation.prepare(argv, cwd, env)
+            options = isolation.spawn_options()
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
@@ -69,9 +85,11 @@ class StageProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
+            **options,
         )
-        return cls(process, on_line)
+        if isolation is not None:
+            isolation.started(process.pid, env)
+        return cls(process, on_line, isolation)
 
     @property
     def pid(self) -> int:
@@ -116,6 +134,8 @@ class StageProcess:
         # Children may ignore SIGTERM or outlive the leader: the group is always finished off.
         self.signal_group(signal.SIGKILL)
         await self.process.wait()
+        if self.isolation is not None:
+            self.isolation.stopped(self.process.pid)
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader

@@ -42,7 +42,7 @@ def test_an_old_store_gains_the_tables_and_keeps_its_runs(tmp_path: Path) -> Non
     ]
     reopened.close()
     with sqlite3.connect(path) as db:
-        assert version(db) == MIGRATIONS[-1].version >= 3  # upgraded to the newest, past this one
+        assert version(db) == MIGRATIONS[-1].version >= 3  # the chat tables are migration 3
     db.close()
 
 

@@ -53,6 +53,13 @@ class _Hang:
     """A scripted answer that holds the connection open until the fake is closed."""
 
 
+@dataclass(frozen=True)
+class _Late:
+    """A scripted delay: the call is handled (and recorded) as usual, answered `seconds` later."""
+
+    seconds: float
+
+
 class FakeApiServer:
     """Start with ``with Fake(...) as fake:``; point the client at ``fake.base_url``."""
 
@@ -60,7 +67,7 @@ class FakeApiServer:
         self.requests: list[RecordedRequest] = []
         self.rejected: list[Rejection] = []
         self.scripted: list[tuple[RecordedRequest, Answer]] = []
-        self._script: deque[Answer | _Hang] = deque()
+        self._script: deque[Answer | _Hang | _Late] = deque()
         self._lock = threading.Lock()
         self._released = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -86,6 +93,17 @@ class FakeApiServer:
         """The next calls get no answer until the fake closes (the client's timeout fires first)."""
         with self._lock:
             self._script.extend([_Hang()] * times)
+
+    def answer_late_next(self, seconds: float, times: int = 1) -> None:
+        """The next calls are applied, but answered only after `seconds` (past the client's timeout):
+        the client cannot know whether they went through."""
+        with self._lock:
+            self._script.extend([_Late(seconds)] * times)
+
+    def clear_script(self) -> None:
+        """Forgets the scripted answers not played yet: the service is healthy again."""
+        with self._lock:
+            self._script.clear()
 
     # Running.
 
@@ -172,7 +190,10 @@ class FakeApiServer:
             self._released.wait()
             handler.close_connection = True
             return
-        if scripted is not None:
+        if isinstance(scripted, _Late):
+            answer = self.handle(request)
+            self._released.wait(scripted.seconds)
+        elif scripted is not None:
             with self._lock:
                 self.scripted.append((request, scripted))
             answer = scripted

@@ -27,6 +27,7 @@ MAX_STATUSES_PER_CONTEXT = 1000
 DOCS = "https://docs.github.com/rest/commits/statuses#create-a-commit-status"
 
 _PATH = re.compile(r"^/repos/(?P<owner>[^/?]+)/(?P<repo>[^/?]+)/statuses/(?P<sha>[^/?]+)$")
+_LIST_PATH = re.compile(r"^/repos/(?P<owner>[^/?]+)/(?P<repo>[^/?]+)/commits/(?P<sha>[^/?]+)/statuses$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -92,6 +93,9 @@ class FakeGitHub(FakeApiServer):
         path = request.raw_path.split("?", 1)[0]
         if not path.startswith(self.prefix + "/"):
             return self.reject(request, Answer(404, {"message": "Not Found", "documentation_url": DOCS}))
+        listing = _LIST_PATH.match(path[len(self.prefix) :])
+        if listing is not None and request.method == "GET":
+            return self._list(request, unquote(listing["sha"]))
         match = _PATH.match(path[len(self.prefix) :])
         if match is None or request.method != "POST":
             return self.reject(request, Answer(404, {"message": "Not Found", "documentation_url": DOCS}))
@@ -147,6 +151,14 @@ class FakeGitHub(FakeApiServer):
             self._ids += 1
             number = self._ids
         return Answer(201, _status_json(status, number, self.api_base))
+
+    def _list(self, request: RecordedRequest, sha: str) -> Answer:
+        """``GET /repos/{owner}/{repo}/commits/{ref}/statuses``: newest first, as GitHub lists them."""
+        if request.headers.get("authorization", "") not in (f"Bearer {self.token}", f"token {self.token}"):
+            return self.reject(request, Answer(401, {"message": "Bad credentials"}))
+        with self._state_lock:
+            listed = list(reversed(self.statuses.get(sha, [])))
+        return Answer(200, [_status_json(s, n, self.api_base) for n, s in enumerate(listed, 1)])
 
 
 def _status_json(status: GitHubStatus, number: int, api_base: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,11 @@ def make_service(
     started: list[RunningService] = []
 
     def make(
-        service_extra: str = "", repo_extra: str = "", github_url: str = "", max_concurrent: int = 4
+        service_extra: str = "",
+        repo_extra: str = "",
+        github_url: str = "",
+        max_concurrent: int = 4,
+        **service_options: Any,
     ) -> RunningService:
         environ = {
             "GH_SECRET": GITHUB_SECRET,
@@ -119,7 +124,7 @@ repositories:
     preview_branches: ["review/*"]
 """
         settings = write_config(tmp_path / "service.yaml", config, environ)
-        service = RunningService(settings).__enter__()
+        service = RunningService(settings, **service_options).__enter__()
         started.append(service)
         return service
 

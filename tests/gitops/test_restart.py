@@ -102,7 +102,7 @@ def test_queued_and_running_runs_survive_a_restart(
         assert [x["line"] for x in logs if x["stage"] == "prepare"][-2:] == ["working", "done"]
         wait_until(lambda: [s.state for s in fake_github.accepted(main_sha)][-1:] == ["success"])
         descriptions = [s.description or "" for s in fake_github.accepted(main_sha)]
-        assert any(d.startswith("Queued again: the service restarted") for d in descriptions)
+        assert any(d.startswith("Queued again: the service restarted") for d in descriptions), descriptions
         for sha in branches.values():
             wait_until(lambda: [s.state for s in fake_github.accepted(sha)][-1:] == ["success"])  # noqa: B023
     finally:

@@ -246,10 +246,11 @@ def test_a_bad_schedule_in_the_service_config_names_its_path(tmp_path: Path) -> 
     assert caught.value.problems == [
         "repositories.0.schedules.main.cron -> is not a valid cron expression: must have 5 fields "
         '(minute hour day-of-month month day-of-week), got 4: "0 3 * *"; e.g. "0 3 * * *" for 03:00 '
-        "every day",
+        "every day (line 6)",
         'repositories.0.schedules.main.timezone -> unknown time zone "Mars/Base"; use an IANA name such '
-        "as Europe/London or UTC",
+        "as Europe/London or UTC (line 6)",
         "repositories.0.schedules.develop -> branch 'develop' matches neither deploy_branches nor "
-        "preview_branches, so it has no environment to re-run; add it to one of them or remove the schedule",
-        "service.schedules.lease -> must be auto, true or false, not 'sometimes'",
+        "preview_branches, so it has no environment to re-run; add it to one of them or remove the schedule "
+        "(line 7)",
+        "service.schedules.lease -> must be auto, true or false, not 'sometimes' (line 9)",
     ]

@@ -65,7 +65,7 @@ def test_a_store_of_the_previous_release_is_upgraded_with_nothing_lost(old_store
             "SELECT run_id, stage, kind, state, attempts, started_at, finished_at, reason FROM stages "
             "ORDER BY run_id, stage"
         ).fetchall()
-        # Migration 4: stages deployed before it have no recorded URL, runs no commit message.
+        # Migration 5: stages deployed before it have no recorded URL, runs no commit message.
         assert {url for (url,) in db.execute("SELECT url FROM stages")} == {""}
         assert {message for (message,) in db.execute("SELECT message FROM runs")} == {""}
         assert [s for s in old_stages if s[0] != runs["2"].id] == [s for s in stages if s[0] != runs["2"].id]

@@ -174,14 +174,14 @@ repositories:
     with pytest.raises(SettingsError) as caught:
         load_settings(config, {})
     assert caught.value.problems == [
-        "service.colour -> unknown setting; see docs/service.md for the accepted keys",
-        "repositories.0.provider -> must be one of github, gitlab, not 'bitbucket'",
+        "service.colour -> unknown setting; see docs/service.md for the accepted keys (line 4)",
+        "repositories.0.provider -> must be one of github, gitlab, not 'bitbucket' (line 7)",
         "repositories.0.webhook_secret -> secrets are not read from the config file; set "
         "webhook_secret_env to the name of an environment variable or webhook_secret_file to a "
-        "mounted file",
-        "repositories.1.url -> required: the repository's clone URL",
-        "repositories.1.webhook_secret_env -> environment variable UNSET is not set or empty",
-        "service.max_concurrent_runs -> must be at least 1, not 0",
+        "mounted file (line 8)",
+        "repositories.1.url -> required: the repository's clone URL (line 9)",
+        "repositories.1.webhook_secret_env -> environment variable UNSET is not set or empty (line 10)",
+        "service.max_concurrent_runs -> must be at least 1, not 0 (line 3)",
     ]
 
 

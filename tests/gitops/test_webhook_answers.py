@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import select
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -138,3 +140,34 @@ def test_the_api_rejects_bad_queries_and_unknown_runs(service: RunningService) -
     assert client.post("/api/runs", json=unknown, headers=auth).status_code == 404
     answer = client.post("/api/runs", json={"repository": "acme/pipelines", "ref": "docs"}, headers=auth)
     assert answer.status_code == 400 and "matches neither" in answer.json()["error"]
+
+
+def test_bodies_being_received_share_one_byte_budget(make_service: ServiceFactory) -> None:
+    """Slow uploads cannot take the process's memory: past limits.max_buffered_bytes a body answers
+    429, and the budget is free again once they are gone."""
+    service = make_service(
+        service_extra="  limits:\n    max_buffered_bytes: 100000\n    body_timeout_seconds: 20"
+    )
+    head = "POST /webhooks/gitlab HTTP/1.1\r\nHost: x\r\nContent-Length: 90000\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in gitlab_headers(GITLAB_SECRET).items()
+    ) + "\r\n"
+
+    def upload(size: int) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+        sock.sendall(head.encode() + b" " * size)
+        return sock
+
+    uploads = [upload(80_000), upload(80_000)]  # each most of the budget; the rest never comes
+    readable, _, _ = select.select(uploads, [], [], 10)
+    assert len(readable) == 1  # one holds its share and waits; the other is refused at once
+    answer = readable[0].recv(4096)
+    assert answer.startswith(b"HTTP/1.1 429"), answer
+    assert b"retry-after: 5" in answer.lower()
+    for sock in uploads:
+        sock.close()
+    body = json.dumps(gitlab_push("group/ml-project", "refs/heads/docs", ZERO, SHA)).encode()
+    answers = [
+        service.client.post("/webhooks/gitlab", content=body, headers=gitlab_headers(GITLAB_SECRET))
+        for _ in range(50)
+    ]  # once the hung-up uploads are noticed, the budget is back
+    assert answers[-1].status_code == 200, answers[-1].text

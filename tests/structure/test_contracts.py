@@ -106,7 +106,7 @@ WRONG_IMPORTS = [
         "starlette only in gitops.web and chatops.routes",
     ),
     ("chatops/handlers.py", "import starlette", "starlette only in gitops.web and chatops.routes"),
-    ("gitops/service.py", "import uvicorn", "uvicorn only in gitops.commands.serve"),
+    ("gitops/service.py", "import uvicorn", "uvicorn (and its h11) only in gitops.commands.serve"),
     ("gitops/runs.py", "import httpx", "httpx only in gitops.statuses.http"),
     ("gitops/queue.py", "import sqlite3", "sqlite3 only in the gitops.store package"),
     ("runner/ini_layout.py", "import configparser as _", "configparser only in runner.ini_files"),

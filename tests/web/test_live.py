@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gitops.runs import service_url
+from gitops.recording import service_url
 from runner.model import ServiceSettings, Stage
 from tests.gitops.conftest import ServiceFactory
 from tests.gitops.helpers import SourceRepo, pipeline_files, wait_until

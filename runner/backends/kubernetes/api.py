@@ -110,8 +110,8 @@ class KubeApi:
         except (k8s_config.ConfigException, OSError) as error:
             where = "the in-cluster service account" if in_cluster else (kubeconfig or "~/.kube/config")
             raise PermanentError(
-                f"cannot load Kubernetes credentials from {where}: {error}; pass --kubeconfig PATH "
-                "(or set KUBECONFIG), or run inside a cluster with --in-cluster"
+                f"cannot load Kubernetes credentials from {where}: {error}; give a kubeconfig file "
+                "that exists (--kubeconfig PATH or the KUBECONFIG variable), or run inside a cluster"
             ) from error
         configuration.retries = 0  # we retry ourselves, with backoff and clear errors
         self.host: str = configuration.host

@@ -1,0 +1,105 @@
+"""Commit statuses waiting for delivery, in the store: the publisher's :class:`StatusJournal`.
+
+A status is recorded when it is published (replacing the older one of its commit and context) and
+settled when it is delivered, rejected or expired. At start-up the publisher reads what is still
+pending: a status that was waiting for a rate limit or an outage when the process died is sent after
+the restart. Writes go through the store's writer thread (group commit), so recording never blocks
+the event loop; the token is never stored, `token_for` supplies it from the settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from gitops.statuses.model import CommitStatus
+from gitops.store.database import Store
+from gitops.store.records import RUN_COLUMNS, RunRecord, run_from_row
+
+TokenFor = Callable[[str, str, str], str | None]
+"""(provider, api_base, repository) -> the API token of that repository, None when unconfigured."""
+
+_KEY = "provider = ? AND api_base = ? AND repository = ? AND sha = ? AND context = ?"
+_COLUMNS = "provider, api_base, repository, sha, context, ref, state, description, target_url"
+
+
+class StatusOutbox:
+    def __init__(self, store: Store, token_for: TokenFor) -> None:
+        self.store = store
+        self.token_for = token_for
+
+    # -- StatusJournal ------------------------------------------------------------------------
+
+    def record(self, status: CommitStatus) -> None:
+        self.store.submit(self._record, status, time.time())
+
+    def settle(self, status: CommitStatus, outcome: str, reason: str = "") -> None:
+        self.store.submit(self._settle, status, outcome, reason, time.time())
+
+    def pending(self) -> list[CommitStatus]:
+        rows = self.store.query(
+            f"SELECT {_COLUMNS} FROM status_outbox WHERE outcome = 'pending' ORDER BY queued_at", ()
+        )
+        found = []
+        for provider, api_base, repository, sha, context, ref, state, description, target_url in rows:
+            token = self.token_for(provider, api_base, repository)
+            if token is None:  # the repository is no longer configured (or has no token now)
+                continue
+            found.append(CommitStatus(
+                provider=provider, api_base=api_base, repository=repository, token=token, sha=sha,
+                ref=ref, context=context, state=state, description=description, target_url=target_url,
+            ))
+        return found
+
+    # -- what else the service asks -----------------------------------------------------------
+
+    def state_of(self, status: CommitStatus) -> str | None:
+        """The state last recorded for `status`'s commit and context, None when none was."""
+        rows = self.store.query(f"SELECT state FROM status_outbox WHERE {_KEY}", _key(status))
+        return str(rows[0][0]) if rows else None
+
+    def finished_since(self, since: float, limit: int = 1000) -> list[RunRecord]:
+        """Runs that reached their final state after `since` (epoch seconds), newest first: those
+        whose final status may not have been journaled before a crash."""
+        rows = self.store.query(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE finished_at > ? ORDER BY finished_at DESC LIMIT ?",
+            (since, limit),
+        )
+        return [run_from_row(row) for row in rows]
+
+    def prune(self, older_than: float) -> None:
+        """Forgets settled statuses settled before `older_than` (epoch seconds)."""
+        self.store.submit(self._prune, older_than)
+
+    # -- writes, in the store's writer thread -------------------------------------------------
+
+    def _record(self, status: CommitStatus, at: float) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                f"INSERT INTO status_outbox ({_COLUMNS}, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (provider, api_base, repository, sha, context) DO UPDATE SET "
+                "ref = excluded.ref, state = excluded.state, description = excluded.description, "
+                "target_url = excluded.target_url, queued_at = excluded.queued_at, "
+                "outcome = 'pending', settled_at = NULL, reason = ''",
+                (*_key(status), status.ref, status.state.value, status.description, status.target_url, at),
+            )
+
+    def _settle(self, status: CommitStatus, outcome: str, reason: str, at: float) -> None:
+        # Only the row that still holds this status: a newer one recorded since stays pending.
+        with self.store.transaction() as db:
+            db.execute(
+                f"UPDATE status_outbox SET outcome = ?, settled_at = ?, reason = ? WHERE {_KEY} "
+                "AND state = ? AND description = ? AND target_url = ? AND outcome = 'pending'",
+                (outcome, at, reason, *_key(status), status.state.value, status.description,
+                 status.target_url),
+            )
+
+    def _prune(self, older_than: float) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                "DELETE FROM status_outbox WHERE outcome != 'pending' AND settled_at < ?", (older_than,)
+            )
+
+
+def _key(status: CommitStatus) -> tuple[str, str, str, str, str]:
+    return (status.provider, status.api_base.rstrip("/"), status.repository, status.sha, status.context)

@@ -1,0 +1,227 @@
+"""Stages die with the service and cannot read its secrets (issue 13, items 8 and 10).
+
+Real processes throughout: `bodywork serve` as a child process, killed with SIGKILL; the local
+backend's stages as its children. On this machine the service runs as root, so stages run as
+``nobody``; the refusal of preview branches where that isolation cannot be had is shown with a backend
+that does not switch users.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runner.backends.local import LocalBackend
+from tests.fakes.github_api import FakeGitHub
+
+from .conftest import GITHUB_SECRET, ServiceFactory
+from .gitserver import GitHttpServer, free_port
+from .helpers import (
+    ZERO,
+    ServiceProcess,
+    SourceRepo,
+    github_headers,
+    github_push,
+    github_repository,
+    pipeline_files,
+    wait_until,
+)
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root"),
+]
+
+WORK = """import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+print(f"work pids {os.getpid()} {child.pid}", flush=True)
+time.sleep(300)
+"""
+WEB = """import http.server, os
+print(f"web pid {{os.getpid()}}", flush=True)
+http.server.HTTPServer(("127.0.0.1", {port}), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+SNOOP = """import os, sys
+targets = {{
+    "environ": f"/proc/{{os.getppid()}}/environ",
+    "secret file": {secret_file!r},
+    "store": {store!r},
+    "store listing": {data_dir!r},
+}}
+print(f"snoop runs as uid {{os.getuid()}}", flush=True)
+for what, path in targets.items():
+    try:
+        data = os.listdir(path) if what == "store listing" else open(path, "rb").read()
+        print(f"{{what}}: READ {{data!r}}", flush=True)
+    except OSError as error:
+        print(f"{{what}}: denied ({{type(error).__name__}})", flush=True)
+"""
+
+
+def web_stage(port: int) -> str:
+    return (
+        "  web:\n    executable_module_path: web.py\n    cpu_request: 0.1\n    memory_request_mb: 64\n"
+        f"    service:\n      max_startup_time_seconds: 30\n      replicas: 1\n      port: {port}\n"
+        "      ingress: false\n"
+    )
+
+
+def _config(tmp_path: Path, git_http: GitHttpServer, fake_github: FakeGitHub, venv_cache: Path) -> Path:
+    config = tmp_path / "service.yaml"
+    config.write_text(f"""
+service:
+  data_dir: {tmp_path / "data"}
+  status_min_interval_seconds: 0
+  quiet_period_seconds: 0
+  restart_reruns: 1
+  backend: local
+  backend_options:
+    cache_dir: {venv_cache}
+repositories:
+{github_repository(git_http.url("pipelines"), fake_github.api_base)}
+""")
+    return config
+
+
+def _post(client: httpx.Client, ref: str, sha: str) -> httpx.Response:
+    body = json.dumps(github_push("acme/pipelines", ref, ZERO, sha)).encode()
+    return client.post("/webhooks/github", content=body, headers=github_headers(body, GITHUB_SECRET))
+
+
+def _push(service: ServiceProcess, ref: str, sha: str) -> str:
+    answer = _post(service.client, ref, sha)
+    assert answer.status_code == 202, answer.text
+    run_id: str = answer.json()["run_id"]
+    return run_id
+
+
+def _log_lines(service: ServiceProcess, run_id: str) -> list[str]:
+    return [x["line"] for x in service.client.get(f"/api/runs/{run_id}/logs").json()["lines"]]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose (its parent, the killed service, is gone; init reaps it).
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state != "Z"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_stages_die_with_the_service_and_orphans_are_stopped_at_restart(
+    tmp_path: Path, git_http: GitHttpServer, github_repo: SourceRepo, fake_github: FakeGitHub,
+    venv_cache: Path,
+) -> None:
+    port = free_port()
+    files = pipeline_files(dag="work", scripts={"web.py": WEB.format(port=port), "work.py": WORK})
+    files["bodywork.yaml"] = (
+        files["bodywork.yaml"]
+        .replace("DAG: work", "DAG: web >> work")
+        .replace("stages:\n", "stages:\n" + web_stage(port))
+        .replace("max_completion_time_seconds: 30", "max_completion_time_seconds: 600")
+    )
+    sha = github_repo.commit(files)
+    github_repo.push()
+    environ = {"GH_SECRET": GITHUB_SECRET, "GH_TOKEN": fake_github.token}
+    config, service_port = _config(tmp_path, git_http, fake_github, venv_cache), free_port()
+    service = ServiceProcess(config, service_port, environ, tmp_path / "service.log").start()
+    try:
+        run_id = _push(service, "refs/heads/main", sha)
+        lines = wait_until(lambda: [x for x in _log_lines(service, run_id) if x.startswith("work pids")],
+                           timeout=90, what="the work stage to start")
+        work, grandchild = (int(x) for x in lines[0].split()[2:])
+        web = int(next(x for x in _log_lines(service, run_id) if x.startswith("web pid")).split()[2])
+        assert _alive(work) and _alive(grandchild) and _alive(web) and not _port_free(port)
+
+        service.kill()  # SIGKILL: no clean-up code of the service runs
+        wait_until(lambda: not _alive(work) and not _alive(web), timeout=10, what="the stages to die")
+        wait_until(lambda: _port_free(port), timeout=10, what="the port to be released")
+        assert _alive(grandchild)  # started by the stage itself: stopped by the next start-up
+
+        service = ServiceProcess(config, service_port, environ, tmp_path / "service.log").start()
+        wait_until(lambda: not _alive(grandchild), timeout=20, what="the orphan to be stopped")
+        def rerun_started() -> list[str]:
+            run = service.run(run_id)
+            assert run["state"] in ("queued", "running"), (run, _log_lines(service, run_id))
+            return [x for x in _log_lines(service, run_id) if x.startswith("work pids")][1:]
+
+        rerun = wait_until(rerun_started, timeout=90, what="the re-run's work stage")
+        assert int(rerun[0].split()[2]) != work
+        assert service.run(run_id)["state"] == "running"  # the web stage deployed again on its port
+        assert not any("already in use" in x for x in _log_lines(service, run_id))
+    finally:
+        service.stop()
+    assert not _alive(int(rerun[0].split()[2]))
+
+
+def test_a_stage_cannot_read_the_service_secrets(
+    tmp_path: Path, git_http: GitHttpServer, github_repo: SourceRepo, fake_github: FakeGitHub,
+    venv_cache: Path,
+) -> None:
+    secret_file = tmp_path / "secrets" / "gitlab-hook"
+    secret_file.parent.mkdir()
+    secret_file.write_text("gitlab-file-secret-31337\n")
+    secret_file.chmod(0o600)
+    config = _config(tmp_path, git_http, fake_github, venv_cache)
+    config.write_text(config.read_text() + f"""
+  - url: {git_http.url("other")}
+    provider: gitlab
+    name: group/other
+    webhook_secret_file: {secret_file}
+""")
+    data = tmp_path / "data"
+    script = SNOOP.format(secret_file=str(secret_file), store=str(data / "store.sqlite3"), data_dir=str(data))
+    sha = github_repo.commit(pipeline_files(dag="snoop", scripts={"snoop.py": script}), branch="feature/x")
+    github_repo.push("feature/x")
+    environ = {"GH_SECRET": GITHUB_SECRET, "GH_TOKEN": fake_github.token}
+    service = ServiceProcess(config, free_port(), environ, tmp_path / "service.log").start()
+    try:
+        run_id = _push(service, "refs/heads/feature/x", sha)  # a preview branch: untrusted code
+        wait_until(lambda: service.run(run_id)["state"] == "succeeded", timeout=90, what="the run")
+        lines = _log_lines(service, run_id)
+        text = service.client.get(f"/api/runs/{run_id}/logs?format=text").text
+    finally:
+        service.stop()
+    assert "snoop runs as uid 65534" in lines
+    for what in ("environ", "secret file", "store", "store listing"):
+        assert f"{what}: denied (PermissionError)" in lines, lines
+    for secret in (GITHUB_SECRET, fake_github.token, "gitlab-file-secret-31337"):
+        assert secret not in text
+
+
+def test_preview_branches_are_refused_where_stages_cannot_be_isolated(
+    make_service: ServiceFactory, github_repo: SourceRepo, tmp_path: Path
+) -> None:
+    sha = github_repo.commit(pipeline_files(), branch="feature/y")
+    github_repo.push("feature/y")
+    not_isolated = LocalBackend(state_dir=tmp_path / "plain-state", isolate_stages=False)
+    service = make_service(backend=not_isolated)
+    answer = _post(service.client, "refs/heads/feature/y", sha)
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ignored"
+    assert "preview branches are not run" in answer.json()["reason"]
+    assert "trust_preview_branches" in answer.json()["reason"]
+
+
+def test_trusted_preview_branches_run_without_isolation(
+    make_service: ServiceFactory, github_repo: SourceRepo, tmp_path: Path
+) -> None:
+    sha = github_repo.commit(pipeline_files(dag="prepare"), branch="feature/z")
+    github_repo.push("feature/z")
+    not_isolated = LocalBackend(state_dir=tmp_path / "plain-state", isolate_stages=False)
+    service = make_service("  trust_preview_branches: true", backend=not_isolated)
+    answer = _post(service.client, "refs/heads/feature/z", sha)
+    assert answer.status_code == 202, answer.text
+    assert service.wait_for(answer.json()["run_id"])["state"] == "succeeded"
+
