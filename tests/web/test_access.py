@@ -168,10 +168,10 @@ def test_pages_settings_default_to_open_on_a_laptop_and_closed_elsewhere(tmp_pat
     problems = settings_problems(
         tmp_path, "pages:\n  access: everyone\n  trusted_proxies: [10.0.0.0/8, proxy.local]\n  tokn_env: X\n"
     )
-    assert "pages.access -> must be one of open, token, proxy, not 'everyone'" in problems
+    assert "pages.access -> must be one of open, token, proxy, not 'everyone' (line 2)" in problems
     wrong_network = "must be an address or a network (10.0.0.0/8), not 'proxy.local'"
-    assert f"pages.trusted_proxies.1 -> {wrong_network}" in problems
+    assert f"pages.trusted_proxies.1 -> {wrong_network} (line 3)" in problems
     assert any(p.startswith("pages.tokn_env -> unknown setting; did you mean 'token_env'") for p in problems)
     assert settings_problems(tmp_path, "service:\n  log_format: yaml\n") == [
-        "service.log_format -> must be one of text, json, not 'yaml'"
+        "service.log_format -> must be one of text, json, not 'yaml' (line 2)"
     ]
