@@ -7,7 +7,9 @@
       trusted_proxies: [127.0.0.1/32]      # proxy: the addresses that header is believed from
 
 ``pages: open`` is short for ``pages: {access: open}``. Without the section the pages are open when
-the service listens on a loopback address (a laptop) and need a token otherwise. Pure: no HTTP here;
+the service listens on a loopback address (a laptop) and need a token otherwise; with no token at all
+they are then closed to everyone but say how to open them (``access: token`` written out without a
+token is a configuration error instead). Pure: no HTTP here;
 :mod:`gitops.web.access` enforces it.
 """
 
@@ -63,12 +65,13 @@ def read_pages(reader: ConfigReader, raw: Any, host: str, api_token: Secret | No
     data: Mapping[str, Any] = {"access": raw} if isinstance(raw, str) else reader.mapping(raw, "pages")
     reader.unknown_keys(data, _KEYS, "pages")
     defaults = PagesSettings()
-    access = reader.string(data, "access", "pages") or ("open" if is_loopback(host) else "token")
+    written = reader.string(data, "access", "pages")
+    access = written or ("open" if is_loopback(host) else "token")
     if access not in ACCESS_MODES:
         reader.problem("pages.access", f"must be one of {', '.join(ACCESS_MODES)}, not {access!r}")
         access = "token"
     token = reader.secret(data, "token", "pages", required=False)
-    if access == "token" and token is None and api_token is None:
+    if written == "token" and token is None and api_token is None:
         reader.problem(
             "pages.access",
             "the pages and the read API show logs, so off a loopback address they need a token: set "

@@ -100,6 +100,8 @@ class Service:
                 options["state_dir"] = Path(options.get("state_dir", settings.data_dir / "local-state"))
                 options.setdefault("isolate_stages", True)
                 make_undumpable()  # its /proc entries (environ) out of reach of same-user processes
+            elif options.get("source_url"):  # stage pods download their code from this service
+                options["source_dir"] = Path(options.get("source_dir", settings.data_dir / "sources"))
             self._backend = create_backend(settings.backend, **options)
         self.executor = RunExecutor(
             settings, self.store, self.mirrors, self._backend, self.reporter, self.metrics

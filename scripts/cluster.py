@@ -6,6 +6,7 @@
     python scripts/cluster.py status   # what runs, where the kubeconfig is, which stage image to use
     python scripts/cluster.py down     # stop everything started here, clean mounts/netns/containers
     python scripts/cluster.py down --purge   # ... and delete the whole state folder (images included)
+    python scripts/cluster.py helm     # print the path of the helm binary (built from its Go module)
 
 Standard library only. Needs root, Go, and Debian's packages (installed with apt-get when missing).
 See docs/test-cluster.md for the design, what is cached where and troubleshooting.
@@ -59,6 +60,11 @@ API_PORT = 6443
 ETCD_CLIENT_PORT = 12379  # not 2379, so a stray etcd on the machine does not collide with ours
 ETCD_PEER_PORT = 12380
 KUBELET_PORT = 10250
+# CoreDNS answers on the node address: pods reach it over the bridge, without kube-proxy in the path.
+CLUSTER_DNS_IP = NODE_IP
+CLUSTER_DOMAIN = "cluster.local"
+COREDNS_HEALTH_PORT = 18080  # loopback only
+COREDNS_READY_PORT = 18181
 
 STATE_DIR = Path(os.environ.get("BODYWORK_CLUSTER_STATE", "/tmp/bodywork-test-cluster"))
 CACHE_DIR = Path(os.environ.get("BODYWORK_CACHE_DIR", Path.home() / ".cache" / "bodywork-gitops"))
@@ -91,6 +97,7 @@ COMPONENTS = [
     "containerd",
     "kubelet",
     "kube-proxy",
+    "coredns",
 ]
 DEBIAN_PACKAGES = {  # a file each package provides -> package
     "/usr/bin/containerd": "containerd",
@@ -247,6 +254,93 @@ def build_kubernetes() -> Path:
     return BIN_DIR
 
 
+# --- CoreDNS and helm (Go tools built from their modules, one folder per version) -----------------
+
+COREDNS_VERSION = "v1.14.1"  # the CoreDNS of Kubernetes 1.34's era (client-go v0.34)
+HELM_VERSION = "v3.19.5"  # the Helm 3 minor built against Kubernetes 1.34 (client-go v0.34)
+# Only the plugins our Corefile uses: the full plugin set pulls in every cloud SDK and triples the build.
+COREDNS_PLUGINS = ["bind", "cache", "errors", "forward", "health", "kubernetes", "loop", "ready"]
+COREDNS_MAIN = """\
+// A CoreDNS with only the plugins the test cluster's Corefile uses (CoreDNS's own
+// "compile-time plugin selection": each plugin registers itself when imported).
+package main
+
+import (
+	"github.com/coredns/coredns/coremain"
+%s
+)
+
+func main() { coremain.Run() }
+"""
+
+
+def build_go_tool(name: str, module: str, version: str, package: str, ldflags: str,
+                  main_source: str | None = None) -> Path:
+    """Build one command from the Go module proxy into ~/.cache/bodywork-gitops/<name>/<version>/bin/.
+
+    A wrapper module pins `module@version`; with `main_source` the wrapper is itself the main package
+    (CoreDNS with a plugin selection), otherwise a tools.go keeps `package` for `go mod tidy`.
+    """
+    folder = CACHE_DIR / name / version
+    binary = folder / "bin" / name
+    recipe = hashlib.sha256("\n".join([module, package, ldflags, main_source or ""]).encode()).hexdigest()
+    stamp = folder / "build-info.json"
+
+    def up_to_date() -> bool:
+        return binary.exists() and stamp.exists() and json.loads(stamp.read_text()).get("recipe") == recipe
+
+    if up_to_date():
+        return binary
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "build.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # several test sessions may ask for helm at once
+        if up_to_date():
+            return binary
+        if shutil.which("go") is None:
+            raise ClusterError(f"Go is required to build {name} (https://go.dev/dl/); `go` is not on PATH")
+        log(f"building {name} {version} from the Go module proxy (first run only)")
+        started = time.monotonic()
+        src = folder / "src"
+        shutil.rmtree(src, ignore_errors=True)
+        src.mkdir(parents=True)
+        go_mod = f"module bodywork.local/{name}-build\n\ngo 1.24\n\nrequire {module} {version}\n"
+        (src / "go.mod").write_text(go_mod)
+        if main_source is None:
+            (src / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n')
+            target = package
+        else:
+            (src / "main.go").write_text(main_source)
+            target = "."
+        build_log = folder / "build.log"
+        with build_log.open("w") as out:
+            for cmd in [["go", "mod", "tidy"],
+                        ["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(binary), target]]:
+                result = subprocess.run(cmd, cwd=src, env=go_env(), stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+                if result.returncode != 0:
+                    raise ClusterError(f"{shlex.join(cmd)} failed; see {build_log}:\n{tail(build_log)}")
+        seconds = round(time.monotonic() - started)
+        stamp.write_text(json.dumps({"version": version, "recipe": recipe, "build_seconds": seconds,
+                                     "go": run(["go", "version"], capture=True).stdout.strip()}, indent=2))
+        log(f"built {name} {version} in {seconds}s")
+    return binary
+
+
+def build_coredns() -> Path:
+    imports = "\n".join(f'\t_ "github.com/coredns/coredns/plugin/{plugin}"' for plugin in COREDNS_PLUGINS)
+    return build_go_tool("coredns", "github.com/coredns/coredns", COREDNS_VERSION, "",
+                         "-s -w", COREDNS_MAIN % imports)
+
+
+def build_helm() -> Path:
+    major, minor = K8S_VERSION.lstrip("v").split(".")[:2]
+    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+             "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"]
+    for package in ["helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"]:
+        flags += [f"-X {package}.k8sVersionMajor={major}", f"-X {package}.k8sVersionMinor={minor}"]
+    return build_go_tool("helm", "helm.sh/helm/v3", HELM_VERSION, "helm.sh/helm/v3/cmd/helm", " ".join(flags))
+
+
 # --- images (no registry: OCI archives imported into containerd) -------------------------------
 
 PAUSE_SOURCE = """\
@@ -282,16 +376,20 @@ def go_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
-def write_oci_archive(archive: Path, name: str, layer_tar: Path, config: dict[str, Any]) -> str:
-    """Write an OCI image layout (one gzipped layer) as a tar archive; return the manifest digest."""
+def write_oci_archive(archive: Path, name: str, layer_tar: Path, config: dict[str, Any],
+                      base_layers: tuple[tuple[Path, str], ...] = ()) -> str:
+    """Write an OCI image layout as a tar archive; return the manifest digest.
+
+    The image is `base_layers` (gzipped blobs with their diff ids, e.g. another image's layers) plus
+    one new gzipped layer made of `layer_tar`.
+    """
     diff_id = "sha256:" + sha256_file(layer_tar)
     gz_path = layer_tar.with_suffix(".tar.gz")
     with layer_tar.open("rb") as raw, gzip.GzipFile(gz_path, "wb", compresslevel=1, mtime=0) as packed:
         shutil.copyfileobj(raw, packed, 1 << 20)
-    layer_digest = sha256_file(gz_path)
     image_config = {
         "architecture": go_arch(), "os": "linux", "config": config,
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": [*(base[1] for base in base_layers), diff_id]},
         "history": [{"created_by": "scripts/cluster.py"}],
     }
     config_bytes = json.dumps(image_config, sort_keys=True).encode()
@@ -302,7 +400,8 @@ def write_oci_archive(archive: Path, name: str, layer_tar: Path, config: dict[st
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                    "digest": config_digest, "size": len(config_bytes)},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": "sha256:" + layer_digest, "size": gz_path.stat().st_size}],
+                    "digest": "sha256:" + sha256_file(blob), "size": blob.stat().st_size}
+                   for blob in [*(base[0] for base in base_layers), gz_path]],
     }
     manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
     manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
@@ -329,7 +428,8 @@ def write_oci_archive(archive: Path, name: str, layer_tar: Path, config: dict[st
         add_bytes(tar, "index.json", json.dumps(index).encode())
         add_bytes(tar, f"blobs/sha256/{manifest_digest[7:]}", manifest_bytes)
         add_bytes(tar, f"blobs/sha256/{config_digest[7:]}", config_bytes)
-        tar.add(gz_path, arcname=f"blobs/sha256/{layer_digest}")
+        for blob in [*(base[0] for base in base_layers), gz_path]:
+            tar.add(blob, arcname=f"blobs/sha256/{sha256_file(blob)}")
     partial.rename(archive)
     gz_path.unlink()
     return manifest_digest
@@ -528,10 +628,11 @@ def generate_pki() -> None:
         "scheduler": "/CN=system:kube-scheduler",
         "kubelet": f"/O=system:nodes/CN=system:node:{NODE_NAME}",
         "kube-proxy": "/CN=system:kube-proxy",
+        "coredns": "/CN=system:coredns",
     }
     for name, subject in clients.items():
         issue_cert(name, subject, "clientAuth")
-    for name in ["controller-manager", "scheduler", "kubelet", "kube-proxy"]:
+    for name in ["controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns"]:
         if not (CONFIG_DIR / f"{name}.kubeconfig").exists():
             kubeconfig(CONFIG_DIR / f"{name}.kubeconfig", name)
     if not ADMIN_KUBECONFIG.exists():
@@ -621,7 +722,8 @@ def write_configs() -> None:
         "cgroupDriver": "cgroupfs",  # PID 1 is not systemd; cgroup v1 is only warned about in 1.34
         "containerRuntimeEndpoint": f"unix://{CONTAINERD_SOCK}",
         "failSwapOn": False,
-        "clusterDomain": "cluster.local",
+        "clusterDomain": CLUSTER_DOMAIN,
+        "clusterDNS": [CLUSTER_DNS_IP],
         "resolvConf": "/etc/resolv.conf",
         "serializeImagePulls": False,
         # Images cannot be pulled again (no registry): never garbage-collect them, never evict for disk.
@@ -643,6 +745,28 @@ def write_configs() -> None:
         "nodePortAddresses": ["primary"],  # NodePorts on the node IP only, not on every host address
     }
     write_if_changed(CONFIG_DIR / "kube-proxy.yaml", json.dumps(proxy_config, indent=2))
+    write_if_changed(CONFIG_DIR / "Corefile", corefile())
+
+
+def corefile() -> str:
+    """Cluster names from the API (CoreDNS's kubernetes plugin), everything else from the host's resolver."""
+    return textwrap.dedent(f"""\
+        .:53 {{
+            bind {CLUSTER_DNS_IP}
+            errors
+            health 127.0.0.1:{COREDNS_HEALTH_PORT}
+            ready 127.0.0.1:{COREDNS_READY_PORT}
+            kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+                kubeconfig {CONFIG_DIR / "coredns.kubeconfig"} bodywork-test
+                pods insecure
+                fallthrough in-addr.arpa ip6.arpa
+                ttl 5
+            }}
+            forward . /etc/resolv.conf
+            cache 30
+            loop
+        }}
+        """)
 
 
 def component_command(name: str) -> list[str]:
@@ -704,6 +828,8 @@ def component_command(name: str) -> list[str]:
             f"--hostname-override={NODE_NAME}", f"--node-ip={NODE_IP}", "--v=1",
         ],
         "kube-proxy": [str(BIN_DIR / "kube-proxy"), f"--config={cfg / 'kube-proxy.yaml'}"],
+        "coredns": [str(CACHE_DIR / "coredns" / COREDNS_VERSION / "bin" / "coredns"), "-conf",
+                    str(cfg / "Corefile")],
     }
     return commands[name]
 
@@ -767,6 +893,8 @@ def start_component(name: str) -> None:
         process = subprocess.Popen(component_command(name), stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     (PID_DIR / f"{name}.pid").write_text(str(process.pid))
+    if name in RESTART_ON_CHANGE:
+        started_with(name).write_text(sha256_file(CONFIG_DIR / RESTART_ON_CHANGE[name]))
     log(f"started {name} (pid {process.pid}, log {log_path})")
 
 
@@ -796,6 +924,29 @@ def stop_component(name: str) -> None:
         log(f"stopping {name} (pid {pid})")
         stop_pid(pid, name)
     (PID_DIR / f"{name}.pid").unlink(missing_ok=True)
+
+
+# Components that read their configuration file only at start-up (kube-proxy exits by itself on a change).
+RESTART_ON_CHANGE = {"kubelet": "kubelet.yaml", "coredns": "Corefile"}
+
+
+def started_with(name: str) -> Path:
+    """Where the hash of the configuration a running component was started with is kept."""
+    return PID_DIR / f"{name}.config-sha256"
+
+
+def restart_if_reconfigured(name: str) -> None:
+    """Stop a running component started with another configuration than the current one (the next
+    start_component reads the new one). A file rewritten and rewritten back restarts nothing."""
+    current = sha256_file(CONFIG_DIR / RESTART_ON_CHANGE[name])
+    if not read_pid(name):
+        return
+    record = started_with(name)
+    if not record.exists():  # started before configurations were recorded: take it as current
+        record.write_text(current)
+    elif record.read_text() != current:
+        log(f"{name}'s configuration changed: restarting it")
+        stop_component(name)
 
 
 def fail_with_log(name: str, message: str) -> None:
@@ -875,6 +1026,33 @@ def allow_apiserver_to_reach_kubelet() -> None:
         raise ClusterError(f"could not create the apiserver->kubelet RBAC binding: {status} {answer}")
 
 
+def allow_coredns_to_read_services() -> None:
+    """What CoreDNS's kubernetes plugin watches: services, endpointslices and namespaces."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "bodywork:coredns"},
+        "rules": [{"apiGroups": [""], "resources": ["services", "namespaces"], "verbs": ["list", "watch"]},
+                  {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                   "verbs": ["list", "watch"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "bodywork:coredns"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "bodywork:coredns"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:coredns"}],
+    }
+    for kind, body in [("clusterroles", role), ("clusterrolebindings", binding)]:
+        status, answer = api("POST", f"/apis/rbac.authorization.k8s.io/v1/{kind}", body)
+        if status not in (201, 409):
+            raise ClusterError(f"could not create the CoreDNS RBAC {kind}: {status} {answer}")
+
+
+def coredns_ready() -> bool:
+    url = f"http://127.0.0.1:{COREDNS_READY_PORT}/ready"
+    return bool(urllib.request.urlopen(url, timeout=3).status == 200)
+
+
 # --- commands ----------------------------------------------------------------------------------
 
 def find_kubectl() -> str | None:
@@ -899,7 +1077,8 @@ def external_cluster() -> str | None:
     return None
 
 
-def write_cluster_json(kubeconfig_path: str, external: bool = False) -> dict[str, Any]:
+def write_cluster_json(kubeconfig_path: str, external: bool = False,
+                       helm: Path | None = None) -> dict[str, Any]:
     info = {
         "kubeconfig": kubeconfig_path,
         "stage_image": STAGE_IMAGE_SHORT,
@@ -910,6 +1089,9 @@ def write_cluster_json(kubeconfig_path: str, external: bool = False) -> dict[str
         "external": external,
         "state_dir": str(STATE_DIR),
         "logs": str(LOG_DIR),
+        "cluster_dns": None if external else CLUSTER_DNS_IP,
+        "helm": str(helm) if helm else None,
+        "kubectl": find_kubectl(),
     }
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     CLUSTER_JSON.write_text(json.dumps(info, indent=2) + "\n")
@@ -919,8 +1101,16 @@ def write_cluster_json(kubeconfig_path: str, external: bool = False) -> dict[str
 def cmd_build(_: argparse.Namespace) -> int:
     ensure_host_packages()
     build_kubernetes()
+    build_coredns()
+    log(f"helm {HELM_VERSION} at {build_helm()}")
     for image in build_images():
         log(f"image {image['name']} {image['manifest_digest']} at {image['archive']}")
+    return 0
+
+
+def cmd_helm(_: argparse.Namespace) -> int:
+    """Print the path of the helm binary, building it first if needed (no root, no cluster)."""
+    print(build_helm())
     return 0
 
 
@@ -928,12 +1118,14 @@ def cmd_up(_: argparse.Namespace) -> int:
     started = time.monotonic()
     external = external_cluster()
     if external:
-        write_cluster_json(external, external=True)
+        write_cluster_json(external, external=True, helm=build_helm())
         log(f"using the cluster of KUBECONFIG={external}")
         print(external)
         return 0
     ensure_host_packages()
     build_kubernetes()
+    build_coredns()
+    helm = build_helm()  # not a cluster component, but the chart's tests need it: cached like the rest
     images = build_images()
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     write_configs()
@@ -946,19 +1138,24 @@ def cmd_up(_: argparse.Namespace) -> int:
     start_component("kube-apiserver")
     wait_for("kube-apiserver /readyz", api_ready, "kube-apiserver", 180)
     allow_apiserver_to_reach_kubelet()
+    allow_coredns_to_read_services()
+    restart_if_reconfigured("coredns")
+    start_component("coredns")
     start_component("kube-controller-manager")
     start_component("kube-scheduler")
     start_component("containerd")
     wait_for("the containerd socket", lambda: ctr("version", check=False).returncode == 0, "containerd", 60)
     import_images(images)
+    restart_if_reconfigured("kubelet")  # e.g. a new clusterDNS; running pods are left alone
     start_component("kubelet")
     start_component("kube-proxy")
     wait_for(f"node {NODE_NAME} Ready", node_ready, "kubelet", 240)
     wait_for("the default ServiceAccount", default_service_account_exists, "kube-controller-manager", 120)
+    wait_for("CoreDNS /ready", coredns_ready, "coredns", 60)
     for name in COMPONENTS:  # something that crashed after starting is not a working cluster
         if not read_pid(name):
             fail_with_log(name, f"{name} is not running")
-    write_cluster_json(str(ADMIN_KUBECONFIG))
+    write_cluster_json(str(ADMIN_KUBECONFIG), helm=helm)
     log(f"cluster ready in {time.monotonic() - started:.0f}s; stage image {STAGE_IMAGE_SHORT}")
     print(ADMIN_KUBECONFIG)
     return 0
@@ -1026,7 +1223,7 @@ def remove_cni_iptables_rules() -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    for name in ["kubelet", "kube-proxy"]:
+    for name in ["coredns", "kubelet", "kube-proxy"]:
         stop_component(name)
     netns = remove_containers()
     stop_component("containerd")
@@ -1081,7 +1278,7 @@ def cmd_status(_: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def cluster_lock(command: str) -> Iterator[None]:
     """Serialize build/up/down across processes (pytest-xdist workers each run the session fixture)."""
-    if command == "status":
+    if command in ("status", "helm"):  # helm: build_go_tool serializes its own builds
         yield
         return
     lock_path = STATE_DIR.with_name(STATE_DIR.name + ".lock")  # outside the folder `down --purge` removes
@@ -1104,6 +1301,8 @@ def main(argv: list[str] | None = None) -> int:
     down.add_argument("--purge", action="store_true", help="also delete the state folder (images included)")
     down.set_defaults(func=cmd_down)
     commands.add_parser("status", help="show what runs").set_defaults(func=cmd_status)
+    commands.add_parser("helm", help="print the path of the helm binary (building it when missing)"
+                        ).set_defaults(func=cmd_helm)
     args = parser.parse_args(argv)
     try:
         with cluster_lock(args.command):

@@ -22,14 +22,14 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gitops.service import Service
-from gitops.web import api, live, metrics, pages, schedules, session, webhooks
+from gitops.web import api, live, metrics, pages, schedules, session, sources, webhooks
 from gitops.web.access import PagesGuard
 from gitops.web.bodies import ByteBudget
 from gitops.web.templating import static
 
 BUILTIN_ROUTES: tuple[Sequence[BaseRoute], ...] = (
-    webhooks.routes, api.routes, schedules.routes, metrics.routes, live.routes, pages.routes,
-    session.routes, [static],
+    webhooks.routes, api.routes, schedules.routes, sources.routes, metrics.routes, live.routes,
+    pages.routes, session.routes, [static],
 )
 """The service's own surfaces, in matching order."""
 

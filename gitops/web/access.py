@@ -115,7 +115,14 @@ class PagesGuard:
 
 
 def _refusal(request: Request) -> Response:
-    pages = service_of(request).settings.pages
+    settings = service_of(request).settings
+    pages = settings.pages
+    if pages.access == "token" and pages.token is None and settings.api_token is None:
+        return error(
+            403, "the pages are closed: they show logs, and no token is configured; set pages.access "
+            "(open, or proxy behind an authenticating proxy) or a token (pages.token_env, "
+            "service.api_token_env); see docs/pages.md",
+        )
     if request.url.path.startswith("/api/"):
         if pages.access == "proxy":
             return error(401, f"sign in through the proxy (it sets {pages.proxy_user_header})")

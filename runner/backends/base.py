@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from runner.errors import FatalError
 from runner.events import StageState
@@ -96,3 +96,13 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """Releases what the backend holds (the local backend stops its services)."""
+
+
+@runtime_checkable
+class SourceServer(Protocol):
+    """A backend whose stage pods download their run's code from the service that runs it (the
+    Kubernetes backend inside the cluster); the service's HTTP layer answers their requests with it."""
+
+    def source_archive(self, namespace: str, name: str, token: str) -> Path | None:
+        """The archive `token` opens, or None when there is none (any more). Raises PermissionError when
+        the token does not open it. Blocking (may ask the cluster)."""

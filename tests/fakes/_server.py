@@ -63,7 +63,8 @@ class _Late:
 class FakeApiServer:
     """Start with ``with Fake(...) as fake:``; point the client at ``fake.base_url``."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host  # another address than loopback lets pods of the test cluster call the fake
         self.requests: list[RecordedRequest] = []
         self.rejected: list[Rejection] = []
         self.scripted: list[tuple[RecordedRequest, Answer]] = []
@@ -142,7 +143,7 @@ class FakeApiServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that went away mid-answer (timeouts) is expected here
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server((self.host, 0), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

@@ -55,8 +55,10 @@ def _validation_failed(field: str, message: str) -> Answer:
 
 
 class FakeGitHub(FakeApiServer):
-    def __init__(self, token: str = "ghp_fake_token_0123456789", prefix: str = "") -> None:
-        super().__init__()
+    def __init__(
+        self, token: str = "ghp_fake_token_0123456789", prefix: str = "", host: str = "127.0.0.1"
+    ) -> None:
+        super().__init__(host)
         self.token = token
         self.prefix = prefix.rstrip("/")
         self.statuses: dict[str, list[GitHubStatus]] = {}

@@ -19,9 +19,10 @@ GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 
 
 class GitHttpServer:
-    """Serves every bare repository under `root` at ``http://127.0.0.1:PORT/<name>.git``."""
+    """Serves every bare repository under `root` at ``http://HOST:PORT/<name>.git`` (HOST: loopback, or
+    the test cluster's bridge address for a service running in a pod)."""
 
-    def __init__(self, root: Path, token: str | None = None) -> None:
+    def __init__(self, root: Path, token: str | None = None, host: str = "127.0.0.1") -> None:
         self.root = root
         self.token = token
         self.requests: list[str] = []
@@ -38,13 +39,14 @@ class GitHttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/{name}.git"

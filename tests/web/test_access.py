@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +140,23 @@ def test_proxy_access_refuses_a_header_from_elsewhere(make_service: ServiceFacto
     assert distrusting.client.get("/", headers={"X-Auth-Request-User": "mallory"}).status_code == 401
 
 
+def test_pages_without_any_token_are_closed_and_say_how_to_open_them(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    service = make_service(pages_section(tmp_path, "  proxy_user_header: X-User\n"))
+    assert service.settings.pages.access == "open"  # on loopback
+    closed = dataclasses.replace(
+        service.settings, host="0.0.0.0", api_token=None,
+        pages=dataclasses.replace(service.settings.pages, access="token"),
+    )
+    with RunningService(closed) as running:
+        for path in ("/", "/api/runs"):
+            answer = running.client.get(path)
+            assert answer.status_code == 403 and "the pages are closed" in answer.json()["error"], path
+            assert "docs/pages.md" in answer.json()["error"]
+        assert running.client.get("/healthz").status_code == 200
+
+
 def test_the_login_form_never_redirects_off_the_site(make_service: ServiceFactory, tmp_path: Path) -> None:
     service = make_service(pages_section(tmp_path, "  access: token\n  token_file: TOKEN_FILE\n"))
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
@@ -162,7 +180,10 @@ def test_pages_settings_default_to_open_on_a_laptop_and_closed_elsewhere(tmp_pat
     assert load_settings(config, {"T": "x"}, []).pages.access == "token"
     config.write_text("service:\n  host: 0.0.0.0\npages: open\n")
     assert load_settings(config, {}, []).pages.access == "open"
-    [problem] = settings_problems(tmp_path, "service:\n  host: 0.0.0.0\n")
+    config.write_text("service:\n  host: 0.0.0.0\n")
+    closed = load_settings(config, {}, []).pages  # no token anywhere: closed, not a start-up error
+    assert (closed.access, closed.token) == ("token", None)
+    [problem] = settings_problems(tmp_path, "service:\n  host: 0.0.0.0\npages:\n  access: token\n")
     assert problem.startswith("pages.access -> the pages and the read API show logs")
     assert "pages.token_env" in problem and "pages.access: proxy" in problem
     problems = settings_problems(

@@ -14,8 +14,8 @@ layer (separated by ``|``) do not import each other. This is the import-linter `
 7. ``job_progress`` | ``rollout_progress`` — the pure reducers of a Job's and a rollout's progress.
 8. ``progress`` — what the reducers decide (actions), and patience with problems that may resolve.
 9. ``observations`` — what the watches deliver, as plain data.
-10. ``status`` | ``workloads`` | ``packing`` — pure: status readings | pod template and workloads |
-    source archives.
+10. ``status`` | ``workloads`` | ``packing`` | ``shelf`` — status readings | pod template and workloads
+    (both pure) | source archives | the archives the in-cluster service keeps for pods, and their tokens.
 11. ``manifests`` — pure: names, labels and the objects every run ships.
 12. ``errors`` | ``settings`` — our error types and settings; no I/O.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from runner.backends.base import RunContext, StageError, StageJob, StageResult
@@ -76,20 +77,39 @@ class KubernetesBackend:
         if prepared is None:
             return
         try:
-            await asyncio.to_thread(runs.clean_up, self.api, run, prepared.namespace, succeeded)
+            await asyncio.to_thread(
+                runs.clean_up, self.api, self.settings, run, prepared.namespace, succeeded
+            )
         except KubeError as error:  # clean-up must not turn a finished run into a crash
             log.warning("cleaning up after run %s failed: %s", run.run_id, error)
 
     async def teardown(self, environment: str) -> None:
         namespace = self.namespace_for(environment)
         try:
-            deleted = await asyncio.to_thread(runs.delete_environment, self.api, namespace)
+            deleted = await asyncio.to_thread(runs.delete_environment, self.api, self.settings, namespace)
         except KubeError as error:
             raise StageError(f"tearing down namespace {namespace} failed: {error}") from None
         log.info("tore down namespace %s: %s", namespace, deleted)
 
     async def close(self) -> None:
         self.api.close()
+
+    def source_archive(self, namespace: str, name: str, token: str) -> Path | None:
+        """The archive a stage pod downloads (`token` from the run's Secret `name`); None once the run's
+        objects are gone. Raises PermissionError for a token that does not open it. Blocking."""
+        shelf = runs.shelf_of(self.settings)
+        if shelf is None:
+            return None
+        try:
+            if not shelf.opens(namespace, name, token):
+                raise PermissionError(f"the token does not open the sources {namespace}/{name}")
+            archive = shelf.find(namespace, name)
+        except ValueError:  # not an object name: nothing of ours
+            return None
+        # The run's Secret is what makes its token valid: pruned or torn down, the token stops working.
+        if archive is None or self.api.find("Secret", name, namespace) is None:
+            return None
+        return archive
 
     async def _stage_run(self, job: StageJob) -> runs.PreparedRun:
         """The run `job` belongs to, after checking that the secrets its stage names exist (and handing

@@ -3,8 +3,10 @@
 Shipped to the cluster in an immutable ConfigMap and mounted, with the run's source archive, at
 BODYWORK_CODE_DIR. It
 
-1. joins the archive's chunks (``source.tar.gz.000``, ``.001``, ...) and extracts them into
-   BODYWORK_WORK_DIR (an emptyDir), refusing members that would leave it;
+1. gets the run's source archive: joins its chunks (``source.tar.gz.000``, ``.001``, ...) or, when the
+   service runs in the cluster, downloads it from the service (``source.url``, with the run's token
+   ``source.token`` from the run's Secret) and checks it is the run's archive (``source.sha256``); then
+   extracts it into BODYWORK_WORK_DIR (an emptyDir), refusing members that would leave it;
 2. when the stage has requirements, makes a virtual environment for them, cached under
    BODYWORK_CACHE_DIR keyed by the Python version and the requirements (built in a temporary folder and
    renamed into place, so concurrent pods never share a half-built one), with pip's cache beside it;
@@ -29,11 +31,16 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 SOURCE_PREFIX = "source.tar.gz."
 SESSION_PREFIX = "[bodywork] session "
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+SOURCE_URL, SOURCE_TOKEN, SOURCE_DIGEST = "source.url", "source.token", "source.sha256"
+# The service may be restarting (an upgrade) when a pod starts: wait for it this long.
+DOWNLOAD_PATIENCE_SECONDS = 300
 
 
 def say(message: str) -> None:
@@ -45,14 +52,61 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def extract(code_dir: Path, work_dir: Path) -> Path:
+def source_archive(code_dir: Path, work_dir: Path) -> Path:
+    """The run's archive in `work_dir`: downloaded from the service, or joined from the ConfigMap chunks."""
+    archive = work_dir / "source.tar.gz"
+    if (code_dir / SOURCE_URL).exists():
+        download(code_dir, archive)
+        return archive
     chunks = sorted(p for p in code_dir.iterdir() if p.name.startswith(SOURCE_PREFIX))
     if not chunks:
         fail(f"no source archive in {code_dir}; the run's ConfigMaps are not mounted")
-    archive = work_dir / "source.tar.gz"
     with archive.open("wb") as out:
         for chunk in chunks:
             out.write(chunk.read_bytes())
+    return archive
+
+
+def download(code_dir: Path, archive: Path) -> None:
+    """Downloads the run's archive from the service with the run's token; only the run's bytes pass."""
+    url = (code_dir / SOURCE_URL).read_text().strip()
+    token = (code_dir / SOURCE_TOKEN).read_text().strip()
+    expected = (code_dir / SOURCE_DIGEST).read_text().strip()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # in-cluster: never a proxy
+    deadline = time.monotonic() + DOWNLOAD_PATIENCE_SECONDS
+    delay = 1.0
+    while True:
+        try:
+            digest = hashlib.sha256()
+            with opener.open(request, timeout=60) as response, archive.open("wb") as out:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    digest.update(block)
+            break
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                fail(
+                    f"the service refused this run's code ({error.code} {error.reason}): the run's "
+                    "objects have been removed since; run the pipeline again"
+                )
+            problem = f"{error.code} {error.reason}"
+        except (urllib.error.URLError, OSError) as error:
+            problem = str(getattr(error, "reason", error))
+        if time.monotonic() + delay > deadline:
+            fail(f"cannot download this run's code from {url} ({problem}); is the service running?")
+        say(f"the service is not answering ({problem}); trying again in {delay:.0f} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+    if digest.hexdigest() != expected:
+        fail(
+            f"the code downloaded from {url} is not this run's (sha256 {digest.hexdigest()[:12]}, "
+            f"expected {expected[:12]})"
+        )
+    say(f"fetched {archive.stat().st_size} bytes of source from the service")
+
+
+def extract(archive: Path, work_dir: Path) -> Path:
     root = (work_dir / "src").resolve()
     root.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "r:gz") as tar:
@@ -124,7 +178,7 @@ def main() -> None:
         # First, before anything else (pip, the stage) could print a line that looks like it.
         print(f"{SESSION_PREFIX}{session}", flush=True)
 
-    root = extract(code_dir, work_dir)
+    root = extract(source_archive(code_dir, work_dir), work_dir)
     path = (root / module).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         fail(f"executable_module_path {module!r} is not a file of commit {commit}")

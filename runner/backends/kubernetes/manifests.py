@@ -40,6 +40,8 @@ SERVICE_ACCOUNT = "bodywork-stage"
 BOOTSTRAP_KEY = "bootstrap.py"
 NOTEBOOK_KEY = "notebook.py"
 SOURCE_KEY = "source.tar.gz"
+# The keys of a run's source Secret when pods download their code from the service (see bootstrap).
+SOURCE_URL_KEY, SOURCE_TOKEN_KEY, SOURCE_DIGEST_KEY = "source.url", "source.token", "source.sha256"
 # The bootstrap's first and last lines for a batch stage (see bootstrap.run_batch).
 SESSION_PREFIX = "[bodywork] session "
 
@@ -154,7 +156,7 @@ def source_config_maps(
     Named by pipeline, commit and content digest: a retry, a restart or a new replica of this run
     mounts exactly these bytes, whatever is pushed later.
     """
-    base = dns_name(identity.pipeline, "src", identity.commit[:12], digest[:8], max_length=58)
+    base = source_name(identity, digest, max_length=58)
     labels = identity.labels(role="source")
     maps = []
     for index, chunk in enumerate(chunks):
@@ -173,6 +175,32 @@ def source_config_maps(
             }
         )
     return maps
+
+
+def source_name(identity: Identity, digest: str, max_length: int = 63) -> str:
+    """The name of a run's source objects: pipeline, commit and content digest."""
+    return dns_name(identity.pipeline, "src", identity.commit[:12], digest[:8], max_length=max_length)
+
+
+def source_secret(namespace_name: str, identity: Identity, digest: str, url: str, token: str) -> Obj:
+    """Where the run's pods download its code from (the service), with the token that opens it.
+
+    A Secret, not a ConfigMap: the token is the run's credential. Named like the ConfigMaps (by commit
+    and digest) and immutable, so every pod of the run fetches exactly these bytes.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": source_name(identity, digest),
+            "namespace": namespace_name,
+            "labels": identity.labels(role="source"),
+            "annotations": {COMMIT_ANNOTATION: identity.commit},
+        },
+        "immutable": True,
+        "stringData": {SOURCE_URL_KEY: url, SOURCE_TOKEN_KEY: token, SOURCE_DIGEST_KEY: digest},
+    }
 
 
 def job_name(identity: Identity, stage: str) -> str:

@@ -13,6 +13,7 @@ import io
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from runner.backends.base import StageError
 
@@ -43,23 +44,43 @@ def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def pack(source_dir: Path, *, max_chunks: int = 8) -> Archive:
-    """`source_dir` (without .git and caches) as a tar.gz; StageError when it is too large to ship."""
-    buffer = io.BytesIO()
+def _write(source_dir: Path, out: BinaryIO, compresslevel: int) -> None:
     with (
-        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as zipped,
+        gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=compresslevel) as zipped,
         tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for path in _walk(source_dir):
             relative = path.relative_to(source_dir).as_posix()
             tar.add(path, arcname=relative, recursive=False, filter=_normalized)
+
+
+def pack_to_file(source_dir: Path, target: Path) -> str:
+    """`source_dir` as a tar.gz written to `target`, streamed (no size limit); its sha256.
+
+    For the service's downloads: a large repository never sits in memory, and compression level 6
+    keeps packing a 50 MB checkout to seconds.
+    """
+    with target.open("wb") as out:
+        _write(source_dir, out, compresslevel=6)
+    digest = hashlib.sha256()
+    with target.open("rb") as packed:
+        for block in iter(lambda: packed.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pack(source_dir: Path, *, max_chunks: int = 8) -> Archive:
+    """`source_dir` (without .git and caches) as a tar.gz; StageError when it is too large to ship."""
+    buffer = io.BytesIO()
+    _write(source_dir, buffer, compresslevel=9)
     data = buffer.getvalue()
     limit = CHUNK_BYTES * max_chunks
     if len(data) > limit:
         raise StageError(
             f"the repository is {len(data) / 2**20:.1f} MiB once compressed; the Kubernetes backend ships "
             f"code in ConfigMaps and accepts at most {limit / 2**20:.1f} MiB: keep data and models out "
-            "of the repository (download them in a stage instead), or raise max_source_chunks"
+            "of the repository (download them in a stage instead), raise max_source_chunks, or run "
+            "the service in the cluster (its stage pods download their code from it, with no limit)"
         )
     return Archive(data, hashlib.sha256(data).hexdigest())
 

@@ -100,7 +100,7 @@ REQUIRED_PERMISSIONS = permissions(
         "Namespace": "get create patch delete",
         "ServiceAccount": "create",
         "ConfigMap": "create list delete",
-        "Secret": "get",
+        "Secret": "get create delete",  # get: a stage's secrets; create, delete: source tokens
         "Pod": "list watch",
         "pods/log": "get",
         "Event": "list",

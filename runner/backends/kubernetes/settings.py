@@ -69,6 +69,20 @@ class KubernetesSettings:
     max_source_chunks: int = 8
     """The source archive ships in ConfigMaps of 900 KiB each; at most this many (about 7 MiB)."""
 
+    source_url: str | None = None
+    """Base URL at which stage pods reach the service that runs this backend in the cluster (the Helm
+    chart sets http://RELEASE.NAMESPACE.svc:PORT). When set, a run's code does not travel in ConfigMaps:
+    pods download it from the service with a token only that run's pods get (docs/kubernetes.md), and a
+    repository has no size ceiling. Needs `source_dir`."""
+
+    source_dir: str | None = None
+    """Folder where the service keeps the archives it serves to stage pods, and the key their tokens are
+    derived from (the service sets it under its data folder)."""
+
+    manage_namespaces: bool = True
+    """False: never read, create, label or delete a namespace (RBAC with Roles in fixed namespaces and no
+    cluster-wide rights); each environment's namespace must exist beforehand."""
+
     api_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
     """Seconds between retries of a request that failed temporarily (unreachable, 429, 5xx)."""
 
@@ -94,6 +108,12 @@ class KubernetesSettings:
             values["kubeconfig"] = os.fspath(values["kubeconfig"])  # a Path is fine too
         if "api_retry_delays" in values:
             values["api_retry_delays"] = tuple(values["api_retry_delays"])
+        if values.get("source_dir") is not None:
+            values["source_dir"] = os.fspath(values["source_dir"])
+        if values.get("source_url") and not values.get("source_dir"):
+            raise ValueError(
+                "the Kubernetes backend option source_url needs source_dir (where archives are kept)"
+            )
         return cls(**values)
 
     def image_for(self, docker_image: str) -> str:

@@ -48,6 +48,8 @@ class PodSettings:
     artifacts_volume: Obj | None = None
     gpu_resource: str = "nvidia.com/gpu"
     gpus: int = 0
+    # The run's source Secret (URL, token, digest) when pods download their code from the service.
+    code_secret: str | None = None
 
 
 def _resources(stage: Stage, settings: PodSettings) -> Obj:
@@ -99,6 +101,8 @@ def _volumes(settings: PodSettings) -> list[Obj]:
     bootstrap, *chunks = settings.code_config_maps
     sources: list[Obj] = [{"configMap": {"name": bootstrap}}]
     sources += [{"configMap": {"name": name}} for name in chunks]
+    if settings.code_secret:
+        sources.append({"secret": {"name": settings.code_secret}})
     cache: Obj = (
         {"hostPath": {"path": settings.cache_host_path, "type": "DirectoryOrCreate"}}
         if settings.cache_host_path
