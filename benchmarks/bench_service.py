@@ -100,6 +100,15 @@ def latency_table(service_port: int, bare_port: int, seconds: float, request: Re
     return accepted
 
 
+def served_pipeline(work: Path) -> tuple[SourceRepo, str]:
+    """The repository `pipelines` under ``work/served`` (for a GitServerProcess of that folder), with
+    a one-stage pipeline committed and pushed to main; the repository and that commit."""
+    repo = SourceRepo(work / "served", "pipelines")
+    sha = repo.commit(pipeline_files(dag="prepare"))
+    repo.push()
+    return repo, sha
+
+
 def big_repository(root: Path, commits: int) -> SourceRepo:
     """A repository with `commits` commits, written with git fast-import (seconds, not minutes)."""
     repo = SourceRepo(root, "history")
@@ -209,12 +218,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-service-") as folder:
         work = Path(folder)
-        served = work / "served"
-        served.mkdir()
-        repo = SourceRepo(served, "pipelines")
-        sha = repo.commit(pipeline_files(dag="prepare"))
-        repo.push()
-        helpers = [GitServerProcess(served), HelperProcess(FAKE_GITHUB, TOKEN)]
+        repo, sha = served_pipeline(work)
+        helpers = [GitServerProcess(repo.bare.parent), HelperProcess(FAKE_GITHUB, TOKEN)]
         git_http, fake = helpers
         bare_port = free_port()
         helpers.append(HelperProcess(BARE_SERVER, str(bare_port)))

@@ -24,14 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_service import SECRET, delivery_for  # noqa: E402
-from service_load import Connection as _Connection  # noqa: E402
+from bench_service import SECRET, delivery_for, served_pipeline  # noqa: E402
 from service_load import GitServerProcess, percentile  # noqa: E402
 from service_load import offered_load as _offered_load  # noqa: E402
 
 from tests.chatops.slack_requests import SIGNING_SECRET, command_body, signed  # noqa: E402
 from tests.gitops.gitserver import free_port  # noqa: E402
-from tests.gitops.helpers import ServiceProcess, SourceRepo, pipeline_files, wait_until  # noqa: E402
+from tests.gitops.helpers import ServiceProcess, wait_until  # noqa: E402
 
 
 class FakeSlackProcess:
@@ -55,31 +54,16 @@ class FakeSlackProcess:
 
 async def commands(port: int, rate: float, seconds: float) -> list[float]:
     """Signed slash commands at `rate` per second (open loop, each on a free connection)."""
-    latencies: list[float] = []
-    pool: asyncio.Queue[_Connection] = asyncio.Queue()
-    for _ in range(8):
-        pool.put_nowait(await _Connection.open(port))
 
-    async def one(index: int, due: float) -> None:
+    def request(index: int) -> tuple[bytes, dict[str, str]]:
         text = "status" if index % 2 else "runs acme/pipelines"
         body = command_body(text, "U0BENCH", response_url=f"https://hooks.slack.invalid/{index}")  # unique
-        connection = await pool.get()
-        status = await connection.post("/slack/commands", body, signed(body, int(time.time())))
-        latencies.append(time.perf_counter() - due)
-        assert status == 200, status
-        pool.put_nowait(connection)
+        return body, signed(body, int(time.time()))
 
-    started = time.perf_counter()
-    tasks = []
-    for index in range(int(rate * seconds)):
-        due = started + index / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(index, max(due, time.perf_counter()))))
-    await asyncio.gather(*tasks)
-    while not pool.empty():
-        pool.get_nowait().close()
+    latencies, answers, _ = await _offered_load(
+        port, rate, seconds, request, connections=8, path="/slack/commands"
+    )
+    assert set(answers) <= {200}, answers
     return latencies
 
 
@@ -124,12 +108,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-slack-") as folder:
         work = Path(folder)
-        served = work / "served"
-        served.mkdir()
-        repo = SourceRepo(served, "pipelines")
-        sha = repo.commit(pipeline_files(dag="prepare"))
-        repo.push()
-        git_http, slack = GitServerProcess(served), FakeSlackProcess()
+        repo, sha = served_pipeline(work)
+        git_http, slack = GitServerProcess(repo.bare.parent), FakeSlackProcess()
         try:
             config = work / "service.yaml"
             slack_section = (

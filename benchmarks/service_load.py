@@ -64,10 +64,16 @@ Request = Callable[[int], tuple[bytes, dict[str, str]]]
 
 
 async def offered_load(
-    port: int, rate: float, seconds: float, request: Request, first: int = 0, connections: int = 32
+    port: int,
+    rate: float,
+    seconds: float,
+    request: Request,
+    first: int = 0,
+    connections: int = 32,
+    path: str = "/webhooks/github",
 ) -> tuple[list[float], dict[int, int], float]:
-    """Sends requests at `rate` per second (open loop); returns latencies (s), answers by status,
-    and the duration. A request waiting for a free connection counts that wait in its latency."""
+    """POSTs requests to `path` at `rate` per second (open loop); returns latencies (s), answers by
+    status, and the duration. A request waiting for a free connection counts that wait in its latency."""
     total = int(rate * seconds)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -78,7 +84,7 @@ async def offered_load(
     async def one(index: int, due: float) -> None:
         body, headers = request(first + index)
         connection = await pool.get()
-        status = await connection.post("/webhooks/github", body, headers)
+        status = await connection.post(path, body, headers)
         latencies.append(time.perf_counter() - due)
         statuses[status] = statuses.get(status, 0) + 1
         pool.put_nowait(connection)

@@ -9,7 +9,6 @@ rest of the file's.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -65,16 +64,8 @@ class SlackSettings:
 
 
 def _routes(reader: ConfigReader, raw: Any, path: str) -> tuple[ChannelRoute, ...]:
-    if not isinstance(raw, list):
-        reader.problem(path, "must be a list of {repository, environment, channel}")
-        return ()
     routes = []
-    for index, item in enumerate(raw):
-        where = f"{path}.{index}"
-        if not isinstance(item, Mapping):
-            reader.problem(where, f"must be a mapping, not {item!r}")
-            continue
-        reader.unknown_keys(item, _ROUTE_KEYS, where)
+    for where, item in reader.mappings(raw, path, "{repository, environment, channel}", _ROUTE_KEYS):
         repository = reader.string(item, "repository", where, "*") or "*"
         environment = reader.string(item, "environment", where, "*") or "*"
         channel = reader.string(item, "channel", where)
@@ -86,16 +77,8 @@ def _routes(reader: ConfigReader, raw: Any, path: str) -> tuple[ChannelRoute, ..
 
 
 def _grants(reader: ConfigReader, raw: Any, path: str) -> tuple[Grant, ...]:
-    if not isinstance(raw, list):
-        reader.problem(path, "must be a list of grants")
-        return ()
     grants = []
-    for index, item in enumerate(raw):
-        where = f"{path}.{index}"
-        if not isinstance(item, Mapping):
-            reader.problem(where, f"must be a mapping, not {item!r}")
-            continue
-        reader.unknown_keys(item, _GRANT_KEYS, where)
+    for where, item in reader.mappings(raw, path, "grants", _GRANT_KEYS):
         verbs = reader.patterns(item, "verbs", where, CHANGING_VERBS)
         for verb in verbs:
             if verb not in CHANGING_VERBS:

@@ -8,7 +8,7 @@ an unknown key that is close to a known one.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,22 @@ class ConfigReader:
             self.problem(path, f"must be a mapping, not {value!r}")
             return {}
         return value
+
+    def mappings(
+        self, value: Any, path: str, items: str, known: Iterable[str]
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Each mapping in the list `value`, with its dotted path; not a list (`items` says of what),
+        an item that is not a mapping and an item's unknown keys are problems."""
+        if not isinstance(value, list):
+            self.problem(path, f"must be a list of {items}")
+            return
+        for index, item in enumerate(value):
+            where = f"{path}.{index}"
+            if not isinstance(item, Mapping):
+                self.problem(where, f"must be a mapping, not {item!r}")
+                continue
+            self.unknown_keys(item, known, where)
+            yield where, item
 
     def string(self, data: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str | None:
         value = data.get(key, default)

@@ -9,6 +9,7 @@ that schedules registered by another replica are armed; without it, the process 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -53,7 +54,15 @@ async def lead_while_holding(
     leading = False
     try:
         while True:
-            holds = await asyncio.to_thread(lock.try_hold)
+            attempt = asyncio.ensure_future(asyncio.to_thread(lock.try_hold))
+            try:
+                holds = await asyncio.shield(attempt)
+            except asyncio.CancelledError:
+                # Stopped while a renewal is on the wire: let it finish, or it could take the Lease
+                # again after our release and keep the other replicas waiting for it to expire.
+                with contextlib.suppress(Exception):
+                    leading = await attempt or leading
+                raise
             if holds and not leading:
                 log.info("this replica now fires the schedules (it holds the lease)")
                 scheduler.start_firing()

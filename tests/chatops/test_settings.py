@@ -82,3 +82,17 @@ def test_the_bot_token_is_required_and_the_section_must_be_a_mapping() -> None:
         "slack.bot_token_env -> required: name the environment variable holding the bot_token"
     ]
     assert parse(["channel"], {})[1][0] == "slack -> must be a mapping, not ['channel']"
+
+
+def test_channels_and_grants_must_be_lists_of_mappings() -> None:
+    section = {
+        "bot_token_env": "SLACK_BOT_TOKEN", "signing_secret_env": "SLACK_SIGNING_SECRET", "channel": "#x"
+    }
+    assert parse({**section, "channels": "C0PROD", "grants": {"users": ["U1"]}})[1] == [
+        "slack.channels -> must be a list of {repository, environment, channel}",
+        "slack.grants -> must be a list of grants",
+    ]
+    assert parse({**section, "channels": ["C0PROD"], "grants": ["U1"]})[1] == [
+        "slack.channels.0 -> must be a mapping, not 'C0PROD'",
+        "slack.grants.0 -> must be a mapping, not 'U1'",
+    ]

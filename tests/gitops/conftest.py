@@ -13,8 +13,8 @@ from tests.fakes.fixtures import fake_github, fake_gitlab
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.gitlab_api import FakeGitLab
 
-from .gitserver import GitHttpServer
-from .helpers import RunningService, SourceRepo, github_repository, write_config
+from .gitserver import GitHttpServer, free_port
+from .helpers import RunningService, ServiceProcess, SourceRepo, github_repository, write_config
 
 __all__ = ["fake_github", "fake_gitlab"]
 
@@ -131,3 +131,38 @@ repositories:
     yield make
     for service in reversed(started):
         service.__exit__(None, None, None)
+
+
+ProcessFactory = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def service_process(
+    tmp_path: Path, venv_cache: Path, git_http: GitHttpServer, fake_github: FakeGitHub
+) -> Iterator[ProcessFactory]:
+    """Starts `bodywork serve` as a child process, so that a test can kill it: the local backend, the
+    GitHub repo `acme/pipelines`, data in ``tmp_path/data``. Keyword arguments add keys to `service:`;
+    `repositories` adds entries to `repositories:`. Stopped at the end of the test."""
+    started: list[ServiceProcess] = []
+
+    def start(repositories: str = "", **service: object) -> ServiceProcess:
+        keys = "".join(f"  {key}: {value}\n" for key, value in service.items())
+        config = tmp_path / "service.yaml"
+        config.write_text(f"""
+service:
+  data_dir: {tmp_path / "data"}
+  status_min_interval_seconds: 0
+{keys}  backend: local
+  backend_options:
+    cache_dir: {venv_cache}
+repositories:
+{github_repository(git_http.url("pipelines"), fake_github.api_base)}
+{repositories}""")
+        environ = {"GH_SECRET": GITHUB_SECRET, "GH_TOKEN": fake_github.token}
+        process = ServiceProcess(config, free_port(), environ, tmp_path / "service.log")
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()

@@ -348,3 +348,15 @@ class ServiceProcess:
     def run(self, run_id: str) -> dict[str, Any]:
         data: dict[str, Any] = self.client.get(f"/api/runs/{run_id}").json()
         return data
+
+    def restarted(self) -> ServiceProcess:
+        """The service started again (after `kill` or `stop`) on the same port, config and log."""
+        return ServiceProcess(self.config, self.port, self.environ, self.log).start()
+
+    def push(self, ref: str, sha: str, secret: str) -> str:
+        """Delivers a signed push of ``acme/pipelines`` to `sha`; the id of the run it queued."""
+        body = json.dumps(github_push("acme/pipelines", ref, ZERO, sha)).encode()
+        answer = self.client.post("/webhooks/github", content=body, headers=github_headers(body, secret))
+        assert answer.status_code == 202, answer.text
+        run_id: str = answer.json()["run_id"]
+        return run_id

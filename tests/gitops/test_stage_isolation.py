@@ -19,7 +19,7 @@ import pytest
 from runner.backends.local import LocalBackend
 from tests.fakes.github_api import FakeGitHub
 
-from .conftest import GITHUB_SECRET, ServiceFactory
+from .conftest import GITHUB_SECRET, ProcessFactory, ServiceFactory
 from .gitserver import GitHttpServer, free_port
 from .helpers import (
     ZERO,
@@ -27,7 +27,6 @@ from .helpers import (
     SourceRepo,
     github_headers,
     github_push,
-    github_repository,
     pipeline_files,
     wait_until,
 )
@@ -37,6 +36,7 @@ pytestmark = [
     pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root"),
 ]
 
+ISOLATION = {"quiet_period_seconds": 0, "restart_reruns": 1}
 WORK = """import os, subprocess, sys, time
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
 print(f"work pids {os.getpid()} {child.pid}", flush=True)
@@ -71,33 +71,9 @@ def web_stage(port: int) -> str:
     )
 
 
-def _config(tmp_path: Path, git_http: GitHttpServer, fake_github: FakeGitHub, venv_cache: Path) -> Path:
-    config = tmp_path / "service.yaml"
-    config.write_text(f"""
-service:
-  data_dir: {tmp_path / "data"}
-  status_min_interval_seconds: 0
-  quiet_period_seconds: 0
-  restart_reruns: 1
-  backend: local
-  backend_options:
-    cache_dir: {venv_cache}
-repositories:
-{github_repository(git_http.url("pipelines"), fake_github.api_base)}
-""")
-    return config
-
-
 def _post(client: httpx.Client, ref: str, sha: str) -> httpx.Response:
     body = json.dumps(github_push("acme/pipelines", ref, ZERO, sha)).encode()
     return client.post("/webhooks/github", content=body, headers=github_headers(body, GITHUB_SECRET))
-
-
-def _push(service: ServiceProcess, ref: str, sha: str) -> str:
-    answer = _post(service.client, ref, sha)
-    assert answer.status_code == 202, answer.text
-    run_id: str = answer.json()["run_id"]
-    return run_id
 
 
 def _log_lines(service: ServiceProcess, run_id: str) -> list[str]:
@@ -120,8 +96,7 @@ def _port_free(port: int) -> bool:
 
 
 def test_stages_die_with_the_service_and_orphans_are_stopped_at_restart(
-    tmp_path: Path, git_http: GitHttpServer, github_repo: SourceRepo, fake_github: FakeGitHub,
-    venv_cache: Path,
+    service_process: ProcessFactory, github_repo: SourceRepo
 ) -> None:
     port = free_port()
     files = pipeline_files(dag="work", scripts={"web.py": WEB.format(port=port), "work.py": WORK})
@@ -133,11 +108,9 @@ def test_stages_die_with_the_service_and_orphans_are_stopped_at_restart(
     )
     sha = github_repo.commit(files)
     github_repo.push()
-    environ = {"GH_SECRET": GITHUB_SECRET, "GH_TOKEN": fake_github.token}
-    config, service_port = _config(tmp_path, git_http, fake_github, venv_cache), free_port()
-    service = ServiceProcess(config, service_port, environ, tmp_path / "service.log").start()
+    service = service_process(**ISOLATION)
     try:
-        run_id = _push(service, "refs/heads/main", sha)
+        run_id = service.push("refs/heads/main", sha, GITHUB_SECRET)
         lines = wait_until(lambda: [x for x in _log_lines(service, run_id) if x.startswith("work pids")],
                            timeout=90, what="the work stage to start")
         work, grandchild = (int(x) for x in lines[0].split()[2:])
@@ -149,7 +122,7 @@ def test_stages_die_with_the_service_and_orphans_are_stopped_at_restart(
         wait_until(lambda: _port_free(port), timeout=10, what="the port to be released")
         assert _alive(grandchild)  # started by the stage itself: stopped by the next start-up
 
-        service = ServiceProcess(config, service_port, environ, tmp_path / "service.log").start()
+        service = service.restarted()
         wait_until(lambda: not _alive(grandchild), timeout=20, what="the orphan to be stopped")
         def rerun_started() -> list[str]:
             run = service.run(run_id)
@@ -166,28 +139,25 @@ def test_stages_die_with_the_service_and_orphans_are_stopped_at_restart(
 
 
 def test_a_stage_cannot_read_the_service_secrets(
-    tmp_path: Path, git_http: GitHttpServer, github_repo: SourceRepo, fake_github: FakeGitHub,
-    venv_cache: Path,
+    tmp_path: Path, git_http: GitHttpServer, service_process: ProcessFactory, github_repo: SourceRepo,
+    fake_github: FakeGitHub,
 ) -> None:
     secret_file = tmp_path / "secrets" / "gitlab-hook"
     secret_file.parent.mkdir()
     secret_file.write_text("gitlab-file-secret-31337\n")
     secret_file.chmod(0o600)
-    config = _config(tmp_path, git_http, fake_github, venv_cache)
-    config.write_text(config.read_text() + f"""
-  - url: {git_http.url("other")}
-    provider: gitlab
-    name: group/other
-    webhook_secret_file: {secret_file}
-""")
     data = tmp_path / "data"
     script = SNOOP.format(secret_file=str(secret_file), store=str(data / "store.sqlite3"), data_dir=str(data))
     sha = github_repo.commit(pipeline_files(dag="snoop", scripts={"snoop.py": script}), branch="feature/x")
     github_repo.push("feature/x")
-    environ = {"GH_SECRET": GITHUB_SECRET, "GH_TOKEN": fake_github.token}
-    service = ServiceProcess(config, free_port(), environ, tmp_path / "service.log").start()
+    other = f"""  - url: {git_http.url("other")}
+    provider: gitlab
+    name: group/other
+    webhook_secret_file: {secret_file}
+"""
+    service = service_process(repositories=other, **ISOLATION)
     try:
-        run_id = _push(service, "refs/heads/feature/x", sha)  # a preview branch: untrusted code
+        run_id = service.push("refs/heads/feature/x", sha, GITHUB_SECRET)  # a preview branch: untrusted code
         wait_until(lambda: service.run(run_id)["state"] == "succeeded", timeout=90, what="the run")
         lines = _log_lines(service, run_id)
         text = service.client.get(f"/api/runs/{run_id}/logs?format=text").text

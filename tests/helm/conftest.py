@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kubernetes.conftest import KubeCluster, _alarm_paused, kube_cluster
+from tests.kubernetes.conftest import KubeCluster, _alarm_paused, api, kube_cluster
 
-__all__ = ["Helm", "KubeCluster", "kube_cluster"]
+__all__ = ["Helm", "KubeCluster", "api", "kube_cluster"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm"

@@ -131,7 +131,13 @@ def test_helm_install_with_a_wrong_value_fails_naming_the_field(
 def test_install_notes_print_the_webhook_urls_and_the_slack_request_urls_or_socket_mode(
     helm: Helm, kube_cluster: KubeCluster, namespaces: list[str]
 ) -> None:
-    namespace = namespaces[0]
+    def install_notes(values: dict[str, Any]) -> str:
+        """The NOTES of a server-side dry run of installing the chart with `values`."""
+        return helm.run(
+            "install", "bw", str(CHART), "--namespace", namespaces[0], "--dry-run=server", values=values,
+            kubeconfig=kube_cluster.kubeconfig,
+        ).stdout
+
     http_slack = {
         "enabled": True,
         "botToken": {"value": "xoxb-1"},
@@ -143,16 +149,7 @@ def test_install_notes_print_the_webhook_urls_and_the_slack_request_urls_or_sock
         "slack": http_slack,
         "ingress": {"enabled": True, "host": "bodywork.example.com", "tlsSecretName": "bodywork-tls"},
     }
-    notes = helm.run(
-        "install",
-        "bw",
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--dry-run=server",
-        values=values,
-        kubeconfig=kube_cluster.kubeconfig,
-    ).stdout
+    notes = install_notes(values)
     assert "https://bodywork.example.com/webhooks/github" in notes
     assert "https://bodywork.example.com/webhooks/gitlab" in notes
     assert "https://bodywork.example.com/slack/commands" in notes
@@ -160,14 +157,5 @@ def test_install_notes_print_the_webhook_urls_and_the_slack_request_urls_or_sock
     assert "Socket Mode" not in notes
 
     socket_mode = {**values, "slack": {**http_slack, "appToken": {"value": "xapp-1"}}}
-    notes = helm.run(
-        "install",
-        "bw",
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--dry-run=server",
-        values=socket_mode,
-        kubeconfig=kube_cluster.kubeconfig,
-    ).stdout
+    notes = install_notes(socket_mode)
     assert "Socket Mode is on" in notes and "/slack/commands" not in notes

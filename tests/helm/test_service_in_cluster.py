@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from tests.helm.cluster_release import (
     release_on_cluster,
 )
 from tests.helm.conftest import ROOT, Helm, KubeCluster
+from tests.kubernetes.conftest import scratch_namespace
 
 WEBHOOK_SECRET = "in-cluster-webhook-secret"
 
@@ -98,18 +98,9 @@ FLOWER = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_w
 
 
 @pytest.fixture
-def api(kube_cluster: KubeCluster) -> Iterator[KubeApi]:
-    client = KubeApi(kubeconfig=kube_cluster.kubeconfig)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def environment(api: KubeApi) -> Iterator[str]:
-    """The pipeline's environment (and namespace); deleted afterwards, whoever created it."""
-    name = f"bw-e2e-{uuid.uuid4().hex[:6]}"
-    yield name
-    api.delete("Namespace", name)
+    """The pipeline's environment (and namespace)."""
+    yield from scratch_namespace(api, "bw-e2e")
 
 
 def example_repository(root: Path, large_file_mb: int) -> str:

@@ -14,11 +14,14 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from runner.backends.kubernetes.api import KubeApi
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = ROOT / "scripts" / "cluster.py"
@@ -93,3 +96,19 @@ def kube_cluster() -> KubeCluster:
         node_name=info["node_name"],
         state_dir=str(state_dir),
     )
+
+
+@pytest.fixture(scope="module")
+def api(kube_cluster: KubeCluster) -> Iterator[KubeApi]:
+    """A client of the test cluster, for a test to look at (and clean up) what the code made."""
+    client = KubeApi(kubeconfig=kube_cluster.kubeconfig)
+    yield client
+    client.close()
+
+
+def scratch_namespace(api: KubeApi, prefix: str) -> Iterator[str]:
+    """The body of a fixture: a fresh namespace name for one test, deleted afterwards, whoever created
+    it (the code under test, or the test itself)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    yield name
+    api.delete("Namespace", name)

@@ -33,7 +33,7 @@ from runner.events import (
     StageState,
 )
 from runner.model import BatchSettings, Pipeline, PipelineSettings, ServiceSettings, Stage
-from tests.kubernetes.conftest import KubeCluster
+from tests.kubernetes.conftest import KubeCluster, scratch_namespace
 from tests.runner.builders import write
 
 COMMIT_1 = "1" * 40
@@ -110,18 +110,9 @@ class Recorder:
 # ---- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def api(kube_cluster: KubeCluster) -> Iterator[KubeApi]:
-    client = KubeApi(kubeconfig=kube_cluster.kubeconfig)
-    yield client
-    client.close()
-
-
 @pytest.fixture
 def environment(api: KubeApi) -> Iterator[str]:
-    name = f"bw-kt-{uuid.uuid4().hex[:8]}"
-    yield name
-    api.delete("Namespace", name)
+    yield from scratch_namespace(api, "bw-kt")
 
 
 def backend_for(cluster: KubeCluster, **options: Any) -> KubernetesBackend:
@@ -144,14 +135,19 @@ async def run(
 
 
 def run_on_new_backend(
-    cluster: KubeCluster, pipe: Pipeline, source: Path, environment: str, **options: Any
+    cluster: KubeCluster, pipe: Pipeline, source: Path, environment: str, teardown: bool = False,
+    **options: Any,
 ) -> tuple[RunOutcome, Recorder]:
-    """One run of ``pipe`` at COMMIT_1 on a backend of its own, closed afterwards."""
+    """One run of ``pipe`` at COMMIT_1 on a backend of its own, closed afterwards (after tearing the
+    environment down, with `teardown`)."""
 
     async def scenario() -> tuple[RunOutcome, Recorder]:
         backend = backend_for(cluster, **options)
         try:
-            return await run(backend, pipe, source, environment)
+            result = await run(backend, pipe, source, environment)
+            if teardown:
+                await backend.teardown(environment)
+            return result
         finally:
             await backend.close()
 
@@ -600,16 +596,8 @@ def test_tearing_down_an_environment_deletes_its_objects_and_namespace(
 ) -> None:
     source = write(tmp_path, {"serve.py": HTTP_SERVICE.format(version="v1")})
 
-    async def scenario() -> RunOutcome:
-        backend = backend_for(kube_cluster)
-        try:
-            outcome, _ = await run(backend, pipeline("api", service("api", "serve.py")), source, environment)
-            await backend.teardown(environment)
-            return outcome
-        finally:
-            await backend.close()
-
-    outcome = asyncio.run(scenario())
+    pipe = pipeline("api", service("api", "serve.py"))
+    outcome, _ = run_on_new_backend(kube_cluster, pipe, source, environment, teardown=True)
 
     assert outcome.state is RunState.SUCCEEDED, outcome.reason
     assert api.find("Deployment", "api", environment) is None
@@ -625,16 +613,8 @@ def test_tearing_down_leaves_a_namespace_someone_else_made(
     api.create("Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": environment}})
     source = write(tmp_path, {"job.py": "print('ok')\n"})
 
-    async def scenario() -> RunOutcome:
-        backend = backend_for(kube_cluster)
-        try:
-            outcome, _ = await run(backend, pipeline("job", batch("job", "job.py")), source, environment)
-            await backend.teardown(environment)
-            return outcome
-        finally:
-            await backend.close()
-
-    outcome = asyncio.run(scenario())
+    pipe = pipeline("job", batch("job", "job.py"))
+    outcome, _ = run_on_new_backend(kube_cluster, pipe, source, environment, teardown=True)
 
     assert outcome.state is RunState.SUCCEEDED, outcome.reason
     namespace = api.get("Namespace", environment)

@@ -4,7 +4,6 @@ backend never creates, labels or deletes a namespace, and names a missing one.""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,23 +12,14 @@ import pytest
 from runner.backends.kubernetes import manifests as m
 from runner.backends.kubernetes.api import KubeApi
 from runner.events import RunState
-from tests.kubernetes.conftest import KubeCluster
+from tests.kubernetes.conftest import KubeCluster, scratch_namespace
 from tests.kubernetes.test_backend_cluster import backend_for, batch, pipeline, run_on_new_backend
 from tests.runner.builders import write
 
 
 @pytest.fixture
-def api(kube_cluster: KubeCluster) -> Iterator[KubeApi]:
-    client = KubeApi(kubeconfig=kube_cluster.kubeconfig)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def namespace(api: KubeApi) -> Iterator[str]:
-    name = f"bw-fixed-{uuid.uuid4().hex[:8]}"
-    yield name
-    api.delete("Namespace", name)
+    yield from scratch_namespace(api, "bw-fixed")
 
 
 def test_a_missing_namespace_fails_the_run_saying_to_create_it_and_is_not_created(

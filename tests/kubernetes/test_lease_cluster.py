@@ -16,6 +16,7 @@ from gitops.schedules.leader import lead_while_holding
 from gitops.schedules.service import _lease
 from runner.backends.kubernetes.api import KubeApi
 from runner.backends.kubernetes.lease import LeaseLock
+from tests.schedules.harness import FiringRecorder
 
 from .conftest import KubeCluster
 
@@ -121,20 +122,6 @@ class Rounds:
             self.changed.notify_all()
 
 
-class Firing:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def start_firing(self) -> None:
-        self.calls.append("start")
-
-    def reconcile(self) -> None:
-        self.calls.append("reconcile")
-
-    def stop_firing(self) -> None:
-        self.calls.append("stop")
-
-
 async def until(check: Callable[[], bool], rounds: Rounds | None = None) -> None:
     # Bounded by count, not by a deadline: on a loaded machine each API round trip may take a while.
     for _ in range(3000):
@@ -159,7 +146,7 @@ def test_of_two_replicas_one_fires_and_the_other_takes_over_when_it_stops(
         rounds = Rounds()
         locks = [_lease(settings, "kubernetes", {"kubeconfig": kube_cluster.kubeconfig}) for _ in range(2)]
         assert all(isinstance(lock, LeaseLock) for lock in locks)
-        replicas = [Firing(), Firing()]
+        replicas = [FiringRecorder(), FiringRecorder()]
         tasks = [
             asyncio.create_task(lead_while_holding(lock, replica, 5.0, rounds.sleep))  # type: ignore[arg-type]
             for lock, replica in zip(locks, replicas, strict=True)

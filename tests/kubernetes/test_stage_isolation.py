@@ -13,10 +13,10 @@ import pytest
 from runner.backends.kubernetes.api import KubeApi
 from runner.events import RunState
 from tests.kubernetes.conftest import KubeCluster
-from tests.kubernetes.test_backend_cluster import api, batch, environment, pipeline, run_on_new_backend
+from tests.kubernetes.test_backend_cluster import batch, environment, pipeline, run_on_new_backend
 from tests.runner.builders import write
 
-__all__ = ["api", "environment"]
+__all__ = ["environment"]
 
 SNOOP = """import os
 token = "/var/run/secrets/kubernetes.io/serviceaccount/token"

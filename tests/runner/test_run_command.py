@@ -95,15 +95,20 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def _first_commit(repo: Path) -> str:
+    """Makes the folder `repo` a Git repository whose main branch commits all its files; the commit."""
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "v1")
+    return _git(repo, "rev-parse", "HEAD")
+
+
 def test_a_git_url_runs_exactly_the_commit_asked_for(tmp_path: Path, home: Path) -> None:
     repo = write(tmp_path / "origin", {
         "bodywork.yaml": _yaml("show", {"show": _batch("show.py")}),
         "show.py": "import os; print('version 1 at', os.environ['GIT_COMMIT_HASH'])",
     })
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "v1")
-    first = _git(repo, "rev-parse", "HEAD")
+    first = _first_commit(repo)
     (repo / "show.py").write_text("print('version 2')")
     _git(repo, "commit", "-qam", "v2")
 
@@ -173,10 +178,7 @@ def test_uncommitted_changes_run_and_are_said_with_a_dirty_commit(tmp_path: Path
         "bodywork.yaml": _yaml("hello", {"hello": _batch("hello.py")}),
         "hello.py": "import os; print('v1', os.environ['GIT_COMMIT_HASH'])",
     })
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "v1")
-    head = _git(repo, "rev-parse", "HEAD")
+    head = _first_commit(repo)
     (repo / "hello.py").write_text("import os; print('v2', os.environ['GIT_COMMIT_HASH'])")
 
     result = _run([str(repo), "--once"], home)

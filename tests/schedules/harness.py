@@ -41,6 +41,22 @@ def in_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Non
     return run
 
 
+class FiringRecorder:
+    """The scheduler as `lead_while_holding` drives it: records each call it gets."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def start_firing(self) -> None:
+        self.calls.append("start")
+
+    def reconcile(self) -> None:
+        self.calls.append("reconcile")
+
+    def stop_firing(self) -> None:
+        self.calls.append("stop")
+
+
 class StoreRuns:
     """The service side of the port, on the real store: runs are queued as a push queues them."""
 

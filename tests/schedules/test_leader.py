@@ -4,12 +4,13 @@ it when it stops (gitops.schedules.leader). The lock's answers are scripted; sle
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
 from gitops.schedules.leader import lead_while_holding
 
-from .harness import in_loop
+from .harness import FiringRecorder, in_loop
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -26,24 +27,10 @@ class ScriptedLock:
         self.released += 1
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def start_firing(self) -> None:
-        self.calls.append("start")
-
-    def reconcile(self) -> None:
-        self.calls.append("reconcile")
-
-    def stop_firing(self) -> None:
-        self.calls.append("stop")
-
-
 @in_loop
 async def test_fires_only_while_holding_and_releases_on_stop() -> None:
     lock = ScriptedLock([False, True, True, False, False, True])
-    scheduler = Recorder()
+    scheduler = FiringRecorder()
     periods: list[float] = []
     done = asyncio.Event()
 
@@ -66,7 +53,7 @@ async def test_fires_only_while_holding_and_releases_on_stop() -> None:
 @in_loop
 async def test_a_follower_that_stops_releases_nothing() -> None:
     lock = ScriptedLock([False] * 10)
-    scheduler = Recorder()
+    scheduler = FiringRecorder()
     asked = asyncio.Event()
 
     async def sleep(seconds: float) -> None:
@@ -79,3 +66,36 @@ async def test_a_follower_that_stops_releases_nothing() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert scheduler.calls == [] and lock.released == 0
+
+
+class SlowRenewal:
+    """A lock whose renewal is on the wire until the test lets it answer."""
+
+    def __init__(self) -> None:
+        self.renewing = threading.Event()
+        self.answer = threading.Event()
+        self.events: list[str] = []
+
+    def try_hold(self) -> bool:
+        self.renewing.set()
+        self.answer.wait(5)
+        self.events.append("renewed")
+        return True
+
+    def release(self) -> None:
+        self.events.append("released")
+
+
+@in_loop
+async def test_stopped_during_a_renewal_releases_after_it_not_before() -> None:
+    lock = SlowRenewal()
+    scheduler = FiringRecorder()
+    task = asyncio.create_task(lead_while_holding(lock, scheduler, 5.0))
+    await asyncio.to_thread(lock.renewing.wait, 5)
+    task.cancel()  # the replica stops while its first renewal is still unanswered
+    await asyncio.sleep(0)
+    lock.answer.set()
+    await asyncio.gather(task, return_exceptions=True)
+    # Released after the renewal that took the Lease: otherwise it stays held until it expires.
+    assert lock.events == ["renewed", "released"]
+    assert "start" not in scheduler.calls  # it never fired
