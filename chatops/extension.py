@@ -86,7 +86,7 @@ class SlackExtension:
         assert isinstance(slack, SlackSettings)
         store = service.require_store()
         mask = masker(_secrets_of(service.settings, slack))
-        api = SlackApi(slack.bot_token, slack.api_base)
+        api = SlackApi(slack.bot_token, slack.api_base, on_call=service.metrics.slack_call)
         courier = self.courier = Courier(RateLimiter())
         views = ServiceViews(service, mask)
         ids = StoreMessageIds(store)

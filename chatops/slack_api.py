@@ -103,18 +103,41 @@ def _classify_exception(method: str, error: BaseException) -> SlackCallError:
 class SlackApi:
     """Blocking Web API calls; the notifier runs them in a worker thread, never on the event loop."""
 
-    def __init__(self, token: Secret, api_base: str = DEFAULT_API_BASE, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        token: Secret,
+        api_base: str = DEFAULT_API_BASE,
+        timeout: float = 10.0,
+        on_call: Callable[[str, bool], None] | None = None,
+    ) -> None:
+        """`on_call(method, ok)` is told of every call (the service's metrics)."""
         self.api_base = api_base.rstrip("/") + "/"
         self._timeout = timeout
+        self._on_call = on_call
         self._client = WebClient(
             token=token.reveal(), base_url=self.api_base, timeout=int(max(1, timeout)), retry_handlers=[]
         )
 
     def _call(self, method: str, call: Callable[[], Any]) -> Any:
+        def classified() -> Any:
+            try:
+                return call()
+            except (SlackApiError, OSError, http.client.HTTPException) as error:
+                raise _classify_exception(method, error) from None
+
+        return self._counted(method, classified)
+
+    def _counted(self, method: str, call: Callable[[], Any]) -> Any:
+        """`call()`, told to `on_call` as ok, or failed when it raises a :class:`SlackCallError`."""
         try:
-            return call()
-        except (SlackApiError, OSError, http.client.HTTPException) as error:
-            raise _classify_exception(method, error) from None
+            answer = call()
+        except SlackCallError:
+            if self._on_call is not None:
+                self._on_call(method, False)
+            raise
+        if self._on_call is not None:
+            self._on_call(method, True)
+        return answer
 
     def post_message(
         self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
@@ -140,6 +163,9 @@ class SlackApi:
 
     def upload_bytes(self, url: str, data: bytes) -> None:
         """Step 2: the file's bytes to the URL of step 1. Safe to repeat (same file id)."""
+        self._counted("file upload", lambda: self._upload_bytes(url, data))
+
+    def _upload_bytes(self, url: str, data: bytes) -> None:
         request = urllib.request.Request(url, data=data, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as answer:
@@ -161,6 +187,9 @@ class SlackApi:
 
     def respond(self, response_url: str, body: dict[str, Any]) -> None:
         """A post to a command's ``response_url`` (5 per command within 30 minutes)."""
+        self._counted("response_url", lambda: self._respond(response_url, body))
+
+    def _respond(self, response_url: str, body: dict[str, Any]) -> None:
         client = WebhookClient(response_url, timeout=int(max(1, self._timeout)), retry_handlers=[])
         try:
             answer = client.send_dict(body)

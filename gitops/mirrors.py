@@ -108,5 +108,9 @@ class Mirrors:
         await self.fetch(repository)
         return await asyncio.to_thread(self.resolve_sync, repository, ref)
 
+    async def message(self, repository: RepositorySettings, sha: str) -> str:
+        """The message of commit `sha`, once it is in the mirror."""
+        return await asyncio.to_thread(self._mirror(repository).message, sha)
+
     async def checkout(self, repository: RepositorySettings, sha: str, destination: Path) -> None:
         await asyncio.to_thread(self.checkout_sync, repository, sha, destination)

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from gitops.logs import run_context
+from gitops.metrics import Metrics
 from gitops.mirrors import CommitNotFound, MirrorError, Mirrors
+from gitops.recording import Recorder
 from gitops.settings import RepositorySettings, Settings
 from gitops.status import FailureKind, RunStatus
 from gitops.statuses import CommitStatus, StatusPublisher, StatusState
@@ -24,12 +27,7 @@ from runner.backends.base import Backend, StageError
 from runner.config import ConfigError, load_pipeline
 from runner.engine import Engine, RunRequest
 from runner.events import (
-    Event,
     EventBus,
-    LogLine,
-    StageAttemptFailed,
-    StageFinished,
-    StageStarted,
 )
 from runner.model import Pipeline
 
@@ -37,7 +35,6 @@ log = logging.getLogger(__name__)
 
 # How many configuration problems the commit status names (the run page lists all of them).
 _PROBLEMS_IN_STATUS = 2
-_LOG_FLUSH_SECONDS = 0.25
 
 
 def short(sha: str) -> str:
@@ -144,57 +141,6 @@ def _final_status(run: RunRecord) -> tuple[StatusState, str]:
     return StatusState.FAILURE, f"Failed{elapsed}: {run.reason}"
 
 
-class _Recorder:
-    """Subscribes to the engine's events: stages and logs into the store, progress into statuses."""
-
-    def __init__(self, store: Store, reporter: StatusReporter, run: RunRecord, pipeline: Pipeline) -> None:
-        self.store = store
-        self.reporter = reporter
-        self.run = run
-        self.steps = pipeline.steps
-        self.total = len(pipeline.stages_in_dag())
-        self.started: set[str] = set()
-        self._buffer: list[tuple[str, str, float]] = []
-
-    def __call__(self, event: Event) -> None:
-        run_id = self.run.id
-        if isinstance(event, LogLine):
-            self._buffer.append((event.stage, event.line, event.at))
-            return
-        if isinstance(event, StageStarted):
-            self.store.submit(
-                self.store.stage_started, run_id, event.stage, event.kind, event.attempt, event.at
-            )
-            self.started.add(event.stage)
-            step = next((i for i, s in enumerate(self.steps) if event.stage in s), -1) + 1
-            attempt = f", attempt {event.attempt}" if event.attempt > 1 else ""
-            self.reporter.report(
-                self.run,
-                StatusState.RUNNING,
-                f"Running step {step}/{len(self.steps)}: stage {event.stage}{attempt} "
-                f"({len(self.started)}/{self.total} stages started)",
-            )
-        elif isinstance(event, StageAttemptFailed):
-            self._buffer.append((event.stage, f"attempt {event.attempt} failed: {event.reason}", event.at))
-        elif isinstance(event, StageFinished):
-            self.flush()
-            self.store.submit(
-                self.store.stage_finished, run_id, event.stage, event.state.value, event.attempts,
-                event.started_at, event.at, event.reason,
-            )
-
-    def flush(self) -> None:
-        """Queues the buffered log lines for the writer thread (written in order, never awaited)."""
-        if self._buffer:
-            lines, self._buffer = self._buffer, []
-            self.store.submit(self.store.add_logs, self.run.id, lines)
-
-    async def flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(_LOG_FLUSH_SECONDS)
-            self.flush()
-
-
 class Lifecycle(Protocol):
     """What else happens when a deploy loads its pipeline, and when an environment is torn down."""
 
@@ -211,12 +157,14 @@ class RunExecutor:
         mirrors: Mirrors,
         backend: Backend,
         reporter: StatusReporter,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.mirrors = mirrors
         self.backend = backend
         self.reporter = reporter
+        self.metrics = metrics
         self.shutting_down = False
         self.cancel_reasons: dict[str, str] = {}
         """Why a running run is being cancelled (by id), for its final state."""
@@ -243,6 +191,8 @@ class RunExecutor:
 
         def done(result: concurrent.futures.Future[RunRecord | None]) -> None:
             if result.exception() is None and (record := result.result()) is not None:
+                context = {"run_id": record.id, "environment": record.environment}
+                log.info("run %s %s: %s", record.id, record.state.value, record.reason or "-", extra=context)
                 self.reporter.final(record)
 
         future.add_done_callback(done)
@@ -250,6 +200,11 @@ class RunExecutor:
     async def execute(self, run: RunRecord) -> None:
         """Runs `run` (already marked running) to its end, or until cancelled."""
         checkout = self.settings.work_dir / run.id
+        with run_context(run_id=run.id, environment=run.environment):
+            log.info("run %s of %s at %s started", run.id, run.ref, short(run.commit))
+            await self._execute_guarded(run, checkout)
+
+    async def _execute_guarded(self, run: RunRecord, checkout: Path) -> None:
         try:
             await self._execute(run, checkout)
         except asyncio.CancelledError:
@@ -288,6 +243,8 @@ class RunExecutor:
                 self._finish(run, RunStatus.CANCELLED, stale)
                 return
             await self.mirrors.checkout(repository, run.commit, checkout)
+            message = await self.mirrors.message(repository, run.commit)
+            self.store.submit(self.store.set_message, run.id, message)
         except (CommitNotFound, MirrorError) as error:
             self.note(run.id, str(error))
             self._finish(run, RunStatus.FAILED, str(error), None, FailureKind.GIT)
@@ -335,7 +292,10 @@ class RunExecutor:
             self.store.submit(self.store.set_pipeline, run.id, pipeline.name, pipeline.steps, namespace)
         )
         run = self.store.get(run.id) or run
-        recorder = _Recorder(self.store, self.reporter, run, pipeline)
+        recorder = Recorder(
+            self.store, self.reporter, run, pipeline, self.metrics, self.backend.name,
+            str(self.settings.backend_options.get("host", "127.0.0.1")),
+        )
         flusher = asyncio.create_task(recorder.flush_periodically())
         engine = Engine(self.backend, EventBus(recorder))
         try:

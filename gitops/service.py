@@ -17,6 +17,7 @@ from typing import Any
 from gitops import extensions as _extensions
 from gitops.environments import Target, target_for
 from gitops.extensions import Extension
+from gitops.metrics import Metrics
 from gitops.mirrors import Mirrors
 from gitops.queue import Dispatcher
 from gitops.runs import RunExecutor, StatusReporter
@@ -71,6 +72,10 @@ class Service:
         self.mirrors: Mirrors | None = None
         self.schedules: ScheduleService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.draining = False
+        """Set when the server begins to shut down: long-lived responses (live streams) end."""
+        self.metrics = Metrics(queue_depth=self._queue_depth)
+        """The service's Prometheus metrics (``GET /metrics``); extensions count their calls here."""
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -78,13 +83,16 @@ class Service:
         self._loop = asyncio.get_running_loop()
         settings = self.settings
         _keep_private(settings)
-        self.store = Store(settings.store_path, fsync_commits=settings.fsync_commits)
+        self.store = Store(
+            settings.store_path, on_commit=self.metrics.store_write, fsync_commits=settings.fsync_commits
+        )
         self.mirrors = Mirrors(settings.mirrors_dir, settings.repositories)
         outbox = StatusOutbox(self.store, self._token_for)
         if self._publisher is None:
             self._publisher = create_publisher(
                 min_interval_seconds=settings.status_min_interval_seconds, journal=outbox
             )
+        self._publisher.on_call = self.metrics.status_call
         await self._publisher.start()
         self.reporter = StatusReporter(settings, self._publisher, self._observe)
         if self._backend is None:
@@ -97,7 +105,9 @@ class Service:
             elif options.get("source_url"):  # stage pods download their code from this service
                 options["source_dir"] = Path(options.get("source_dir", settings.data_dir / "sources"))
             self._backend = create_backend(settings.backend, **options)
-        self.executor = RunExecutor(settings, self.store, self.mirrors, self._backend, self.reporter)
+        self.executor = RunExecutor(
+            settings, self.store, self.mirrors, self._backend, self.reporter, self.metrics
+        )
         self.store.prune_deliveries(time.time() - settings.delivery_retention_days * 86400)
         recovered = self.store.recover(settings.restart_reruns)
         for run in recovered.requeued:
@@ -140,6 +150,7 @@ class Service:
     def _observe(self, run: RunRecord) -> None:
         """Tells the extensions of a change, on the event loop even when the change was recorded in
         the store's writer thread (a run's final status is)."""
+        self.metrics.run_changed(run)
         if not self.extensions:
             return
         loop = self._loop
@@ -170,6 +181,9 @@ class Service:
             await self._publisher.stop()
         if self.store is not None:
             self.store.close()
+
+    def _queue_depth(self) -> int:
+        return len(self.store.queued()) if self.store is not None else 0
 
     @property
     def ready(self) -> bool:

@@ -8,69 +8,32 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from gitops.config_reader import ConfigReader, did_you_mean
 from gitops.config_reader import SettingsError as SettingsError  # re-exported: callers catch it here
 from gitops.extensions import Extension, check_sections, discover
 from gitops.limits import HttpLimits, read_limits
+from gitops.logs import FORMATS as LOG_FORMATS
+from gitops.pages_access import PagesSettings, read_pages
+from gitops.repository_settings import PROVIDERS as PROVIDERS  # re-exported
+from gitops.repository_settings import RepositorySettings as RepositorySettings
+from gitops.repository_settings import read_repositories
+from gitops.repository_settings import repository_name_from_url as repository_name_from_url
 from gitops.schedules.config import (
     ScheduleSettings,
-    check_branches,
-    read_repository_schedules,
     read_service_schedules,
 )
 from gitops.secret import Secret
 from runner.backends import backend_options
-from runner.schedule import Schedule
 from runner.yaml_io import Index, YamlDocument, YamlError, parse_yaml
 
-PROVIDERS = ("github", "gitlab")
 BACKENDS = ("local", "kubernetes")
-DEFAULT_API_BASES = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
 # GitHub sends payloads up to 25 MB.
 DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class RepositorySettings:
-    """One repository the service deploys from."""
-
-    url: str
-    """Clone URL (https://... or ssh://... or git@host:path)."""
-    provider: str
-    """``github`` or ``gitlab``: how webhooks are verified and statuses posted."""
-    name: str
-    """``owner/name`` (GitHub) or the project path (GitLab); derived from `url` by default."""
-    api_base: str
-    """API root: https://api.github.com, https://HOST/api/v3 (Enterprise), https://HOST/api/v4 (GitLab)."""
-    webhook_secret: Secret
-    api_token: Secret | None = None
-    ssh_key_file: Path | None = None
-    """Private key for ssh:// URLs; its public key is expected beside it as ``<file>.pub``."""
-    known_hosts_file: Path | None = None
-    """known_hosts used to verify SSH host keys (default ~/.ssh/known_hosts)."""
-    verify_host_keys: bool = True
-    deploy_branches: tuple[str, ...] = ("main",)
-    preview_branches: tuple[str, ...] = ()
-    """fnmatch patterns; a matching branch gets its own preview environment."""
-    deploy_tags: tuple[str, ...] = ()
-    """fnmatch patterns; a matching tag deploys to the deploy environment."""
-    pipeline_path: str = "."
-    """Folder inside the repository that holds bodywork.yaml."""
-    environment: str | None = None
-    """Environment of deploy branches and tags; default: the pipeline's namespace (see docs)."""
-    schedules: tuple[tuple[str, Schedule], ...] = ()
-    """Branch pattern -> schedule, for pipelines whose bodywork.yaml declares none (docs/schedules.md)."""
-
-    @property
-    def key(self) -> str:
-        return f"{self.provider}:{self.name.lower()}"
 
 
 @dataclass(frozen=True)
@@ -108,6 +71,10 @@ class Settings:
     """Which replica fires the schedules (docs/schedules.md)."""
     extensions: Mapping[str, object] = field(default_factory=dict)
     """Each active extension's settings by its config section (see :mod:`gitops.extensions`)."""
+    pages: PagesSettings = field(default_factory=PagesSettings)
+    """Who may read the pages and the read API (the ``pages`` section)."""
+    log_format: str = "text"
+    """The service's own log: ``text`` or ``json`` (JSON lines)."""
     limits: HttpLimits = field(default_factory=HttpLimits)
     """What one HTTP client may cost: connections, buffered bytes, header and body timeouts."""
     fsync_commits: bool = True
@@ -133,75 +100,8 @@ class Settings:
         return next((r for r in self.repositories if r.key == key), None)
 
 
-def repository_name_from_url(url: str) -> str:
-    """``owner/name`` from an https, ssh:// or scp-like (git@host:owner/name.git) URL."""
-    path = (urlsplit(url).path if "://" in url else url.split(":", 1)[-1]).strip("/")
-    return path[:-4] if path.endswith(".git") else path
-
-
 def default_backend(environ: Mapping[str, str]) -> str:
     return "kubernetes" if environ.get("KUBERNETES_SERVICE_HOST") else "local"
-
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def _repository(reader: ConfigReader, data: Any, path: str) -> RepositorySettings | None:
-    if not isinstance(data, Mapping):
-        reader.problem(path, f"must be a mapping, not {data!r}")
-        return None
-    known = {
-        "url", "provider", "name", "api_base", "webhook_secret_env", "webhook_secret_file",
-        "api_token_env", "api_token_file", "ssh_key_file", "known_hosts_file", "verify_host_keys",
-        "deploy_branches", "preview_branches", "deploy_tags", "pipeline_path", "environment",
-        "webhook_secret", "api_token", "schedules",
-    }
-    reader.unknown_keys(data, known, path)
-    url = reader.string(data, "url", path)
-    if not url:
-        reader.problem(f"{path}.url", "required: the repository's clone URL")
-        url = ""
-    provider = reader.string(data, "provider", path) or ""
-    if provider not in PROVIDERS:
-        reader.problem(f"{path}.provider", f"must be one of {', '.join(PROVIDERS)}, not {provider!r}")
-    name = reader.string(data, "name", path) or repository_name_from_url(url)
-    api_base = reader.string(data, "api_base", path) or DEFAULT_API_BASES.get(provider, "")
-    if api_base and not api_base.startswith(("http://", "https://")):
-        reader.problem(f"{path}.api_base", f"must be an http(s) URL, not {api_base!r}")
-    webhook_secret = reader.secret(data, "webhook_secret", path, required=True)
-    api_token = reader.secret(data, "api_token", path, required=False)
-    environment = reader.string(data, "environment", path)
-    if environment is not None and not _DNS_LABEL.match(environment):
-        reader.problem(
-            f"{path}.environment",
-            f"must be a DNS label (a-z, 0-9, '-', at most 63), not {environment!r}",
-        )
-    verify = reader.boolean(data, "verify_host_keys", path, True)
-    ssh_key = reader.string(data, "ssh_key_file", path)
-    known_hosts = reader.string(data, "known_hosts_file", path)
-    deploys = reader.patterns(data, "deploy_branches", path, ("main",))
-    previews = reader.patterns(data, "preview_branches", path, ())
-    schedules = read_repository_schedules(reader, data.get("schedules"), f"{path}.schedules")
-    check_branches(reader, schedules, deploys, previews, f"{path}.schedules")
-    if webhook_secret is None:
-        return None
-    return RepositorySettings(
-        url=url,
-        provider=provider,
-        name=name,
-        api_base=api_base.rstrip("/"),
-        webhook_secret=webhook_secret,
-        api_token=api_token,
-        ssh_key_file=Path(ssh_key) if ssh_key else None,
-        known_hosts_file=Path(known_hosts) if known_hosts else None,
-        verify_host_keys=verify,
-        deploy_branches=deploys,
-        preview_branches=previews,
-        deploy_tags=reader.patterns(data, "deploy_tags", path, ()),
-        pipeline_path=reader.string(data, "pipeline_path", path, ".") or ".",
-        environment=environment,
-        schedules=schedules,
-    )
 
 
 _ENV_OVERRIDES: dict[str, tuple[str, type]] = {
@@ -212,13 +112,15 @@ _ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "BODYWORK_MAX_BODY_BYTES": ("max_body_bytes", int),
     "BODYWORK_MAX_CONCURRENT_RUNS": ("max_concurrent_runs", int),
     "BODYWORK_BACKEND": ("backend", str),
+    "BODYWORK_LOG_FORMAT": ("log_format", str),
 }
-_SECTIONS = ("service", "repositories")
+_SECTIONS = ("service", "repositories", "pages")
 _SERVICE_KEYS = (
     "host", "port", "public_url", "data_dir", "max_body_bytes", "max_concurrent_runs", "backend",
     "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
     "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
-    "delivery_retention_days", "schedules", "limits", "trust_preview_branches", "fsync_commits",
+    "delivery_retention_days", "schedules", "limits", "trust_preview_branches", "log_format",
+    "fsync_commits",
 )
 
 
@@ -240,12 +142,14 @@ def load_settings(
     reader = ConfigReader(environ)
     claimed = {e.section: e for e in extensions}
     for key in sorted(set(data) - set(_SECTIONS) - set(claimed)):
-        reader.problem(key, f"unknown section{did_you_mean(key, [*_SECTIONS, *claimed])}; expected "
-                       "'service' and 'repositories'" + "".join(f", {name!r}" for name in sorted(claimed)))
+        expected = ", ".join(repr(name) for name in [*_SECTIONS, *sorted(claimed)])
+        hint = did_you_mean(key, [*_SECTIONS, *claimed])
+        reader.problem(key, f"unknown section{hint}; expected {expected}")
     service = _service_section(reader, data.get("service"), environ)
     listening = _listening(reader, service, environ)
-    repositories = _repositories(reader, data.get("repositories"))
+    repositories = read_repositories(reader, data.get("repositories"))
     settings = _settings(reader, service, listening, repositories)
+    pages = read_pages(reader, data.get("pages"), settings.host, settings.api_token)
     configured = {
         name: extension.parse_settings(data[name], reader)
         for name, extension in claimed.items()
@@ -253,7 +157,7 @@ def load_settings(
     }
     if reader.problems:
         raise SettingsError([located(problem, document) for problem in reader.problems])
-    return dataclasses.replace(settings, extensions=configured)
+    return dataclasses.replace(settings, extensions=configured, pages=pages)
 
 
 def _read_file(path: Path | None) -> YamlDocument:
@@ -309,21 +213,6 @@ def _service_section(reader: ConfigReader, raw: Any, environ: Mapping[str, str])
                 reader.problem(variable, f"must be {cast.__name__}, not {text!r}")
     reader.unknown_keys(service, _SERVICE_KEYS, "service")
     return service
-
-
-def _repositories(reader: ConfigReader, raw: Any) -> tuple[RepositorySettings, ...]:
-    raw = raw or []
-    if not isinstance(raw, list):
-        reader.problem("repositories", "must be a list of repositories")
-        raw = []
-    repositories: list[RepositorySettings] = []
-    for index, item in enumerate(raw):
-        repository = _repository(reader, item, f"repositories.{index}")
-        if repository is not None:
-            if any(r.key == repository.key for r in repositories):
-                reader.problem(f"repositories.{index}.name", f"{repository.name!r} is listed twice")
-            repositories.append(repository)
-    return tuple(repositories)
 
 
 def _listening(reader: ConfigReader, service: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
@@ -387,6 +276,7 @@ def _settings(
             service, "delivery_retention_days", "service", defaults.delivery_retention_days, 1
         ),
         restart_reruns=reader.integer(service, "restart_reruns", "service", defaults.restart_reruns, 0),
+        log_format=_log_format(reader, service),
         schedules=read_service_schedules(reader, service.get("schedules"), "service.schedules"),
         status_min_interval_seconds=(
             reader.number(service, "status_min_interval_seconds", "service", 1.0)
@@ -397,3 +287,11 @@ def _settings(
         trust_preview_branches=reader.boolean(service, "trust_preview_branches", "service", False),
         fsync_commits=reader.boolean(service, "fsync_commits", "service", True),
     )
+
+
+def _log_format(reader: ConfigReader, service: Mapping[str, Any]) -> str:
+    value = reader.string(service, "log_format", "service", "text") or "text"
+    if value not in LOG_FORMATS:
+        reader.problem("service.log_format", f"must be one of {', '.join(LOG_FORMATS)}, not {value!r}")
+        return "text"
+    return value

@@ -180,6 +180,13 @@ class BareMirror:
                 continue
         return None
 
+    def message(self, sha: str) -> str:
+        """The message of commit `sha` ("" when it is not in the mirror)."""
+        obj = self._open().get(sha)
+        if not isinstance(obj, pygit2.Commit):
+            return ""
+        return str(obj.message)
+
     def export(self, sha: str, destination: Path) -> None:
         """Writes the tree of commit `sha` into `destination` (replaced if present), without .git."""
         repo = self._open()

@@ -1,4 +1,4 @@
-"""Suite-wide hooks: the `kubernetes` marker follows the cluster fixture.
+"""Suite-wide hooks: the `kubernetes` marker follows the cluster fixture (and `browser` the browser).
 
 A test is marked `kubernetes` exactly when its fixture closure includes ``kube_cluster`` (the real
 test cluster, tests/kubernetes/conftest.py), wherever the test lives; a hand-written marker on a test
@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 CLUSTER_FIXTURE = "kube_cluster"
+BROWSER_FIXTURE = "browser"
+"""Headless Chromium (tests/pages/conftest.py): its tests are marked `browser` the same way, and
+scripts/test installs Debian's chromium only when one is selected (``--browser-need-file``)."""
 _MISMARKED = pytest.StashKey[str]()
 
 
@@ -22,6 +25,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--cluster-need-file",
         metavar="PATH",
         help="write to PATH how many selected tests use the Kubernetes test cluster (for scripts/test)",
+    )
+    parser.addoption(
+        "--browser-need-file",
+        metavar="PATH",
+        help="write to PATH how many selected tests drive headless Chromium (for scripts/test)",
     )
 
 
@@ -33,6 +41,8 @@ def uses_cluster(item: pytest.Item) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if BROWSER_FIXTURE in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
         marked = item.get_closest_marker("kubernetes") is not None
         if uses_cluster(item):
             item.add_marker(pytest.mark.kubernetes)
@@ -48,6 +58,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if need_file:
         needing = [item for item in session.items if item.get_closest_marker("kubernetes")]
         Path(need_file).write_text(f"{len(needing)}\n")
+    browser_file = session.config.getoption("--browser-need-file")
+    if browser_file:
+        browsing = [item for item in session.items if item.get_closest_marker("browser")]
+        Path(browser_file).write_text(f"{len(browsing)}\n")
 
 
 @pytest.hookimpl(tryfirst=True)

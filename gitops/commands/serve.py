@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import os
 import socket
 from pathlib import Path
@@ -14,6 +15,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from gitops import logs
 from gitops.extensions import ExtensionError, discover
 from gitops.service import Service
 from gitops.settings import Settings, SettingsError, load_settings
@@ -34,6 +36,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", help="address to listen on (overrides the config)")
     parser.add_argument("--port", type=int, help="port to listen on (overrides the config)")
+    parser.add_argument(
+        "--log-format", choices=logs.FORMATS,
+        help="the service's log: text (default) or json, one JSON object per line (overrides the config)",
+    )
     return parser
 
 
@@ -78,8 +84,23 @@ class HeadTimeoutProtocol(H11Protocol):
         super().connection_lost(exc)
 
 
+class _Server(uvicorn.Server):
+    """Tells the service when shutting down begins, before the open connections are waited for: the
+    run pages' live streams then end (browsers reconnect later) instead of holding the graceful
+    shutdown until its timeout."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.service.draining = True
+        await super().shutdown(sockets)
+
+
 def build_server(settings: Settings, **service_options: Any) -> uvicorn.Server:
-    app = create_app(Service(settings, **service_options))
+    service = Service(settings, **service_options)
+    app = create_app(service)
     limits = settings.limits
     protocol = type(
         "ServiceProtocol", (HeadTimeoutProtocol,), {"header_timeout": limits.header_timeout_seconds}
@@ -90,6 +111,7 @@ def build_server(settings: Settings, **service_options: Any) -> uvicorn.Server:
         port=settings.port,
         http=protocol,
         log_level="warning",
+        log_config=None,  # uvicorn's records go to the root logger, in the service's format
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -97,7 +119,7 @@ def build_server(settings: Settings, **service_options: Any) -> uvicorn.Server:
         timeout_keep_alive=int(max(1, limits.keep_alive_seconds)),
         h11_max_incomplete_event_size=16 * 1024,  # request line and headers
     )
-    return uvicorn.Server(config)
+    return _Server(config, service)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
             host = overrides.get("host", settings.host)
             overrides["public_url"] = f"http://{host}:{overrides.get('port', settings.port)}"
         settings = dataclasses.replace(settings, **overrides)
+    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    logs.configure(args.log_format or settings.log_format, level)
     print(f"bodywork serve: listening on http://{settings.host}:{settings.port}", flush=True)
     serve(settings, extensions=extensions)
     return 0

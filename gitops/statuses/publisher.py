@@ -92,6 +92,8 @@ class StatusPublisher:
         self._idle.set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
+        self.on_call: Callable[[str, bool], None] | None = None
+        """Told of each API call: the provider, and whether the status was delivered (metrics)."""
         self._stopping = False
         self._stopped = False
 
@@ -276,6 +278,8 @@ class StatusPublisher:
         else:
             outcome = provider.classify(response, self._wall_clock(), (status.token,))
         self._after_call(status, request.host, response)
+        if self.on_call is not None:
+            self.on_call(status.provider, isinstance(outcome, Delivered))
         return outcome, maybe_applied
 
     async def _was_applied(self, status: CommitStatus) -> bool:

@@ -6,7 +6,8 @@ disk before the webhook is answered. One concept per module:
 * :mod:`~gitops.store.records`: the immutable records it returns;
 * :mod:`~gitops.store.schema`: the schema and its numbered migrations (``PRAGMA user_version``);
 * :mod:`~gitops.store.writer`: the write connection and the group-commit writer thread;
-* :mod:`~gitops.store.database`: :class:`Store`, its queries and writes.
+* :mod:`~gitops.store.reads`: the reads of runs, stages and logs (a mixin of :class:`Store`);
+* :mod:`~gitops.store.database`: :class:`Store`, its connections and writes.
 """
 
 from gitops.store.database import Store

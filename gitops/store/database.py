@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gitops.status import ACTIVE, FailureKind, RunStatus
+from gitops.store.reads import RunReads
 from gitops.store.records import (
     RUN_COLUMNS,
     Accepted,
     AuditRecord,
-    LogRecord,
     MessageRecord,
     NewRun,
     Recovered,
     RunRecord,
-    StageRecord,
     run_from_row,
 )
 from gitops.store.schedules import ScheduleTables
@@ -39,8 +38,13 @@ T = TypeVar("T")
 _ACTIVE = tuple(status.value for status in ACTIVE)
 
 
-class Store:
-    def __init__(self, path: Path, fsync_commits: bool = True) -> None:
+class Store(RunReads):
+    """The store: its reads are :class:`~gitops.store.reads.RunReads`'s; its writes are here."""
+
+    def __init__(
+        self, path: Path, on_commit: Callable[[float], None] | None = None, fsync_commits: bool = True
+    ) -> None:
+        """`on_commit` is told how long each commit of the writer thread took (seconds)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
@@ -49,7 +53,7 @@ class Store:
         db.execute("PRAGMA wal_autocheckpoint=0")  # the writer's checkpoint thread does it
         migrate(db)
         self._db = db
-        self._writer = Writer(db, path)
+        self._writer = Writer(db, path, on_commit)
         self._read_lock = threading.Lock()
         self._read = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._read.execute("PRAGMA busy_timeout=5000")
@@ -73,12 +77,6 @@ class Store:
         return self._writer.transaction()
 
     _transaction = transaction
-
-    def query(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:
-        """Rows of a read on the read connection (also for the store's other modules); fetchall, not
-        fetchone: a statement left unfinished would keep an old snapshot open."""
-        with self._read_lock:
-            return self._read.execute(sql, tuple(parameters)).fetchall()
 
     # -- accepting -----------------------------------------------------------------------------
 
@@ -136,87 +134,6 @@ class Store:
     def _get(self, run_id: str) -> RunRecord | None:
         rows = self._db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchall()
         return run_from_row(rows[0]) if rows else None
-
-    def get(self, run_id: str) -> RunRecord | None:
-        rows = self.query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
-        return run_from_row(rows[0]) if rows else None
-
-    def list_runs(
-        self,
-        *,
-        pipeline: str | None = None,
-        environment: str | None = None,
-        state: RunStatus | None = None,
-        repository: str | None = None,
-        limit: int = 100,
-    ) -> list[RunRecord]:
-        clauses: list[str] = []
-        values: list[str] = []
-        for column, value in (
-            ("pipeline", pipeline), ("environment", environment), ("state", state.value if state else None),
-        ):
-            if value:
-                clauses.append(f"{column} = ?")
-                values.append(value)
-        if repository:
-            clauses.append("repository LIKE ?")
-            values.append(f"%:{repository.lower()}")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._read_lock:
-            rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (*values, limit),
-            ).fetchall()
-        return [run_from_row(row) for row in rows]
-
-    def runs_by_id_prefix(self, prefix: str, limit: int = 2) -> list[RunRecord]:
-        """Runs whose id starts with `prefix` (letters, digits and '-' only; anything else finds none)."""
-        if not prefix or not all(c.isalnum() or c == "-" for c in prefix):
-            return []
-        with self._read_lock:
-            rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE id LIKE ? LIMIT ?", (f"{prefix.lower()}%", limit)
-            ).fetchall()
-        return [run_from_row(row) for row in rows]
-
-    def latest_runs(self, repository: str | None = None) -> list[RunRecord]:
-        """The newest run of each (repository, environment), found in SQL: no row parsed for the rest."""
-        where, values = ("WHERE repository LIKE ?", [f"%:{repository.lower()}"]) if repository else ("", [])
-        with self._read_lock:
-            rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE rowid IN "
-                f"(SELECT MAX(rowid) FROM runs {where} GROUP BY repository, environment)",
-                values,
-            ).fetchall()
-        return [run_from_row(row) for row in rows]
-
-    def queued(self) -> list[RunRecord]:
-        with self._read_lock:
-            rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE state = ? ORDER BY created_at, rowid",
-                (RunStatus.QUEUED.value,),
-            ).fetchall()
-        return [run_from_row(row) for row in rows]
-
-    def count_deliveries(self) -> int:
-        return int(self.query("SELECT COUNT(*) FROM deliveries", ())[0][0])
-
-    def stages(self, run_id: str) -> list[StageRecord]:
-        with self._read_lock:
-            rows = self._read.execute(
-                "SELECT stage, kind, state, attempts, started_at, finished_at, reason FROM stages "
-                "WHERE run_id = ? ORDER BY rowid",
-                (run_id,),
-            ).fetchall()
-        return [StageRecord(*row) for row in rows]
-
-    def logs(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[LogRecord]:
-        with self._read_lock:
-            rows = self._read.execute(
-                "SELECT id, stage, line, at FROM logs WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
-                (run_id, after, limit),
-            ).fetchall()
-        return [LogRecord(*row) for row in rows]
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -293,6 +210,16 @@ class Store:
                 "finished_at = excluded.finished_at, reason = excluded.reason",
                 (run_id, stage, state, attempts, started_at, at, reason),
             )
+
+    def set_message(self, run_id: str, message: str) -> None:
+        """The message of the run's commit (at most 4000 characters are kept)."""
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET message = ? WHERE id = ?", (message[:4000], run_id))
+
+    def set_stage_url(self, run_id: str, stage: str, url: str) -> None:
+        """Where a deployed service stage answers (in the cluster, or on this machine)."""
+        with self._transaction() as db:
+            db.execute("UPDATE stages SET url = ? WHERE run_id = ? AND stage = ?", (url, run_id, stage))
 
     def add_logs(self, run_id: str, lines: Iterable[tuple[str, str, float]]) -> None:
         """Appends (stage, line, at) records."""

@@ -50,6 +50,8 @@ class RunRecord:
     finished_at: float | None
     failure: FailureKind | None = None
     """What kind of failure ended a failed run (None for any other state)."""
+    message: str = ""
+    """The commit's message, once the commit is fetched."""
 
     @property
     def repository_name(self) -> str:
@@ -72,11 +74,17 @@ class StageRecord:
     started_at: float | None
     finished_at: float | None
     reason: str
+    url: str = ""
+    """Where a deployed service stage answers; empty for a batch stage."""
+
+    @property
+    def duration(self) -> float | None:
+        ended = self.finished_at
+        return (ended - self.started_at) if ended and self.started_at else None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        ended = self.finished_at
-        data["duration"] = (ended - self.started_at) if ended and self.started_at else None
+        data["duration"] = self.duration
         return data
 
 
@@ -123,7 +131,7 @@ class Recovered:
 RUN_COLUMNS = (
     "id, repository, provider, ref, commit_sha, environment, namespace, preview, action, trigger, "
     "delivery_id, state, reason, problems, pipeline, steps, superseded_by, interruptions, created_at, "
-    "started_at, finished_at, failure"
+    "started_at, finished_at, failure, message"
 )
 
 
@@ -135,4 +143,5 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         state=RunStatus(row[11]), reason=row[12], problems=json.loads(row[13]), pipeline=row[14],
         steps=json.loads(row[15]), superseded_by=row[16], interruptions=row[17], created_at=row[18],
         started_at=row[19], finished_at=row[20], failure=FailureKind(row[21]) if row[21] else None,
+        message=row[22],
     )

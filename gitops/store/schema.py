@@ -149,11 +149,19 @@ def _status_outbox(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX status_outbox_pending ON status_outbox (outcome, queued_at)")
 
 
+def _page_details(db: sqlite3.Connection) -> None:
+    """What the pages show besides: the URL of each deployed service stage (environment page), the
+    message of the run's commit (run page)."""
+    db.execute("ALTER TABLE stages ADD COLUMN url TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE runs ADD COLUMN message TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "failure kinds in their own column", _failure_kinds),
     Migration(2, "schedules and the history of their fires", create_schedule_tables),
     Migration(3, "chat messages of runs and the audit log", _messages_and_audit),
     Migration(4, "durable commit statuses (status_outbox)", _status_outbox),
+    Migration(5, "service URLs and commit messages for the pages", _page_details),
 )
 
 

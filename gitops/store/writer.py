@@ -22,6 +22,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,9 +40,13 @@ _Outcome = tuple[concurrent.futures.Future[Any], Any, BaseException | None]
 
 
 class Writer:
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, path: Path, on_commit: Callable[[float], None] | None = None
+    ) -> None:
+        """`on_commit` is told the seconds each batch took to commit (the service's metrics)."""
         db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         self.db = db
+        self._on_commit = on_commit
         self.lock = threading.RLock()
         self._batching = False
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
@@ -141,7 +146,11 @@ class Writer:
     def _write_batches(self) -> None:
         batches = 0
         while (batch := self._next_batch()) is not None:
-            for future, result, exception in self._commit(batch):
+            started = time.perf_counter()
+            outcomes = self._commit(batch)
+            if self._on_commit is not None:
+                self._on_commit(time.perf_counter() - started)
+            for future, result, exception in outcomes:
                 if future.cancelled():  # its waiter was cancelled (a shutdown); the write is committed
                     continue
                 # ... and may be cancelled between that check and this answer: setting the outcome of

@@ -6,6 +6,8 @@ module-level functions that reach the :class:`~gitops.service.Service` through `
 service (schedules, metrics) is a new module here whose ``routes`` :func:`create_app` adds; an
 extension (:mod:`gitops.extensions`, e.g. ChatOps) brings its own through ``Extension.routes``.
 
+Pages and the read API are guarded by :class:`~gitops.web.access.PagesGuard` (``pages.access``).
+
 Bad input never yields a 5xx: 400 malformed, 401 bad signature, 403/401 bad API token, 404 unknown run,
 413 body too large; an event that is merely ignored answers 200 with the reason.
 """
@@ -20,11 +22,14 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gitops.service import Service
-from gitops.web import api, pages, schedules, sources, webhooks
+from gitops.web import api, live, metrics, pages, schedules, session, sources, webhooks
+from gitops.web.access import PagesGuard
 from gitops.web.bodies import ByteBudget
+from gitops.web.templating import static
 
 BUILTIN_ROUTES: tuple[Sequence[BaseRoute], ...] = (
-    webhooks.routes, api.routes, schedules.routes, sources.routes, pages.routes
+    webhooks.routes, api.routes, schedules.routes, sources.routes, metrics.routes, live.routes,
+    pages.routes, session.routes, [static],
 )
 """The service's own surfaces, in matching order."""
 
@@ -64,7 +69,9 @@ def create_app(
 
     routes = [route for group in BUILTIN_ROUTES for route in group]
     routes += [*extra_routes, *extension_routes(service)]
-    app = Starlette(routes=routes, middleware=list(middleware), lifespan=lifespan)
+    # The guard comes first: pages and the read API follow `pages.access` (gitops.web.access).
+    guarded = [Middleware(PagesGuard), *middleware]
+    app = Starlette(routes=routes, middleware=guarded, lifespan=lifespan)
     app.state.service = service
     app.state.body_budget = ByteBudget(service.settings.limits.max_buffered_bytes)
     return app

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from gitops.service import Decision
 from gitops.settings import RepositorySettings
 from gitops.web.bodies import BodyRefused
+from gitops.web.metrics import counted_webhook
 from gitops.web.responses import error, error_unread, read_body, refused, service_of
 from gitops.webhooks import Ignored, MalformedWebhook, Ping, PushEvent, github, gitlab, header
 
@@ -90,4 +91,4 @@ async def _answer(
     return decision_response(await service_of(request).accept_push(repository, event))
 
 
-routes: list[BaseRoute] = [Route("/webhooks/{provider}", webhook, methods=["POST"])]
+routes: list[BaseRoute] = [Route("/webhooks/{provider}", counted_webhook(webhook), methods=["POST"])]

@@ -130,6 +130,9 @@ Every secret the values refer to, as JSON: [{"file": "...", "ref": {...}, "key":
 {{- end -}}
 {{- end -}}
 {{- $config := dict "service" $service "repositories" $repositories -}}
+{{- with .Values.pages -}}
+{{- $_ := set $config "pages" (deepCopy .) -}}
+{{- end -}}
 {{- if .Values.slack.enabled -}}
 {{- $slack := deepCopy .Values.slack.settings -}}
 {{- range $key := list "channel" "command" "api_base" -}}

@@ -68,6 +68,16 @@ def test_a_429_storm_during_a_run_still_ends_in_one_message_in_the_right_state(
     assert service.running.wait_for(run_id)["state"] == "succeeded"
     one_message_in(fake_slack, "Succeeded")
     assert len(fake_slack.scripted) == 6 and len(fake_slack.top_level()) == 1
+    # The service's metrics count the Slack calls: the six refused posts, and each accepted one (told
+    # once the answer is read, a moment after the fake recorded the post).
+    posts = 'bodywork_slack_calls_total{method="chat.postMessage",outcome='
+
+    def counted() -> bool:
+        metrics = service.running.client.get("/metrics").text
+        accepted = len(fake_slack.messages)
+        return f'{posts}"failed"}} 6.0' in metrics and f'{posts}"ok"}} {accepted}.0' in metrics
+
+    wait_until(counted, what="the Slack calls in /metrics")
 
 
 def test_slack_down_for_a_whole_run_leaves_the_run_and_its_statuses_alone(

@@ -79,6 +79,23 @@ def test_errors_are_sorted_by_whether_the_call_can_have_been_applied(slack: Fake
     assert slack.top_level() == []
 
 
+def test_every_call_is_told_to_the_metrics_with_its_outcome(slack: FakeSlack) -> None:
+    calls: list[tuple[str, bool]] = []
+    client = SlackApi(
+        Secret(slack.token), slack.api_base, on_call=lambda method, ok: calls.append((method, ok))
+    )
+    posted = client.post_message("C0DEPLOYS", "hi", [])
+    client.update_message(posted.channel, posted.ts, "hi again", [])
+    with pytest.raises(Refused):
+        client.post_message("#nowhere", "hi", [])
+    url, _ = client.upload_url("log.txt", 3)
+    client.upload_bytes(url, b"abc")
+    assert calls == [
+        ("chat.postMessage", True), ("chat.update", True), ("chat.postMessage", False),
+        ("files.getUploadURLExternal", True), ("file upload", True),
+    ]
+
+
 def test_a_closed_port_is_not_sent() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import markupsafe
 import pytest
 
 from tests.fakes.github_api import FakeGitHub
@@ -165,7 +166,7 @@ def test_an_invalid_bodywork_yaml_fails_at_once_naming_the_first_problems(
     assert len(seen[-1][2]) <= 140
     page = service.client.get(f"/runs/{run_id}").text
     for problem in run["problems"]:
-        assert problem.replace("'", "&#x27;").replace('"', "&quot;").replace(">", "&gt;") in page
+        assert str(markupsafe.escape(problem)) in page
 
 
 def test_a_redelivered_webhook_never_starts_a_second_run(

@@ -94,14 +94,14 @@ def test_an_extension_owns_its_section_and_reports_problems_like_the_service(tmp
     with pytest.raises(SettingsError) as caught:
         load_settings(config, {}, [EchoExtension()])
     assert caught.value.problems == [
-        "servce -> unknown section; did you mean 'service'; expected 'service' and 'repositories', 'echo' "
-        "(line 3)",
+        "servce -> unknown section; did you mean 'service'; "
+        "expected 'service', 'repositories', 'pages', 'echo' (line 3)",
         "echo.greting -> unknown setting; did you mean 'greeting'; see docs/service.md for the accepted keys "
         "(line 2)",
     ]
     with pytest.raises(SettingsError) as caught:
         load_settings(config, {}, [])
-    expected = "echo -> unknown section; expected 'service' and 'repositories' (line 1)"
+    expected = "echo -> unknown section; expected 'service', 'repositories', 'pages' (line 1)"
     assert caught.value.problems[0] == expected
 
     config.write_text("echo:\n  greeting: hi\n")

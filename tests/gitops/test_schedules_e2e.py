@@ -127,7 +127,8 @@ def test_a_fire_missed_while_down_runs_once_at_restart_and_reports_like_a_push(
         (pushed["id"], "webhook"),
     ]
     page = service.client.get(f"/runs/{scheduled['id']}").text
-    assert f"schedule (fire due {year}-01-01T00:00:00+00:00 of schedule pipelines)" in page
+    assert f"the fire due {year}-01-01 00:00:00 UTC of the schedule of" in page
+    assert 'href="/environments/pipelines#schedule"' in page
     [after] = schedules(service)
     assert (after["last_fire"], after["last_outcome"], after["last_run_id"]) == (
         f"{year}-01-01T00:00:00+00:00",

@@ -61,7 +61,13 @@ def test_a_store_of_the_previous_release_is_upgraded_with_nothing_lost(old_store
                           (old_logs[-1][0],)).fetchall() == old_logs
         assert db.execute("SELECT * FROM deliveries ORDER BY key").fetchall() == old_deliveries
         assert len(old_deliveries) == 5
-        stages = db.execute("SELECT * FROM stages ORDER BY run_id, stage").fetchall()
+        stages = db.execute(
+            "SELECT run_id, stage, kind, state, attempts, started_at, finished_at, reason FROM stages "
+            "ORDER BY run_id, stage"
+        ).fetchall()
+        # Migration 5: stages deployed before it have no recorded URL, runs no commit message.
+        assert {url for (url,) in db.execute("SELECT url FROM stages")} == {""}
+        assert {message for (message,) in db.execute("SELECT message FROM runs")} == {""}
         assert [s for s in old_stages if s[0] != runs["2"].id] == [s for s in stages if s[0] != runs["2"].id]
     db.close()
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
-from gitops.store import Store
-from gitops.store.records import NewRun
+from gitops.store import NewRun, Store
 from gitops.store.writer import _RESTART_BATCHES, WAL_SIZE_LIMIT
 
 
@@ -26,6 +26,25 @@ def test_a_write_whose_waiter_gave_up_does_not_stop_the_writer(tmp_path: Path) -
     store.submit(store.put_message, "run-2", "slack", "C1", "2.0").result(timeout=5)
     assert store.message("run-2", "slack") is not None and store.message("run-1", "slack") is not None
     store.close()
+
+
+def test_a_cancelled_waiter_neither_undoes_the_write_nor_stops_the_writer(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.sqlite3")
+    try:
+        run = store.accept(NewRun("github:a/b", "github", "refs/heads/main", "a" * 40, "prod", None, False,
+                                  "deploy", "webhook"), []).run
+        gate = threading.Event()
+        blocked = store.submit(gate.wait)  # holds the writer until the next write is queued
+        given_up = store.submit(store.set_message, run.id, "written anyway")
+        assert given_up.cancel()  # as asyncio.wrap_future does when the awaiting task is cancelled
+        gate.set()
+        blocked.result(timeout=10)
+        later = store.submit(store.set_stage_url, run.id, "serve", "http://127.0.0.1:5000")
+        later.result(timeout=10)  # the writer is still there
+        record = store.get(run.id)
+        assert record is not None and record.message == "written anyway"
+    finally:
+        store.close()
 
 
 def test_the_wal_starts_over_under_a_steady_stream_of_writes(tmp_path: Path) -> None:

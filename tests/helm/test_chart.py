@@ -21,7 +21,10 @@ SCHEDULER_ROLE = "bw-bodywork-gitops-scheduler"
 FULL_VALUES: dict[str, Any] = {
     "repositories": [GITHUB_REPOSITORY, GITLAB_REPOSITORY],
     "apiToken": {"value": "api-token-from-values"},
-    "config": {"public_url": "https://bodywork.example.com", "max_concurrent_runs": 2},
+    "config": {"public_url": "https://bodywork.example.com", "max_concurrent_runs": 2, "log_format": "json"},
+    "pages": {
+        "access": "proxy", "proxy_user_header": "X-Forwarded-Email", "trusted_proxies": ["127.0.0.1/32"]
+    },
     "backendOptions": {"image_pull_policy": "Never", "images": {"*": "bodywork-stage:bookworm"}},
     "slack": {
         "enabled": True,
@@ -131,6 +134,8 @@ def test_the_rendered_config_is_accepted_by_the_service_with_the_mounted_secrets
     assert (slack.channel, slack.command) == ("#deploys", "/bodywork")
 
     assert settings.backend == "kubernetes" and settings.port == 8000 and settings.host == "0.0.0.0"
+    assert (settings.pages.access, settings.pages.proxy_user_header) == ("proxy", "X-Forwarded-Email")
+    assert settings.log_format == "json"
     assert str(settings.data_dir) == "/var/lib/bodywork"
     assert settings.public_url == "https://bodywork.example.com" and settings.max_concurrent_runs == 2
     assert settings.api_token is not None and settings.api_token.reveal() == "api-token-from-values"
@@ -227,7 +232,7 @@ def test_the_schema_knows_exactly_the_settings_the_service_and_backend_read() ->
     schema = json.loads((CHART / "values.schema.json").read_text())
     config_keys = set(schema["properties"]["config"]["properties"])
     set_by_chart = {"host", "port", "data_dir", "backend", "backend_options", "repositories", "api_token"}
-    set_by_chart |= {"extensions"}  # their own top-level sections (slack:), not keys of service:
+    set_by_chart |= {"extensions", "pages"}  # their own top-level sections (slack:, pages:), not service:
     assert config_keys == {f.name for f in dataclasses.fields(Settings)} - set_by_chart
     backend_keys = set(schema["properties"]["backendOptions"]["properties"])
     set_by_chart = {"in_cluster", "source_url", "source_dir", "manage_namespaces"}
