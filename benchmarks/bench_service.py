@@ -13,7 +13,7 @@ Prints, in one run:
 
 The service (`bodywork serve`), the bare server, the Git server and the fake GitHub each run in a
 process of their own. Usage: ``.venv/bin/python benchmarks/bench_service.py [--seconds 5]
-[--webhooks 100000] [--extras]``.
+[--webhooks 100000] [--extras] [--no-fsync-commits]``.
 """
 
 from __future__ import annotations
@@ -212,6 +212,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of load per rate and server")
     parser.add_argument("--webhooks", type=int, default=20_000, help="deliveries for the memory run")
     parser.add_argument("--extras", action="store_true", help="also first-stage latency and fetch")
+    parser.add_argument("--no-fsync-commits", action="store_true", help="service.fsync_commits: false")
     parser.add_argument("--latency-runs", type=int, default=15)
     parser.add_argument("--commits", type=int, default=5000)
     args = parser.parse_args()
@@ -230,6 +231,7 @@ service:
   max_concurrent_runs: 4
   backend: local
   status_min_interval_seconds: 0             # the fake API on loopback: no pacing needed
+  fsync_commits: {"false" if args.no_fsync_commits else "true"}
 repositories:
   - url: {git_http.base_url}/pipelines.git
     provider: github

@@ -83,7 +83,9 @@ class Service:
         self._loop = asyncio.get_running_loop()
         settings = self.settings
         _keep_private(settings)
-        self.store = Store(settings.store_path, on_commit=self.metrics.store_write)
+        self.store = Store(
+            settings.store_path, on_commit=self.metrics.store_write, fsync_commits=settings.fsync_commits
+        )
         self.mirrors = Mirrors(settings.mirrors_dir, settings.repositories)
         outbox = StatusOutbox(self.store, self._token_for)
         if self._publisher is None:

@@ -77,6 +77,8 @@ class Settings:
     """The service's own log: ``text`` or ``json`` (JSON lines)."""
     limits: HttpLimits = field(default_factory=HttpLimits)
     """What one HTTP client may cost: connections, buffered bytes, header and body timeouts."""
+    fsync_commits: bool = True
+    """false: fsync at checkpoints, not before each 202: survives kill -9, not power loss."""
     trust_preview_branches: bool = False
     """Run preview branches on the local backend even where stages cannot be isolated from the
     service (see "Threat model" in docs/service.md); off, they are refused there."""
@@ -118,6 +120,7 @@ _SERVICE_KEYS = (
     "api_token_env", "api_token_file", "api_token", "fetch_attempts", "fetch_retry_seconds",
     "restart_reruns", "backend_options", "status_min_interval_seconds", "quiet_period_seconds",
     "delivery_retention_days", "schedules", "limits", "trust_preview_branches", "log_format",
+    "fsync_commits",
 )
 
 
@@ -282,6 +285,7 @@ def _settings(
         ),
         limits=read_limits(reader, service.get("limits")),
         trust_preview_branches=reader.boolean(service, "trust_preview_branches", "service", False),
+        fsync_commits=reader.boolean(service, "fsync_commits", "service", True),
     )
 
 

@@ -41,12 +41,14 @@ _ACTIVE = tuple(status.value for status in ACTIVE)
 class Store(RunReads):
     """The store: its reads are :class:`~gitops.store.reads.RunReads`'s; its writes are here."""
 
-    def __init__(self, path: Path, on_commit: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self, path: Path, on_commit: Callable[[float], None] | None = None, fsync_commits: bool = True
+    ) -> None:
         """`on_commit` is told how long each commit of the writer thread took (seconds)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA synchronous={'FULL' if fsync_commits else 'NORMAL'}")
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA wal_autocheckpoint=0")  # the writer's checkpoint thread does it
         migrate(db)

@@ -3,7 +3,16 @@
 :meth:`Writer.submit` hands a write to a thread that commits whatever has queued up in one transaction
 (group commit: one fsync for a burst of webhooks), each write in its own savepoint so that one failing
 write fails alone. Checkpoints (copying the WAL into the database, with an fsync of it) happen in a
-thread of their own, so a commit never waits for one.
+thread of their own, so a commit rarely waits for one.
+
+SQLite starts the WAL over from its beginning only when a write transaction begins with every frame
+already copied into the database. Under steady load the background checkpoint never sees that (a
+commit always lands while it copies), so the WAL grew without end: 113 MB of WAL for a 3.3 MB database
+after a minute of webhooks, and its index (the ``-shm`` file, mapped into the process) grew the
+resident memory with it. So every :data:`_RESTART_BATCHES` batches the writer thread checkpoints
+itself, between two of its transactions, where no commit can land: that checkpoint completes (it
+copies only what the background one has not) and the next transaction starts the WAL over.
+``journal_size_limit`` then gives the file back to the disk.
 """
 
 from __future__ import annotations
@@ -22,6 +31,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 _BATCH_LIMIT = 512
 _CHECKPOINT_SECONDS = 1.0
+_RESTART_BATCHES = 64
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+"""What the WAL file is cut back to when it starts over (``PRAGMA journal_size_limit``)."""
 
 _Write = tuple[Callable[..., Any], tuple[Any, ...], concurrent.futures.Future[Any]]
 _Outcome = tuple[concurrent.futures.Future[Any], Any, BaseException | None]
@@ -32,6 +44,7 @@ class Writer:
         self, db: sqlite3.Connection, path: Path, on_commit: Callable[[float], None] | None = None
     ) -> None:
         """`on_commit` is told the seconds each batch took to commit (the service's metrics)."""
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         self.db = db
         self._on_commit = on_commit
         self.lock = threading.RLock()
@@ -89,6 +102,11 @@ class Writer:
         finally:
             db.close()
 
+    def _let_the_wal_start_over(self) -> None:
+        with self.lock, contextlib.suppress(sqlite3.Error):
+            # PASSIVE: never waits; when the background checkpoint holds the lock, the next turn will do.
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     def _next_batch(self) -> list[_Write] | None:
         item = self._queue.get()
         if item is None:
@@ -126,6 +144,7 @@ class Writer:
         return outcomes
 
     def _write_batches(self) -> None:
+        batches = 0
         while (batch := self._next_batch()) is not None:
             started = time.perf_counter()
             outcomes = self._commit(batch)
@@ -141,3 +160,6 @@ class Writer:
                         future.set_exception(exception)
                     else:
                         future.set_result(result)
+            batches += 1
+            if batches % _RESTART_BATCHES == 0:  # after answering: the batch's writers do not wait for it
+                self._let_the_wal_start_over()

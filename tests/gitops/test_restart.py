@@ -15,9 +15,13 @@ PUBLIC_URL = "http://bodywork.example.invalid"
 SLOW = 'import time\nprint("working", flush=True)\ntime.sleep({seconds})\nprint("done", flush=True)\n'
 
 
-@pytest.mark.parametrize("how", ["kill", "terminate"])
+# fsync_commits false: the commits are in the kernel's page cache only, which a killed process keeps.
+@pytest.mark.parametrize(
+    ("how", "fsync_commits"), [("kill", "true"), ("terminate", "true"), ("kill", "false")]
+)
 def test_queued_and_running_runs_survive_a_restart(
-    service_process: ProcessFactory, github_repo: SourceRepo, fake_github: FakeGitHub, how: str
+    service_process: ProcessFactory, github_repo: SourceRepo, fake_github: FakeGitHub, how: str,
+    fsync_commits: str,
 ) -> None:
     main_sha = github_repo.commit(pipeline_files(scripts={"prepare.py": SLOW.format(seconds=2)}))
     github_repo.push()
@@ -26,7 +30,9 @@ def test_queued_and_running_runs_survive_a_restart(
         github_repo.commit(pipeline_files(name=name.replace("/", "-")), branch=name)
         branches[name] = github_repo.commit({"note.txt": name}, branch=name)
         github_repo.push(name)
-    service = service_process(public_url=PUBLIC_URL, max_concurrent_runs=1, restart_reruns=1)
+    service = service_process(
+        public_url=PUBLIC_URL, max_concurrent_runs=1, restart_reruns=1, fsync_commits=fsync_commits
+    )
     try:
         running = service.push("refs/heads/main", main_sha, GITHUB_SECRET)
         wait_until(

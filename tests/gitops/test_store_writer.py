@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from gitops.store import NewRun, Store
+from gitops.store.writer import _RESTART_BATCHES, WAL_SIZE_LIMIT
 
 
 def test_a_write_whose_waiter_gave_up_does_not_stop_the_writer(tmp_path: Path) -> None:
@@ -44,3 +45,21 @@ def test_a_cancelled_waiter_neither_undoes_the_write_nor_stops_the_writer(tmp_pa
         assert record is not None and record.message == "written anyway"
     finally:
         store.close()
+
+
+def test_the_wal_starts_over_under_a_steady_stream_of_writes(tmp_path: Path) -> None:
+    """Webhooks arriving without a pause: the WAL file (and the index of it mapped into the service's
+    memory) stays bounded instead of growing with every delivery the service has ever accepted."""
+    path = tmp_path / "store.sqlite3"
+    store = Store(path)
+    wal = Path(f"{path}-wal")
+    pushes = 20 * _RESTART_BATCHES  # each its own batch: a webhook waits for its commit
+    for number in range(pushes):
+        new = NewRun("github:acme/app", "github", "refs/heads/main", f"{number:040x}", "production",
+                     None, False, "deploy", "webhook", f"delivery-{number}")
+        accepted = store.submit(store.accept, new, [f"github:delivery:{number}"]).result(timeout=10)
+        assert not accepted.duplicate
+    size = wal.stat().st_size
+    assert size <= WAL_SIZE_LIMIT, f"the WAL is {size / 2**20:.1f} MB after {pushes} pushes"
+    assert len(store.query("SELECT id FROM runs", ())) == pushes  # nothing lost by starting over
+    store.close()

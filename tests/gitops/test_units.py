@@ -185,6 +185,20 @@ repositories:
     ]
 
 
+def test_fsync_commits_is_on_unless_the_config_turns_it_off(tmp_path: Path) -> None:
+    """Off trades the last second of accepted deliveries on a power loss for webhook latency."""
+    config = tmp_path / "service.yaml"
+    assert load_settings(None, {}).fsync_commits is True
+    config.write_text("service:\n  fsync_commits: false\n")
+    assert load_settings(config, {}).fsync_commits is False
+    config.write_text("service:\n  fsync_commits: sometimes\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config, {})
+    assert caught.value.problems == [
+        "service.fsync_commits -> must be true or false, not 'sometimes' (line 2)"
+    ]
+
+
 # -- scheduling -------------------------------------------------------------------------------------
 
 
