@@ -20,13 +20,21 @@ from tests.kubernetes.test_backend_cluster import (
 )
 from tests.runner.builders import write
 
+# A new Service reaches CoreDNS's cache and kube-proxy's rules a moment after its pods are ready (both
+# watch the API server), so the caller retries briefly, as a client of a just-deployed service must.
 CALLER = """
-import json, sys, urllib.request
+import json, sys, time, urllib.request
 namespace = sys.argv[1]
 for url in ["http://echo:8000/", f"http://echo.{namespace}.svc.cluster.local:8000/"]:
     request = urllib.request.Request(url, data=json.dumps({"from": "caller"}).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        print(url, "->", json.loads(response.read())["echo"], flush=True)
+    for attempt in range(30):
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                print(url, "->", json.loads(response.read())["echo"], flush=True)
+            break
+        except OSError as error:
+            print("retry:", url, error, flush=True)
+            time.sleep(0.5)
 """
 
 
@@ -48,8 +56,8 @@ def test_a_stage_calls_another_stages_service_by_its_short_name_and_its_full_nam
 
     outcome, recorder = run_on_new_backend(kube_cluster, pipe, source, environment)
 
-    assert outcome.state is RunState.SUCCEEDED, outcome.reason
-    printed = [line for line in recorder.logs("caller") if not line.startswith("[bodywork]")]
+    assert outcome.state is RunState.SUCCEEDED, (outcome.reason, recorder.logs("caller")[-3:])
+    printed = [line for line in recorder.logs("caller") if not line.startswith(("[bodywork]", "retry:"))]
     assert printed == [
         "http://echo:8000/ -> {'from': 'caller'}",
         f"http://echo.{environment}.svc.cluster.local:8000/ -> {{'from': 'caller'}}",
