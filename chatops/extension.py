@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chatops.courier import Courier, RateLimiter
@@ -25,25 +25,19 @@ from gitops.secret import Secret
 from gitops.service import Service
 from gitops.settings import Settings
 from gitops.store import RunRecord
-from runner.redaction import MASK
+from runner.redaction import Redactor
 
 log = logging.getLogger(__name__)
 RECENT_SECONDS = 3600
 """At start-up, runs that changed this recently and have a message are brought up to date."""
 
 
-def masker(secrets: Sequence[Secret | None]) -> Any:
-    """Masks the service's own secrets (tokens, webhook secrets) in whatever goes to Slack."""
-    values = sorted(
-        {s.reveal() for s in secrets if s is not None and len(s.reveal()) >= 4}, key=len, reverse=True
-    )
-
-    def mask(text: str) -> str:
-        for value in values:
-            text = text.replace(value, MASK)
-        return text
-
-    return mask
+def masker(secrets: Sequence[Secret | None]) -> Callable[[str], str]:
+    """Masks the service's own secrets (tokens, webhook secrets) in whatever goes to Slack, by the same
+    rule as every other output (runner.redaction)."""
+    redactor = Redactor()
+    redactor.track([s.reveal() for s in secrets if s is not None])
+    return redactor.mask
 
 
 def _secrets_of(settings: Settings, slack: SlackSettings) -> list[Secret | None]:
