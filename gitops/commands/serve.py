@@ -54,13 +54,14 @@ class HeadTimeoutProtocol(H11Protocol):
 
     uvicorn times out idle keep-alive connections, but not one that sends its request line and
     headers a byte at a time (slowloris): those are closed once ``header_timeout`` has passed while
-    the connection waits for a request head."""
+    the connection waits for a request head. The wait starts when the connection opens and again
+    after each answer, so a busy keep-alive connection is never mistaken for a slow one."""
 
     header_timeout = 10.0
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self._waiting_since: float | None = self.loop.time()
+        self._waiting_since = self.loop.time()
         self._watchdog = self.loop.call_later(self._check_interval(), self._check_head)
 
     def _check_interval(self) -> float:
@@ -69,15 +70,16 @@ class HeadTimeoutProtocol(H11Protocol):
     def _check_head(self) -> None:
         if self.transport.is_closing():
             return
-        now = self.loop.time()
-        if self.conn.their_state is not h11.IDLE:  # a request is being received or answered
-            self._waiting_since = None
-        elif self._waiting_since is None:
-            self._waiting_since = now
-        elif now - self._waiting_since >= self.header_timeout:
+        # A request whose head is in is bounded by the body timeout and the handler, not here.
+        head_awaited = self.conn.their_state is h11.IDLE
+        if head_awaited and self.loop.time() - self._waiting_since >= self.header_timeout:
             self.transport.close()
             return
         self._watchdog = self.loop.call_later(self._check_interval(), self._check_head)
+
+    def on_response_complete(self) -> None:
+        self._waiting_since = self.loop.time()  # the next request's head is awaited from now
+        super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._watchdog.cancel()

@@ -183,6 +183,24 @@ def test_slow_bodies_answer_408_and_slow_heads_are_closed(service: ServiceProces
     _assert_clean_log(service)
 
 
+def test_a_busy_keep_alive_connection_outlives_the_header_timeout(service: ServiceProcess) -> None:
+    # One connection asking every 50 ms for three times header_timeout_seconds: each head arrives at
+    # once, so none of them is slow, and the connection must stay open (a load balancer or a busy
+    # webhook sender keeps its connections this way).
+    sock = _raw(service, b"")
+    started = time.monotonic()
+    answered = 0
+    while time.monotonic() - started < 3.0:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = _answer(sock)
+        assert answer.startswith(b"HTTP/1.1 200"), (answered, answer)
+        answered += 1
+        SENT.append(200)
+        time.sleep(0.05)
+    sock.close()
+    assert answered > 20
+
+
 def test_an_oversized_body_gets_its_413(service: ServiceProcess) -> None:
     body = b"{" * (2 * 1024 * 1024)
     for path, headers in (
