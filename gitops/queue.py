@@ -23,6 +23,9 @@ from gitops.store import RunRecord, Store
 
 log = logging.getLogger(__name__)
 
+_GATHER_WAKES_SECONDS = 0.01
+"""How long the dispatcher waits after a wake before it reads the queue (pushes come in bursts)."""
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -122,6 +125,8 @@ class Dispatcher:
             timeout = None if next_due is None else max(0.0, next_due - time.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            # A burst of pushes wakes the dispatcher once per push; one look at the queue serves them all.
+            await asyncio.sleep(_GATHER_WAKES_SECONDS)
             self._wake.clear()
             try:
                 next_due = await self._dispatch()

@@ -101,6 +101,8 @@ class Service:
                 options["cache_dir"] = Path(options.get("cache_dir", settings.data_dir / "local-cache"))
                 options["state_dir"] = Path(options.get("state_dir", settings.data_dir / "local-state"))
                 options.setdefault("isolate_stages", True)
+                # Pipelines get the CPU the service leaves: webhooks are answered while they run.
+                options.setdefault("stage_niceness", 10)
                 make_undumpable()  # its /proc entries (environ) out of reach of same-user processes
             elif options.get("source_url"):  # stage pods download their code from this service
                 options["source_dir"] = Path(options.get("source_dir", settings.data_dir / "sources"))

@@ -247,6 +247,8 @@ def _check_backend_options(reader: ConfigReader, backend: str, options: Mapping[
             reader.problem(path, f"must be a string, not {type(value).__name__} {value!r}")
         elif kind == "bool" and not isinstance(value, bool):
             reader.problem(path, f"must be true or false, not {value!r}")
+        elif kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+            reader.problem(path, f"must be a whole number, not {value!r}")
 
 
 def _settings(

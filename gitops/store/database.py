@@ -86,15 +86,18 @@ class Store(RunReads):
         With `coalesce`, older queued runs of the same repository, ref and environment are marked
         superseded by the new one, in the same transaction.
         """
-        keys = [k for k in keys if k]
+        keys = list(dict.fromkeys(k for k in keys if k))
         now = time.time()
+        # Few statements on purpose: this runs while a webhook waits for its answer, and each statement
+        # hands the interpreter lock back and forth with the event loop.
         with self._transaction() as db:
-            for key in keys:
-                rows = db.execute("SELECT run_id FROM deliveries WHERE key = ?", (key,)).fetchall()
-                if rows:
-                    existing = self._get(rows[0][0])
-                    if existing is not None:
-                        return Accepted(existing, duplicate=True)
+            if keys:
+                marks = ", ".join("?" * len(keys))
+                seen = db.execute(
+                    f"SELECT run_id FROM deliveries WHERE key IN ({marks}) LIMIT 1", keys
+                ).fetchone()
+                if seen is not None and (existing := self._get(seen[0])) is not None:
+                    return Accepted(existing, duplicate=True)
             run_id = uuid.uuid4().hex[:12]
             db.execute(
                 "INSERT INTO runs (id, repository, provider, ref, commit_sha, environment, namespace, "
@@ -106,25 +109,24 @@ class Store(RunReads):
                     RunStatus.QUEUED.value, now,
                 ),
             )
-            for key in keys:
-                db.execute("INSERT INTO deliveries VALUES (?, ?, ?)", (key, run_id, now))
+            if keys:
+                db.execute(
+                    "INSERT INTO deliveries VALUES " + ", ".join("(?, ?, ?)" for _ in keys),
+                    [value for key in keys for value in (key, run_id, now)],
+                )
             superseded: list[RunRecord] = []
             if coalesce:
                 rows = db.execute(
-                    f"SELECT {RUN_COLUMNS} FROM runs WHERE repository = ? AND ref = ? AND "
-                    "environment = ? AND state = ? AND id != ? ORDER BY created_at",
-                    (new.repository, new.ref, new.environment, RunStatus.QUEUED.value, run_id),
+                    "UPDATE runs SET state = ?, superseded_by = ?, finished_at = ?, reason = ? "
+                    "WHERE repository = ? AND ref = ? AND environment = ? AND state = ? AND id != ? "
+                    f"RETURNING {RUN_COLUMNS}",
+                    (
+                        RunStatus.SUPERSEDED.value, run_id, now,
+                        f"superseded by {new.commit[:10]} (run {run_id})",
+                        new.repository, new.ref, new.environment, RunStatus.QUEUED.value, run_id,
+                    ),
                 ).fetchall()
-                for row in rows:
-                    db.execute(
-                        "UPDATE runs SET state = ?, superseded_by = ?, finished_at = ?, reason = ? "
-                        "WHERE id = ?",
-                        (
-                            RunStatus.SUPERSEDED.value, run_id, now,
-                            f"superseded by {new.commit[:10]} (run {run_id})", row[0],
-                        ),
-                    )
-                    superseded.append(self._get(row[0]) or run_from_row(row))
+                superseded = sorted(map(run_from_row, rows), key=lambda run: run.created_at)
             created = self._get(run_id)
         assert created is not None
         return Accepted(created, duplicate=False, superseded=superseded)

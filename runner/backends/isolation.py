@@ -83,18 +83,21 @@ def stage_user(name: str | None) -> StageUser | None:
 class Isolation:
     """How stage processes are started and kept track of; one per backend."""
 
-    def __init__(self, record_dir: Path, user: StageUser | None = None) -> None:
+    def __init__(self, record_dir: Path, user: StageUser | None = None, niceness: int = 0) -> None:
         self.record_dir = record_dir
         self.user = user
+        self.niceness = niceness
         record_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(record_dir, 0o700)
 
     @classmethod
     def for_state_dir(
-        cls, state_dir: Path, user_name: str | None = None, switch_user: bool = True
+        cls, state_dir: Path, user_name: str | None = None, switch_user: bool = True, niceness: int = 0
     ) -> Isolation:
-        """Records under `state_dir`; stages run as `user_name` (when root) if `switch_user`."""
-        return cls(state_dir / "stage-processes", stage_user(user_name) if switch_user else None)
+        """Records under `state_dir`; stages run as `user_name` (when root) if `switch_user`, at
+        `niceness` (added to this process's)."""
+        user = stage_user(user_name) if switch_user else None
+        return cls(state_dir / "stage-processes", user, niceness)
 
     @property
     def isolated(self) -> bool:
@@ -118,12 +121,15 @@ class Isolation:
         return prepared
 
     def spawn_options(self) -> dict[str, object]:
-        """Keyword arguments for ``create_subprocess_exec``: a session (and process group) of its own,
-        the stage user, and the death signal, set in that order in the child."""
+        """Keyword arguments for ``subprocess.Popen``: a session (and process group) of its own, the
+        CPU priority, the stage user, and the death signal, set in that order in the child."""
         parent = os.getpid()
         user = self.user
+        niceness = self.niceness
 
         def in_child() -> None:  # runs between fork and exec: async-signal-safe calls only
+            if niceness:
+                os.nice(niceness)
             if user is not None:
                 os.setgroups([])
                 os.setgid(user.gid)

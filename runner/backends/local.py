@@ -86,13 +86,22 @@ class LocalBackend:
         cache_limits: Limits | None = None,
         isolate_stages: bool = False,
         stage_user: str | None = None,
+        stage_niceness: int = 0,
     ) -> None:
         """`isolate_stages`: run stages as `stage_user` (default ``nobody``) when this process is root
         (:mod:`runner.backends.isolation`); stages always die with this process, and what a killed
-        predecessor left running is stopped here."""
+        predecessor left running is stopped here. `stage_niceness` (0-19) lowers the CPU priority of
+        stages (and what they start), so that the process starting them stays responsive."""
+        if not 0 <= stage_niceness <= 19:
+            raise StageError(
+                f"the backend option stage_niceness must be from 0 (as this process) to 19 (idle CPU "
+                f"only), not {stage_niceness}"
+            )
         self.venvs = VenvCache((cache_dir or default_cache_dir()) / "venvs", cache_limits)
         self.state_dir = state_dir or default_state_dir()
-        self.isolation = Isolation.for_state_dir(self.state_dir, stage_user, isolate_stages)
+        self.isolation = Isolation.for_state_dir(
+            self.state_dir, stage_user, isolate_stages, niceness=stage_niceness
+        )
         self.isolation.reap()
         self.secrets = secrets or {}
         self.secrets_file = secrets_file

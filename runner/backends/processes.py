@@ -2,15 +2,23 @@
 
 A stage may start children of its own; killing only the direct child would leave them running, so
 every stage gets a process group and is always stopped through it.
+
+Processes are started off the event loop. ``asyncio.create_subprocess_exec`` forks, runs the child's
+set-up (``preexec_fn``: the stage user, the death signal) and waits for its ``exec`` on the loop's
+thread: 10-20 ms in which the service answers no webhook, each time a stage starts. Here one thread
+of its own starts them, and the exit is watched through a pidfd (a thread where there is none).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import re
 import signal
+import subprocess
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,12 +63,15 @@ class StageProcess:
 
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
+        process: subprocess.Popen[bytes],
+        output: tuple[asyncio.ReadTransport, asyncio.StreamReader],
         on_line: Callable[[str], None],
         isolation: Isolation | None = None,
     ) -> None:
         self.process = process
         self.isolation = isolation
+        self._exited = _exit_of(process)
+        self._pipe, self._output = output
         self._reader = asyncio.create_task(self._pump(on_line))
 
     @classmethod
@@ -78,18 +89,15 @@ class StageProcess:
         if isolation is not None:
             env = isolation.prepare(argv, cwd, env)
             options = isolation.spawn_options()
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            **options,
-        )
+        loop = asyncio.get_running_loop()
+        process = await asyncio.wrap_future(_SPAWNER.submit(_popen, argv, cwd, env, options))
         if isolation is not None:
             isolation.started(process.pid, env)
-        return cls(process, on_line, isolation)
+        output = asyncio.StreamReader(limit=2 * MAX_LINE_BYTES, loop=loop)
+        pipe, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(output, loop=loop), process.stdout
+        )
+        return cls(process, (pipe, output), on_line, isolation)
 
     @property
     def pid(self) -> int:
@@ -100,10 +108,8 @@ class StageProcess:
         return self.process.returncode
 
     async def _pump(self, on_line: Callable[[str], None]) -> None:
-        stream = self.process.stdout
-        assert stream is not None
         pending = b""
-        while chunk := await stream.read(65536):
+        while chunk := await self._output.read(65536):
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
@@ -116,7 +122,7 @@ class StageProcess:
 
     async def wait(self, timeout: float | None = None) -> int:
         """The exit code; raises TimeoutError (leaving the process running) after `timeout` seconds."""
-        code = await asyncio.wait_for(self.process.wait(), timeout)
+        code = await asyncio.wait_for(asyncio.shield(self._exited), timeout)
         # The whole output has been read once the pipe closes, even if children still hold it.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._reader), 1.0)
@@ -130,17 +136,58 @@ class StageProcess:
         """Stops the stage and every process it started: SIGTERM, then SIGKILL after a grace period."""
         self.signal_group(signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.process.wait()), TERMINATE_GRACE_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self._exited), TERMINATE_GRACE_SECONDS)
         # Children may ignore SIGTERM or outlive the leader: the group is always finished off.
         self.signal_group(signal.SIGKILL)
-        await self.process.wait()
+        await asyncio.shield(self._exited)
         if self.isolation is not None:
             self.isolation.stopped(self.process.pid)
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
-        # A detached grandchild (its own session) may still hold the output pipe open; the pipe and the
-        # transport are released now rather than whenever that process ends.
-        transport = getattr(self.process, "_transport", None)
-        if transport is not None:
-            transport.close()
+        # A detached grandchild (its own session) may still hold the output pipe open; the pipe is
+        # released now rather than whenever that process ends.
+        self._pipe.close()
+
+
+# One thread, alive as long as the process: the death signal (PR_SET_PDEATHSIG) is sent when the
+# *thread* that started a stage ends, so a pool that retires idle threads would kill stages.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-spawner")
+
+
+def _popen(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], options: dict[str, Any]
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, **options,
+    )
+
+
+def _exit_of(process: subprocess.Popen[bytes]) -> asyncio.Future[int]:
+    """A future of `process`'s exit code, set once it has exited (and been reaped)."""
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[int] = loop.create_future()
+
+    def settle(code: int) -> None:
+        if not exited.done():
+            exited.set_result(code)
+
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # macOS, or Linux before 5.3: a thread waits instead
+        def wait() -> None:
+            code = process.wait()
+            with contextlib.suppress(RuntimeError):  # the loop closed first
+                loop.call_soon_threadsafe(settle, code)
+
+        threading.Thread(target=wait, name=f"wait-{process.pid}", daemon=True).start()
+        return exited
+
+    def readable() -> None:  # the pidfd is readable once the process has exited
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        settle(process.wait())
+
+    loop.add_reader(pidfd, readable)
+    return exited

@@ -62,7 +62,7 @@ def test_service_settings_name_path_value_hint_and_line(tmp_path: Path) -> None:
     config = tmp_path / "service.yaml"
     config.write_text(
         "service:\n  backend: local\n  backend_options:\n    cach_dir: /tmp/x\n    isolate_stages: 'yes'\n"
-        "  limits:\n    max_conections: 3\n"
+        "    stage_niceness: high\n  limits:\n    max_conections: 3\n"
     )
     result = bodywork("serve", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -70,8 +70,9 @@ def test_service_settings_name_path_value_hint_and_line(tmp_path: Path) -> None:
         "  service.backend_options.cach_dir -> unknown option of the local backend; did you mean "
         "'cache_dir' (line 4)",
         "  service.backend_options.isolate_stages -> must be true or false, not 'yes' (line 5)",
+        "  service.backend_options.stage_niceness -> must be a whole number, not 'high' (line 6)",
         "  service.limits.max_conections -> unknown setting; did you mean 'max_connections'; see "
-        "docs/service.md for the accepted keys (line 7)",
+        "docs/service.md for the accepted keys (line 8)",
     ]
 
 

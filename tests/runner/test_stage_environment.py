@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 
+from runner.backends.local import LocalBackend
 from runner.events import RunState
 from tests.runner.builders import batch, pipeline, wheel, write
-from tests.runner.conftest import Harness
+from tests.runner.conftest import Harness, Recorder
 
 
 def test_a_stage_imports_root_modules_and_packages_that_need_pkg_resources(
@@ -34,3 +37,16 @@ def test_a_stage_imports_root_modules_and_packages_that_need_pkg_resources(
     assert outcome.state is RunState.SUCCEEDED, outcome.reason
     lines = [line for line in harness.recorder.logs("stage_a") if "pkg_resources is deprecated" not in line]
     assert lines[-2:] == ["hello from the root 0.3", "pip works"]
+
+
+def test_stages_run_at_the_niceness_they_are_given(tmp_path: Path, venv_cache: Path) -> None:
+    # The service starts stages at niceness 10: a busy pipeline leaves the CPU to webhooks first.
+    backend = LocalBackend(cache_dir=venv_cache, state_dir=tmp_path / "state", stage_niceness=7)
+    harness = Harness(backend, Recorder())
+    source = write(tmp_path / "repo", {"stage_a/main.py": "import os\nprint('niceness', os.nice(0))\n"})
+    try:
+        outcome = harness.run(pipeline("stage_a", batch("stage_a", "stage_a/main.py")), source)
+    finally:
+        asyncio.run(backend.close())
+    assert outcome.state is RunState.SUCCEEDED, outcome.reason
+    assert harness.recorder.logs("stage_a")[-1] == f"niceness {min(19, os.nice(0) + 7)}"
