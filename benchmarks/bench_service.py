@@ -13,8 +13,10 @@ Prints, in one run:
 
 The service (`bodywork serve`), the bare server, the Git server and the fake GitHub each run in a
 process of their own; the last two stand for GitHub, which runs elsewhere, so they run at the lowest
-CPU priority and what CPU they need does not count against the service. Usage: ``.venv/bin/python benchmarks/bench_service.py [--seconds 5]
-[--webhooks 100000] [--extras] [--no-fsync-commits]``.
+CPU priority and what CPU they need does not count against the service.
+
+Usage: ``.venv/bin/python benchmarks/bench_service.py [--seconds 5] [--webhooks 100000] [--extras]
+[--no-fsync-commits]``.
 """
 
 from __future__ import annotations
