@@ -249,7 +249,6 @@ service:
   data_dir: {work / "data"}
   max_concurrent_runs: 4
   backend: local
-  status_min_interval_seconds: 0             # the fake API on loopback: no pacing needed
   fsync_commits: {"false" if args.no_fsync_commits else "true"}
 repositories:
   - url: {git_http.base_url}/pipelines.git

@@ -90,7 +90,12 @@ class StageProcess:
             env = isolation.prepare(argv, cwd, env)
             options = isolation.spawn_options()
         loop = asyncio.get_running_loop()
-        process = await asyncio.wrap_future(_SPAWNER.submit(_popen, argv, cwd, env, options))
+        spawn = asyncio.wrap_future(_SPAWNER.submit(_popen, argv, cwd, env, options))
+        try:
+            process = await asyncio.shield(spawn)
+        except asyncio.CancelledError:  # whoever asked has gone: what was started is stopped at once
+            spawn.add_done_callback(_stop_unwanted)
+            raise
         if isolation is not None:
             isolation.started(process.pid, env)
         output = asyncio.StreamReader(limit=2 * MAX_LINE_BYTES, loop=loop)
@@ -162,6 +167,17 @@ def _popen(
         list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, **options,
     )
+
+
+def _stop_unwanted(spawn: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+    if spawn.cancelled() or spawn.exception() is not None:
+        return
+    process = spawn.result()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.stdout is not None:
+        process.stdout.close()
+    _exit_of(process)  # reaps it
 
 
 def _exit_of(process: subprocess.Popen[bytes]) -> asyncio.Future[int]:
