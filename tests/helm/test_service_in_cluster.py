@@ -20,7 +20,7 @@ import pytest
 from runner.backends.kubernetes.api import KubeApi
 from tests.fakes.github_api import FakeGitHub
 from tests.gitops.gitserver import GitHttpServer
-from tests.gitops.helpers import ZERO, SourceRepo, github_headers, github_push
+from tests.gitops.helpers import ZERO, SourceRepo, github_headers, github_push, wait_until
 from tests.helm.cluster_release import (
     NODE_IP,
     Release,
@@ -178,9 +178,15 @@ def test_a_signed_push_deploys_the_example_pipeline_from_the_service_in_the_clus
         run = wait_for_run(release, run_id, timeout=1200)
         logs = release.apiserver.client.get(f"{release.url}/api/runs/{run_id}/logs?format=text").text
         assert run["state"] == "succeeded", f"{run}\n{logs[-4000:]}"
-        # Commit statuses reached the fake GitHub on the host, ending in success.
-        statuses = github.statuses[commit]
-        assert statuses[-1].state == "success" and statuses[-1].context == f"bodywork/{environment}"
+        # Commit statuses reached the fake GitHub on the host, ending in success. They are sent after the
+        # run is recorded, paced one call a second, so the last one may still be on its way.
+        def final_status() -> bool:
+            statuses = github.accepted(commit)
+            return bool(statuses) and (statuses[-1].state, statuses[-1].context) == (
+                "success", f"bodywork/{environment}"
+            )
+
+        wait_until(final_status, timeout=30, what="the run's final commit status")
         # Every stage pod downloaded the run's code from the service; no code travelled in ConfigMaps.
         fetched = [int(n) for n in re.findall(r"fetched (\d+) bytes of source from the service", logs)]
         assert len(fetched) == 3, logs[-4000:]  # prepare-data, train-model, scoring-service
