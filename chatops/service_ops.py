@@ -18,7 +18,7 @@ from typing import Any
 from chatops.model import FireView, RunView, ScheduleView
 from chatops.operations import OperationError, RerunPlan, ServiceView
 from chatops.views import ServiceViews
-from gitops.environments import Target, deploy_environment, target_for
+from gitops.environments import deploy_environment, manual_target
 from gitops.schedules.model import HistoryEntry
 from gitops.schedules.service import ScheduleService
 from gitops.service import Service
@@ -77,7 +77,7 @@ class ServiceOperations:
         latest = self.views.store.list_runs(repository=settings.name, environment=branch_or_env, limit=1)
         if latest:  # an environment: run its latest ref again
             return RerunPlan(settings.name, branch_or_env, latest[0].ref)
-        ref, target = _manual_target(settings, branch_or_env)
+        ref, target = manual_target(settings, branch_or_env)
         if isinstance(target, str):
             raise OperationError(
                 f"`{branch_or_env}` is neither an environment nor a branch that deploys: {target}."
@@ -86,7 +86,7 @@ class ServiceOperations:
 
     async def rerun(self, plan: RerunPlan, requested_by: str) -> RunView:
         settings = self._settings(plan.repository)
-        _, target = _manual_target(settings, plan.ref)
+        _, target = manual_target(settings, plan.ref)
         if isinstance(target, str):
             raise OperationError(f"`{plan.ref}` does not deploy any more: {target}.")
         assert self.service.mirrors is not None
@@ -218,17 +218,6 @@ class ServiceOperations:
 def _epoch(iso: object) -> float | None:
     """An instant of the schedules' API (ISO 8601, UTC) as epoch seconds."""
     return datetime.fromisoformat(iso).timestamp() if isinstance(iso, str) else None
-
-
-def _manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Target | str]:
-    """The full ref a name means (a branch before a tag) and its target, or why it has none."""
-    if ref.startswith("refs/"):
-        return ref, target_for(repository, ref, False)
-    for prefix in ("refs/heads/", "refs/tags/"):
-        target = target_for(repository, prefix + ref, False)
-        if not isinstance(target, str):
-            return prefix + ref, target
-    return ref, target_for(repository, f"refs/heads/{ref}", False)
 
 
 def _backend_namespace(service: Service, namespace: str) -> str:

@@ -73,3 +73,16 @@ def target_for(
         environment = preview_environment(repository.name, branch)
         return Target("teardown" if deleted else "deploy", environment, True, environment)
     return f"branch {branch!r} matches neither deploy_branches nor preview_branches"
+
+
+def manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Target | str]:
+    """The full ref a manual trigger means (a branch before a tag) and its target, or why none."""
+    if ref.startswith("refs/"):
+        return ref, target_for(repository, ref, False)
+    branch = target_for(repository, f"refs/heads/{ref}", False)
+    if not isinstance(branch, str):
+        return f"refs/heads/{ref}", branch
+    tag = target_for(repository, f"refs/tags/{ref}", False)
+    if not isinstance(tag, str):
+        return f"refs/tags/{ref}", tag
+    return ref, branch

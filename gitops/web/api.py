@@ -10,15 +10,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gitops.environments import Target, target_for
+from gitops.environments import manual_target
 from gitops.refs import branch_problem, ref_problem, sha_problem
 from gitops.service import Service
-from gitops.settings import RepositorySettings
 from gitops.status import RunStatus
 from gitops.web.bodies import BodyRefused
 from gitops.web.responses import error, read_body, refused, service_of
 from gitops.web.webhooks import decision_response
-from gitops.webhooks import MalformedWebhook, parse_json
+from gitops.webhooks import MAX_HEADER_ID_LENGTH, MalformedWebhook, parse_json
 
 _MAX_TRIGGER_BODY = 64 * 1024
 _DECIMAL = re.compile(r"[0-9]{1,18}")  # ASCII digits only ("²".isdigit() is True), within int64
@@ -178,8 +177,8 @@ async def create_run(request: Request) -> Response:
         if commit is None:
             return error(400, f"{full_ref} does not exist in {repository.name}")
     key = request.headers.get("idempotency-key")
-    if key is not None and len(key) > 200:
-        return error(400, "the Idempotency-Key header is longer than 200 characters")
+    if key is not None and len(key) > MAX_HEADER_ID_LENGTH:
+        return error(400, f"the Idempotency-Key header is longer than {MAX_HEADER_ID_LENGTH} characters")
     return decision_response(await service.trigger(repository, full_ref, commit, target, key))
 
 
@@ -201,26 +200,14 @@ async def get_audit(request: Request) -> Response:
     refused = denied(request)
     if refused is not None:
         return refused
-    limit, before = request.query_params.get("limit", "100"), request.query_params.get("before")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        return error(400, f"limit must be an integer from 1 to 1000, not {limit!r}")
-    if before is not None and not before.isdigit():
-        return error(400, f"before must be an audit entry id, not {before!r}")
-    entries = service_of(request).require_store().audit(int(limit), int(before) if before else None)
+    limit = query_integer(request, "limit", 100, 1, 1000)
+    if isinstance(limit, Response):
+        return limit
+    before = query_integer(request, "before", 2**62, 0, 2**62)  # an audit entry id: older ones only
+    if isinstance(before, Response):
+        return before
+    entries = service_of(request).require_store().audit(limit, before)
     return JSONResponse({"entries": [entry.to_json() for entry in entries]})
-
-
-def manual_target(repository: RepositorySettings, ref: str) -> tuple[str, Target | str]:
-    """The full ref a manual trigger means (a branch before a tag) and its target, or why none."""
-    if ref.startswith("refs/"):
-        return ref, target_for(repository, ref, False)
-    branch = target_for(repository, f"refs/heads/{ref}", False)
-    if not isinstance(branch, str):
-        return f"refs/heads/{ref}", branch
-    tag = target_for(repository, f"refs/tags/{ref}", False)
-    if not isinstance(tag, str):
-        return f"refs/tags/{ref}", tag
-    return ref, branch
 
 
 routes: list[BaseRoute] = [

@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gitops.environments import manual_target
 from gitops.schedules.model import TRIGGER
 from gitops.service import Service
 from gitops.status import RunStatus
 from gitops.store import RunRecord
 from gitops.web import views
 from gitops.web.access import csrf_ok, read_form, visitor
-from gitops.web.api import manual_target
 from gitops.web.responses import service_of
 from gitops.web.schedules_view import schedule_of
 from gitops.web.templating import render, render_streaming

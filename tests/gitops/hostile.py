@@ -268,10 +268,15 @@ def ref_cases(github: str, gitlab: str, token: str) -> Iterator[Case]:
 PAGES = ("/api/runs/{}", "/api/runs/{}/logs?after=5", "/runs/{}", "/api/runs/{}/logs?format=text")
 
 
-def query_cases() -> Iterator[Case]:
+def query_cases(token: str = "") -> Iterator[Case]:
+    bearer = {"Authorization": f"Bearer {token}"} if token else {}
     for digit in non_ascii_digits():
         quoted = "".join(f"%{b:02X}" for b in digit.encode())
         yield Case(f"limit={digit!r}", "GET", f"/api/runs?limit={quoted}", expected=400)
+        if token:  # the audit needs the token: without it every case is a 401
+            for name in ("limit", "before"):
+                path = f"/api/audit?{name}={quoted}"
+                yield Case(f"audit {name}={digit!r}", "GET", path, headers=bearer, expected=400)
         yield Case(f"after={digit!r}", "GET", f"/api/runs/nosuchrun/logs?after=1{quoted}")
     for value in ("99999999999999999999", "-1", "1.5", "", "0x10", "1e3", "%FF", "%00", "%C0%80", "0",
                   "1001", "9223372036854775808", "+5", " 5", "%E2%80%AE"):
@@ -338,6 +343,6 @@ def all_cases(github: str, gitlab: str, token: str) -> Iterator[Case]:
     yield from encoding_cases(github, gitlab, token)
     yield from wrong_type_cases(github, gitlab, token)
     yield from ref_cases(github, gitlab, token)
-    yield from query_cases()
+    yield from query_cases(token)
     yield from header_cases(github, gitlab)
     yield from random_cases(github, gitlab, token, 600)

@@ -99,7 +99,7 @@ def test_generated_bodies_get_4xx_never_5xx(service: ServiceProcess, group: str)
 
 
 def test_query_parameters_and_headers(service: ServiceProcess) -> None:
-    cases = [*hostile.query_cases(), *hostile.header_cases(GITHUB_SECRET, GITLAB_SECRET)]
+    cases = [*hostile.query_cases(API_TOKEN), *hostile.header_cases(GITHUB_SECRET, GITLAB_SECRET)]
     wrong = _send(service, cases)
     assert wrong == [], [(c.what, status, text[:80]) for c, status, text in wrong[:30]]
     _assert_clean_log(service)
