@@ -59,9 +59,6 @@ class Message:
     """The notification text (and what clients without blocks show)."""
     blocks: tuple[dict[str, Any], ...] = ()
 
-    def as_kwargs(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": list(self.blocks)}
-
 
 @dataclass(frozen=True)
 class LogReply:

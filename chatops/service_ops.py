@@ -123,7 +123,7 @@ class ServiceOperations:
             where = _backend_namespace(self.service, namespace)
             for stage in store.stages(run.id):
                 if stage.kind == "service" and (live is None or (where, stage.stage) in live):
-                    url = f"{self.service.settings.public_url}/runs/{run.id}"
+                    url = self.service.reporter.target_url(run.id)
                     found[(run.environment, stage.stage)] = ServiceView(
                         stage.stage, run.repository_name, run.environment, run.id, url, namespace
                     )
@@ -166,7 +166,7 @@ class ServiceOperations:
         return self.service.schedules
 
     def _run_url(self, run_id: str | None) -> str:
-        return f"{self.service.settings.public_url}/runs/{run_id}" if run_id else ""
+        return self.service.reporter.target_url(run_id) if run_id else ""
 
     def schedules(self) -> Sequence[ScheduleView]:
         if self.service.schedules is None:

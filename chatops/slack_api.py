@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import logging
 import socket
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -226,7 +225,6 @@ class SocketMode:
         web = WebClient(base_url=api_base.rstrip("/") + "/", retry_handlers=[])
         self._client = SocketModeClient(app_token=app_token.reveal(), web_client=web, ping_interval=5)
         self._client.socket_mode_request_listeners.append(self._on_request)
-        self.connected = threading.Event()
 
     def _on_request(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
         envelope = Envelope(request.envelope_id, request.type, dict(request.payload or {}))
@@ -243,7 +241,6 @@ class SocketMode:
             self._client.connect()
         except (SlackApiError, OSError, http.client.HTTPException) as error:
             raise _classify_exception("apps.connections.open", error) from None
-        self.connected.set()
 
     def close(self) -> None:
         self._client.close()

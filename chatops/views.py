@@ -92,7 +92,7 @@ class ServiceViews:
             commit=CommitView(run.commit, author, title, commit_url(repository, run.commit)),
             state=run.state.value,
             trigger=trigger_of(run.trigger, run.ref),
-            url=f"{self.service.settings.public_url}/runs/{run.id}",
+            url=self.service.reporter.target_url(run.id),
             action=run.action,
             reason=self.mask(run.reason),
             superseded_by=run.superseded_by,

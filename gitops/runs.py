@@ -19,6 +19,7 @@ from gitops.logs import run_context
 from gitops.metrics import Metrics
 from gitops.mirrors import CommitNotFound, MirrorError, Mirrors
 from gitops.recording import Recorder
+from gitops.refs import ZERO_SHA, is_full_sha
 from gitops.settings import RepositorySettings, Settings
 from gitops.status import FailureKind, RunStatus
 from gitops.statuses import CommitStatus, StatusPublisher, StatusState
@@ -80,7 +81,7 @@ class StatusReporter:
         repository = self.settings.repository(run.provider, run.repository_name)
         if repository is None or repository.api_token is None:
             return None
-        if len(run.commit) != 40 or run.commit == "0" * 40:
+        if not is_full_sha(run.commit) or run.commit == ZERO_SHA:
             return None
         return CommitStatus(
             provider=repository.provider,

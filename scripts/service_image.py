@@ -85,18 +85,19 @@ def build_app_layer(rootfs: Path, passwd: bytes, group: bytes) -> None:
     rootfs.chmod(0o755)  # the layer's "./" entry sets the image root's mode
     lib = rootfs / "opt" / "bodywork" / "lib"
     lib.mkdir(parents=True)
-    # The host's Python is 3.11, like bookworm's: the same wheels (cp311, manylinux) fit the image.
+    # The host's Python must be 3.11, like bookworm's: the same wheels (cp311, manylinux) fit the image.
+    if sys.version_info[:2] != (3, 11):
+        raise cluster.ClusterError(
+            f"the service image needs the wheels of Python 3.11 (Debian bookworm's), but this is "
+            f"Python {sys.version_info[0]}.{sys.version_info[1]}; run it with a 3.11 interpreter"
+        )
     # Compiled here: the image's root file system is read-only in the chart's pod.
     cluster.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(lib), str(ROOT)],
         capture=True,
         timeout=900,
     )
-    for stray in [lib / "bin"]:  # console scripts with the host's interpreter in their shebang
-        if stray.exists():
-            for item in stray.iterdir():
-                item.unlink()
-            stray.rmdir()
+    shutil.rmtree(lib / "bin", ignore_errors=True)  # console scripts naming the host's interpreter
     launcher = rootfs / "usr" / "local" / "bin" / "bodywork"
     launcher.parent.mkdir(parents=True)
     launcher.write_text(LAUNCHER)

@@ -129,14 +129,24 @@ async def _trigger_request(request: Request) -> dict[str, Any] | Response:
     return error(400, problem) if problem else data
 
 
+_TRIGGER_FIELDS = {
+    "repository": "a configured repository's name, such as acme/pipelines",
+    "ref": "a branch, a tag or a full ref",
+    "commit": "a full commit id, or leave it out for the ref's tip",
+    "provider": "github or gitlab, or leave it out",
+}
+
+
 def _trigger_problem(data: dict[str, Any]) -> str | None:
     """Which field of a trigger is wrong, and how; None when all are right."""
     for name, required in (("repository", True), ("ref", True), ("commit", False), ("provider", False)):
         value = data.get(name)
         if value is None and not required:
             continue
-        if not isinstance(value, str) or not value:
-            return f"{name} must be a non-empty string, not {type(value).__name__}"
+        if not isinstance(value, str):
+            return f"{name} must be a string, not {type(value).__name__}"
+        if not value:
+            return f"{name} is empty; give {_TRIGGER_FIELDS[name]}"
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gitops.refs import ZERO_SHA, is_full_sha, ref_problem, sha_problem
+from gitops.refs import ZERO_SHA, ref_problem, sha_problem
 
 __all__ = ["ZERO_SHA", "Ignored", "MalformedWebhook", "Ping", "PushEvent", "parse_json"]
 
@@ -168,6 +168,3 @@ def sha_field(data: Mapping[str, Any], dotted: str, *, zero_allowed: bool = Fals
         raise MalformedWebhook(f"{dotted!r} {problem}")
     return sha
 
-
-def is_sha(value: str) -> bool:
-    return is_full_sha(value)

@@ -33,6 +33,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.backends.base import ARTIFACTS_DIR_VARIABLE
+from runner.backends.ports import group_members
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -112,7 +115,7 @@ class Isolation:
         prepared = dict(env)
         prepared[MARKER_VARIABLE] = uuid.uuid4().hex
         if self.user is not None:
-            for folder in (cwd, Path(env.get("BODYWORK_ARTIFACTS_DIR", cwd))):
+            for folder in (cwd, Path(env.get(ARTIFACTS_DIR_VARIABLE, cwd))):
                 _hand_over(folder, self.user)
             _let_through(Path(argv[0]))
             _let_through(Path(argv[0]).resolve())  # a venv's python links to the base interpreter
@@ -187,13 +190,10 @@ def _is_our_group(pgid: int, marker: str) -> bool:
         except (ProcessLookupError, PermissionError):
             return False
         return True
-    for stat in proc.glob("[0-9]*/stat"):
+    for pid in group_members(pgid):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
-            environ = (stat.parent / "environ").read_bytes()
-        except (OSError, IndexError, ValueError):
+            environ = (proc / str(pid) / "environ").read_bytes()
+        except OSError:
             continue
         if f"{MARKER_VARIABLE}={marker}".encode() in environ.split(b"\0"):
             return True

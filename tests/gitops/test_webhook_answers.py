@@ -140,6 +140,9 @@ def test_the_api_rejects_bad_queries_and_unknown_runs(service: RunningService) -
     assert client.post("/api/runs", json=unknown, headers=auth).status_code == 404
     answer = client.post("/api/runs", json={"repository": "acme/pipelines", "ref": "docs"}, headers=auth)
     assert answer.status_code == 400 and "matches neither" in answer.json()["error"]
+    answer = client.post("/api/runs", json={"repository": "acme/pipelines", "ref": ""}, headers=auth)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "ref is empty; give a branch, a tag or a full ref"
 
 
 def test_bodies_being_received_share_one_byte_budget(make_service: ServiceFactory) -> None:
