@@ -7,6 +7,7 @@ Usage: ``.venv/bin/python benchmarks/bench_store_wal.py [--pushes 32000]`` (Linu
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 from pathlib import Path
@@ -35,19 +36,18 @@ def resident_mb() -> tuple[float, float]:
     return rss_kb / 1024, shm_kb / 1024
 
 
-def stream(folder: Path, pushes: int, label: str) -> None:
+async def stream(folder: Path, pushes: int, label: str) -> None:
     store = Store(folder / "store.sqlite3")
     wal = folder / "store.sqlite3-wal"
     for first in range(0, pushes, BURST):
         futures = [
-            store.submit(store.accept, NewRun(
+            asyncio.wrap_future(store.submit(store.accept, NewRun(
                 "github:acme/app", "github", "refs/heads/main", f"{n:040x}", "production", None, False,
                 "deploy", "webhook", f"delivery-{n}",
-            ), [f"github:delivery:{n}"])
+            ), [f"github:delivery:{n}"]))
             for n in range(first, first + BURST)
         ]
-        for future in futures:
-            future.result()
+        await asyncio.gather(*futures)
         if (first + BURST) % (pushes // 4) == 0:
             rss, shm = resident_mb()
             print(f"  {label:>11} {first + BURST:>7,} pushes: RSS {rss:6.1f} MB, -shm resident "
@@ -59,11 +59,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushes", type=int, default=32_000)
     args = parser.parse_args()
-    restart_batches = writer._RESTART_BATCHES
-    for label, batches in (("restart", restart_batches), ("no restart", 10**12)):
-        writer._RESTART_BATCHES = batches
+    restart_bytes = writer._RESTART_BYTES
+    for label, fill in (("restart", restart_bytes), ("no restart", 2**62)):
+        writer._RESTART_BYTES = fill
         with tempfile.TemporaryDirectory(prefix="bench-store-wal-") as folder:
-            stream(Path(folder), args.pushes, label)
+            asyncio.run(stream(Path(folder), args.pushes, label))
     return 0
 
 

@@ -12,7 +12,7 @@ small methods below and never touches a metric object, so the names, labels and 
 ``bodywork_stage_duration_seconds{stage, outcome}``    a stage's time from its first attempt to its end
 ``bodywork_status_calls_total{provider, outcome}``     calls to the commit status APIs (ok, failed)
 ``bodywork_slack_calls_total{method, outcome}``        calls to the Slack Web API (counted by ChatOps)
-``bodywork_store_write_seconds``                       one commit of the store's writer (a batch)
+``bodywork_store_write_seconds``                       a group commit of the store (before fsync)
 =====================================================  =================================================
 """
 
@@ -75,7 +75,7 @@ class Metrics:
             ["method", "outcome"], registry=registry,
         )
         self._store_write = Histogram(
-            "bodywork_store_write_seconds", "Duration of one commit of the store's writer",
+            "bodywork_store_write_seconds", "Duration of one group commit of the store, before its fsync",
             buckets=_WRITE_BUCKETS, registry=registry,
         )
         depth = Gauge("bodywork_queue_depth", "Runs waiting in the queue", registry=registry)

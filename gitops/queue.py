@@ -139,8 +139,8 @@ class Dispatcher:
         if free <= 0:
             return None
         busy = {environment for environment, _ in self._running.values()}
-        # The store's reads and the blocking mark-running write (it waits for the writer thread's
-        # batch) run off the event loop: a burst of queued runs must not stall webhooks and timers.
+        # The store's reads and the mark-running write (a commit and its fsync, in this thread) run
+        # off the event loop: a burst of queued runs must not stall webhooks and timers.
         runs, next_due = await asyncio.to_thread(self._claim, busy, free)
         for run in runs:
             task = asyncio.create_task(self._execute(run), name=f"bodywork-run-{run.id}")

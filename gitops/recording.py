@@ -2,7 +2,7 @@
 commit status, stage durations in the metrics, and each deployed service's URL.
 
 :class:`Recorder` subscribes to one run's :class:`~runner.events.EventBus`; the log lines are buffered
-and written in batches by the store's writer thread, never awaited.
+and written in the store's group commits, never awaited.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class Recorder:
             self.store.submit(self.store.set_stage_url, self.run.id, event.stage, url)
 
     def flush(self) -> None:
-        """Queues the buffered log lines for the writer thread (written in order, never awaited)."""
+        """Queues the buffered log lines for the store (written in order, never awaited)."""
         if self._buffer:
             lines, self._buffer = self._buffer, []
             self.store.submit(self.store.add_logs, self.run.id, lines)

@@ -151,7 +151,7 @@ class Service:
 
     def _observe(self, run: RunRecord) -> None:
         """Tells the extensions of a change, on the event loop even when the change was recorded in
-        the store's writer thread (a run's final status is)."""
+        another thread (the store's fsync thread answers a run's final status)."""
         self.metrics.run_changed(run)
         if not self.extensions:
             return

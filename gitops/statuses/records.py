@@ -55,7 +55,7 @@ class StatusJournal(Protocol):
     """Where statuses wait durably until they are delivered, so that a restart loses none.
 
     Called on the publisher's event loop; implementations must not block (the store's writes are
-    group-committed by its writer thread)."""
+    group-committed, the fsync in a thread)."""
 
     def record(self, status: CommitStatus) -> None:
         """`status` is the one to deliver for its commit and context (it replaces any older one)."""

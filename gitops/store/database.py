@@ -44,16 +44,16 @@ class Store(RunReads):
     def __init__(
         self, path: Path, on_commit: Callable[[float], None] | None = None, fsync_commits: bool = True
     ) -> None:
-        """`on_commit` is told how long each commit of the writer thread took (seconds)."""
+        """`on_commit` is told how long each batch's commit took (seconds, before its fsync)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={'FULL' if fsync_commits else 'NORMAL'}")
+        db.execute("PRAGMA synchronous=NORMAL")  # the writer's syncer makes a commit durable, off the loop
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA wal_autocheckpoint=0")  # the writer's checkpoint thread does it
         migrate(db)
         self._db = db
-        self._writer = Writer(db, path, on_commit)
+        self._writer = Writer(db, path, on_commit, fsync_commits)
         self._read_lock = threading.Lock()
         self._read = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._read.execute("PRAGMA busy_timeout=5000")
@@ -68,8 +68,8 @@ class Store(RunReads):
         return self.query("SELECT 1", ()) == [(1,)]
 
     def submit(self, method: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
-        """Runs the write `method(*args)` (one of this class's) in the writer thread; the future is
-        resolved once its transaction is committed. Writes run in the order they are submitted."""
+        """Queues the write `method(*args)` (one of this class's) for the next group commit; the
+        future is resolved once it is committed and on disk. Writes run in the order submitted."""
         return self._writer.submit(method, *args)
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:

@@ -3,11 +3,11 @@
 A status is recorded when it is published (replacing the older one of its commit and context) and
 settled when it is delivered, rejected or expired. At start-up the publisher reads what is still
 pending: a status that was waiting for a rate limit or an outage when the process died is sent after
-the restart. Writes go through the store's writer thread (group commit), so recording never blocks
-the event loop; the token is never stored, `token_for` supplies it from the settings.
+the restart. Writes are queued for the store's group commit, so recording never waits for the disk;
+the token is never stored, `token_for` supplies it from the settings.
 
-Statuses recorded while the writer is busy are written together, as one write, and of several for
-the same commit and context only the newest: a burst of pushes costs the writer one write, not one
+Statuses recorded before the next group commit are written together, as one write, and of several for
+the same commit and context only the newest: a burst of pushes costs the store one write, not one
 per status, and webhooks waiting for their own commit wait less.
 """
 
@@ -41,7 +41,7 @@ class StatusOutbox:
         with self._lock:
             first = not self._unwritten
             self._unwritten[_key(status)] = (status, time.time())
-        if first:  # later ones join this write until the writer thread takes them
+        if first:  # later ones join this write until the group commit takes it
             self.store.submit(self._record_unwritten)
 
     def settle(self, status: CommitStatus, outcome: str, reason: str = "") -> None:
@@ -82,7 +82,7 @@ class StatusOutbox:
         """Forgets settled statuses settled before `older_than` (epoch seconds)."""
         self.store.submit(self._prune, older_than)
 
-    # -- writes, in the store's writer thread -------------------------------------------------
+    # -- writes, in the store's group commit ---------------------------------------------------
 
     def _record_unwritten(self) -> None:
         with self._lock:

@@ -99,7 +99,7 @@ def _entry(row: Sequence[Any]) -> HistoryEntry:
 
 
 class ScheduleTables:
-    """Reads on the store's read connection; writes in its writer thread (``store.submit``)."""
+    """Reads on the store's read connection; writes through ``store.submit`` (group commit)."""
 
     def __init__(
         self, writer: Writer, read: sqlite3.Connection, read_lock: threading.Lock, accept: Accept
@@ -149,7 +149,7 @@ class ScheduleTables:
         )
         return _entry(rows[0]) if rows else None
 
-    # -- writing (in the writer thread) ---------------------------------------------------------
+    # -- writing (in a group commit) ------------------------------------------------------------
 
     def save(self, record: ScheduleRecord) -> None:
         registration, schedule = record.registration, record.registration.schedule
