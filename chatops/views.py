@@ -1,7 +1,7 @@
 """The service's records as chatops' views, and the store as the notifier's source and memory.
 
-Reads go through the store's read connection (never waiting for its writer); writes are handed to
-its writer thread and awaited without blocking the event loop.
+Reads go through the store's read connection (never waiting for its writer); writes are queued for
+its group commit and awaited without blocking the event loop.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class StoreMessageIds:
 
 
 class StoreAudit:
-    """Audit entries into the store (written by its writer thread, not awaited: never blocks)."""
+    """Audit entries into the store (in its next group commit, not awaited: never blocks)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
