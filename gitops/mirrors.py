@@ -81,15 +81,17 @@ class Mirrors:
 
     async def ensure_commit(
         self, repository: RepositorySettings, sha: str, attempts: int, delay: float
-    ) -> None:
+    ) -> bool:
         """Fetches until `sha` is in the mirror: a webhook can arrive before the commit is fetchable.
+        True when it fetched (the mirror's refs are as fresh as a fetch can make them), False when the
+        commit was already there.
 
         Tries `attempts` times, waiting `delay` seconds before the second try and doubling it.
         """
         last_error = ""
         for attempt in range(attempts):
             if await asyncio.to_thread(self.has_commit, repository, sha):
-                return
+                return attempt > 0
             if attempt:
                 await asyncio.sleep(delay * 2 ** (attempt - 1))
             try:
@@ -98,14 +100,16 @@ class Mirrors:
                 last_error = str(error)
                 continue
             if await asyncio.to_thread(self.has_commit, repository, sha):
-                return
+                return True
         detail = f": {last_error}" if last_error else ""
         raise CommitNotFound(
             f"{repository.name}: commit {sha} is not fetchable after {attempts} attempts{detail}"
         )
 
-    async def resolve(self, repository: RepositorySettings, ref: str) -> str | None:
-        await self.fetch(repository)
+    async def resolve(self, repository: RepositorySettings, ref: str, fetch: bool = True) -> str | None:
+        """The commit `ref` points at, after a fetch unless `fetch` is False (one was just made)."""
+        if fetch:
+            await self.fetch(repository)
         return await asyncio.to_thread(self.resolve_sync, repository, ref)
 
     async def message(self, repository: RepositorySettings, sha: str) -> str:

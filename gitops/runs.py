@@ -236,10 +236,12 @@ class RunExecutor:
             return
         self.reporter.started(run)
         try:
-            await self.mirrors.ensure_commit(
+            fetched = await self.mirrors.ensure_commit(
                 repository, run.commit, self.settings.fetch_attempts, self.settings.fetch_retry_seconds
             )
-            if run.trigger == "webhook" and (stale := await self._no_longer_the_tip(run, repository)):
+            if run.trigger == "webhook" and (
+                stale := await self._no_longer_the_tip(run, repository, fetch=not fetched)
+            ):
                 self.note(run.id, stale)
                 self._finish(run, RunStatus.CANCELLED, stale)
                 return
@@ -257,13 +259,16 @@ class RunExecutor:
             await self.lifecycle.loaded(run, pipeline)
         await self._run_engine(run, pipeline, checkout / repository.pipeline_path)
 
-    async def _no_longer_the_tip(self, run: RunRecord, repository: RepositorySettings) -> str | None:
+    async def _no_longer_the_tip(
+        self, run: RunRecord, repository: RepositorySettings, fetch: bool
+    ) -> str | None:
         """Why a pushed commit must not be deployed because its ref has moved on since (a newer push,
-        or a captured webhook replayed to roll an environment back), or None.
+        or a captured webhook replayed to roll an environment back), or None. Fetches first unless
+        `fetch` is False (the commit's own fetch was just made: one fetch per run, not two).
 
         A fetch that fails here is left to the fetch of the commit, which retries and reports it."""
         try:
-            tip = await self.mirrors.resolve(repository, run.ref)
+            tip = await self.mirrors.resolve(repository, run.ref, fetch)
         except MirrorError:
             return None
         if tip == run.commit:

@@ -9,6 +9,7 @@ import pytest
 from tests.fakes.github_api import FakeGitHub
 
 from .conftest import GITHUB_SECRET, ServiceFactory
+from .gitserver import GitHttpServer
 from .helpers import ZERO, SourceRepo, github_headers, github_push, pipeline_files, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -59,3 +60,22 @@ def test_a_push_that_is_no_longer_the_tip_does_not_deploy_over_the_newer_commit(
     assert run["stages"] == [] or all(s["state"] == "pending" for s in run["stages"])
     final = wait_until(lambda: [s for s in fake_github.accepted(old) if s.state == "error"])
     assert (final[-1].description or "").startswith("Cancelled: not deployed: refs/heads/main now points at")
+
+
+def test_a_pushed_commit_is_fetched_once_with_its_tip_check(
+    make_service: ServiceFactory, github_repo: SourceRepo, git_http: GitHttpServer
+) -> None:
+    """The tip check reads the refs the commit's own fetch brought, rather than fetching again."""
+    sha = github_repo.commit(pipeline_files(dag="prepare"))
+    github_repo.push()
+    service = make_service()
+    fetches_before = _fetches(git_http)
+    body = json.dumps(github_push("acme/pipelines", "refs/heads/main", ZERO, sha)).encode()
+    headers = github_headers(body, GITHUB_SECRET)
+    answer = service.client.post("/webhooks/github", content=body, headers=headers)
+    assert service.wait_for(answer.json()["run_id"])["state"] == "succeeded"
+    assert _fetches(git_http) - fetches_before == 1
+
+
+def _fetches(git_http: GitHttpServer) -> int:
+    return sum(r.startswith("GET /pipelines.git/info/refs") for r in git_http.requests)
