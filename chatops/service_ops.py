@@ -64,7 +64,7 @@ class ServiceOperations:
         return None if run is None else self.views.of(run, store.stages(run.id))
 
     def log_lines(self, run_id: str, limit: int) -> Sequence[tuple[str, str]]:
-        lines = self.views.store.logs(run_id)[-limit:]
+        lines = self.views.store.log_tail(run_id, limit)
         return [(line.stage, self.views.mask(line.line)) for line in lines]
 
     def plan_rerun(self, repository: str, branch_or_env: str | None) -> RerunPlan:

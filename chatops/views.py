@@ -22,6 +22,7 @@ from gitops.store import RunRecord, StageRecord, Store
 
 log = logging.getLogger(__name__)
 SINK = "slack"
+ATTACHED_LOG_LINES = 10_000
 
 
 def web_base(repository: RepositorySettings) -> str:
@@ -109,7 +110,8 @@ class ServiceViews:
         )
 
     def stage_log(self, run_id: str, stage: str) -> Sequence[str]:
-        return [line.line for line in self.store.logs(run_id) if line.stage == stage]
+        """The stage's log as attached to its thread reply: its last :data:`ATTACHED_LOG_LINES` lines."""
+        return [line.line for line in self.store.log_tail(run_id, ATTACHED_LOG_LINES, stage)]
 
 
 def _in_dag_order(run: RunRecord, stages: Sequence[StageRecord]) -> list[StageRecord]:

@@ -116,6 +116,16 @@ class RunReads:
             ).fetchall()
         return [StageRecord(*row) for row in rows]
 
+    def log_tail(self, run_id: str, limit: int, stage: str | None = None) -> list[LogRecord]:
+        """The last `limit` lines of a run's log, or of one of its stages, oldest first."""
+        of_stage = "" if stage is None else " AND stage = ?"
+        with self._read_lock:
+            rows = self._read.execute(
+                f"SELECT id, stage, line, at FROM logs WHERE run_id = ?{of_stage} ORDER BY id DESC LIMIT ?",
+                (run_id, limit) if stage is None else (run_id, stage, limit),
+            ).fetchall()
+        return [LogRecord(*row) for row in reversed(rows)]
+
     def logs(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[LogRecord]:
         with self._read_lock:
             rows = self._read.execute(

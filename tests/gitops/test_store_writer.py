@@ -136,3 +136,4 @@ def test_the_wal_starts_over_under_a_steady_stream_of_writes(tmp_path: Path) -> 
     assert largest <= WAL_SIZE_LIMIT, f"the WAL reached {largest / 2**20:.1f} MB in {pushes} pushes"
     assert len(store.query("SELECT id FROM runs", ())) == pushes  # nothing lost by starting over
     store.close()
+
