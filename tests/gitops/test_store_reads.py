@@ -12,8 +12,9 @@ def test_the_tail_of_a_long_log_is_its_last_lines_of_the_run_or_of_one_stage(tmp
     showed the end of the first 10,000 lines)."""
     store = Store(tmp_path / "store.sqlite3")
     try:
-        run = store.accept(NewRun("github:acme/app", "github", "refs/heads/main", "a" * 40, "production", None, False,
-                                  "deploy", "webhook"), []).run
+        new = NewRun("github:acme/app", "github", "refs/heads/main", "a" * 40, "production", None, False,
+                     "deploy", "webhook")
+        run = store.accept(new, []).run
         lines = [("train" if n % 3 else "serve", f"line {n}", float(n)) for n in range(12_000)]
         store.add_logs(run.id, lines)
         assert [r.line for r in store.log_tail(run.id, 3)] == ["line 11997", "line 11998", "line 11999"]
