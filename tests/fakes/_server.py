@@ -67,6 +67,7 @@ class FakeApiServer:
         self.host = host  # another address than loopback lets pods of the test cluster call the fake
         self.requests: list[RecordedRequest] = []
         self.rejected: list[Rejection] = []
+        self.abandoned = 0  # requests whose body never fully arrived (their sender was killed)
         self.scripted: list[tuple[RecordedRequest, Answer]] = []
         self._script: deque[Answer | _Hang | _Late] = deque()
         self._lock = threading.Lock()
@@ -178,6 +179,11 @@ class FakeApiServer:
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
+        if len(body) < length:  # the client went away mid-body (killed): no request, as for the real API
+            handler.close_connection = True
+            with self._lock:
+                self.abandoned += 1
+            return
         request = RecordedRequest(
             method=handler.command,
             raw_path=handler.path,

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from gitops.service import Service
@@ -46,7 +46,22 @@ def follow(driver: WebDriver, element: WebElement) -> None:
     """Clicks `element` (a link or a submit button) and waits for the page it leads to."""
     old = driver.find_element(By.TAG_NAME, "main")
     element.click()
-    WebDriverWait(driver, PATIENCE).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, PATIENCE).until(lambda _: _left_the_page(old))
+
+
+def _left_the_page(element: WebElement) -> bool:
+    """`expected_conditions.staleness_of`, also for Chromium's other way of saying so: while the old
+    document is being replaced it sometimes answers "Node with given id does not belong to the
+    document" rather than "stale element reference"."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False
 
 
 def rows(driver: WebDriver) -> list[list[str]]:

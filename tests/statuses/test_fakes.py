@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -188,3 +191,22 @@ def test_unexpected_rejections_lists_every_refused_call_not_expected(
     assert unexpected[0].startswith(f"POST /repos/o/r/statuses/{SHA} -> HTTP 401 ")
     assert fake_github.unexpected_rejections(("HTTP 401",)) == [unexpected[1]]
     assert fake_github.unexpected_rejections(("HTTP 401", "HTTP 422")) == []
+
+
+
+def test_a_request_whose_sender_died_mid_body_is_no_request(fake_github: FakeGitHub) -> None:
+    """A status POST cut short by a kill -9 of the service: GitHub never sees a request, so the fake
+    neither records nor refuses one (it counts it, to say it happened)."""
+    address = urlsplit(fake_github.api_base)
+    assert address.hostname is not None and address.port is not None
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sender:
+        sender.sendall(
+            f"POST /repos/o/r/statuses/{SHA} HTTP/1.1\r\nHost: x\r\nUser-Agent: test\r\n"
+            f"Authorization: Bearer {fake_github.token}\r\nContent-Type: application/json\r\n"
+            'Content-Length: 100\r\n\r\n{"state": "succ'.encode()
+        )
+    deadline = time.monotonic() + 5
+    while fake_github.abandoned == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fake_github.abandoned == 1
+    assert fake_github.rejected == [] and fake_github.requests == []
