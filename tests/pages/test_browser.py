@@ -3,17 +3,20 @@ the environment page, and that nothing from outside (branch names, log lines) be
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.gitops.conftest import API_TOKEN, ServiceFactory
 from tests.gitops.helpers import SourceRepo, pipeline_files, wait_until
 
 from .conftest import Browser
-from .helpers import gated_script, log_texts, push, stage_state, wait_for
+from .helpers import PATIENCE, gated_script, log_texts, push, stage_state, wait_for
 
 pytestmark = pytest.mark.timeout(180)  # `browser`: added by tests/conftest.py (the fixture)
 LINES = "#log > div > span"
@@ -80,14 +83,28 @@ def test_the_log_filters_by_stage_and_text_with_and_without_javascript(
         driver.get(f"{service.base_url}/runs/{run_id}")
         Select(driver.find_element(By.NAME, "stage")).select_by_visible_text("train")
         driver.find_element(By.CSS_SELECTOR, "#log-filter button").click()
-        visible = [x.text for x in driver.find_elements(By.CSS_SELECTOR, LINES) if x.is_displayed()]
-        assert visible == ["stage train says hello"], (javascript, visible)
+        assert shown_lines(driver, ["stage train says hello"]) == ["stage train says hello"], javascript
         search = driver.find_element(By.NAME, "q")
         Select(driver.find_element(By.NAME, "stage")).select_by_visible_text("all")
         search.send_keys("PREPARE says")
         driver.find_element(By.CSS_SELECTOR, "#log-filter button").click()
-        visible = [x.text for x in driver.find_elements(By.CSS_SELECTOR, LINES) if x.is_displayed()]
-        assert visible == ["stage prepare says hello"], (javascript, visible)
+        assert shown_lines(driver, ["stage prepare says hello"]) == ["stage prepare says hello"], javascript
+
+
+def shown_lines(driver: WebDriver, expected: list[str]) -> list[str]:
+    """The log lines on show once they are `expected`, or as they are after the patience runs out.
+    Without JavaScript the filter is a form: its click starts loading a new page, and reading the old
+    one meanwhile finds stale elements."""
+    seen: list[str] = []
+
+    def settled(_: WebDriver) -> bool:
+        seen[:] = [x.text for x in driver.find_elements(By.CSS_SELECTOR, LINES) if x.is_displayed()]
+        return seen == expected
+
+    with contextlib.suppress(TimeoutException):
+        WebDriverWait(driver, PATIENCE, poll_frequency=0.05,
+                      ignored_exceptions=[StaleElementReferenceException]).until(settled)
+    return seen
 
 
 def test_a_failed_run_says_why_at_the_top(
