@@ -98,7 +98,7 @@ class Writer:
         except RuntimeError:  # no loop to batch on: commit now, with whatever a loop left queued
             with self.lock:
                 outcomes = self._commit_batch([*self._take_queued(), (method, args, future)])
-            self._answer_durable(outcomes, wait=True)  # the fsync outside the lock: others commit meanwhile
+                self._answer_durable(outcomes, wait=True)
             return future
         with self._queued_lock:
             self._queued.append((method, args, future))
@@ -116,20 +116,14 @@ class Writer:
         self._checkpointer.join(timeout=30)
         with self.lock:
             outcomes = self._commit_batch(batch) if (batch := self._take_queued()) else []
-        self._answer_durable(outcomes, wait=True)
-        if self._syncer is not None:
-            # Not holding the lock: what its answers set off may write (a final status, once the
-            # publisher has stopped, is journaled in the answering thread).
-            self._syncer.close()
-        with self.lock:
-            outcomes = self._commit_batch(batch) if (batch := self._take_queued()) else []
+            self._answer_durable(outcomes, wait=True)
+            if self._syncer is not None:
+                self._syncer.close()  # after it has answered what it was given
             self.db.close()
-        _answer(outcomes)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A transaction of its own, synced before it returns, or a savepoint when inside a batch of
-        queued writes."""
+        """A transaction of its own, or a savepoint when inside a batch of queued writes."""
         with self.lock:
             if self._batching:
                 self.db.execute("SAVEPOINT write")
@@ -148,9 +142,8 @@ class Writer:
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
-        # The fsync outside the lock: the event loop's commits go on meanwhile.
-        if self._syncer is not None and (problem := self._syncer.sync()) is not None:
-            raise problem
+            if self._syncer is not None and (problem := self._syncer.sync()) is not None:
+                raise problem
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the event loop: commits what is queued, never waiting for a worker thread's transaction."""

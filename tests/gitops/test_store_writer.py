@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -138,38 +137,3 @@ def test_the_wal_starts_over_under_a_steady_stream_of_writes(tmp_path: Path) -> 
     assert len(store.query("SELECT id FROM runs", ())) == pushes  # nothing lost by starting over
     store.close()
 
-
-
-def test_closing_while_an_answer_sets_off_a_write_neither_waits_nor_loses_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """At shutdown the fsync thread answers a run's final write, and what that sets off writes too (a
-    final status, journaled in that thread once the publisher has stopped): closing must let it."""
-    path = tmp_path / "store.sqlite3"
-    store = Store(path)
-    run = store.accept(_push(1), []).run
-    disk = threading.Event()
-    real_sync = store_writer._sync_data
-
-    def slow_disk(fd: int) -> None:
-        disk.wait(10)
-        real_sync(fd)
-
-    monkeypatch.setattr(store_writer, "_sync_data", slow_disk)
-
-    async def write_and_leave() -> None:
-        first = store.submit(store.set_message, run.id, "first")
-        first.add_done_callback(lambda _: store.submit(store.set_message, run.id, "set off by the first"))
-        await asyncio.sleep(0.1)  # committed; its answer waits for the disk
-
-    asyncio.run(write_and_leave())
-    threading.Timer(0.3, disk.set).start()
-    started = time.monotonic()
-    store.close()
-    assert time.monotonic() - started < 5
-    reopened = Store(path)
-    try:
-        record = reopened.get(run.id)
-        assert record is not None and record.message == "set off by the first"
-    finally:
-        reopened.close()
