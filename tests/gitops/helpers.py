@@ -218,6 +218,15 @@ def write_config(path: Path, text: str, environ: Mapping[str, str]) -> Settings:
     return load_settings(path, environ)
 
 
+def deliver_push(client: httpx.Client, ref: str, sha: str, secret: str) -> str:
+    """A signed GitHub push of `sha` to `ref` of ``acme/pipelines``; the id of the run it queued."""
+    body = json.dumps(github_push("acme/pipelines", ref, ZERO, sha)).encode()
+    answer = client.post("/webhooks/github", content=body, headers=github_headers(body, secret))
+    assert answer.status_code == 202, answer.text
+    run_id: str = answer.json()["run_id"]
+    return run_id
+
+
 class RunningService:
     """The service under uvicorn on a real loopback port, in a thread of this process."""
 
@@ -257,6 +266,10 @@ class RunningService:
         self._thread.join(timeout=30)
         self.client.close()
         self.sock.close()
+
+    def push(self, ref: str, sha: str, secret: str) -> str:
+        """Delivers a signed push of ``acme/pipelines`` to `sha`; the id of the run it queued."""
+        return deliver_push(self.client, ref, sha, secret)
 
     def post_json(self, path: str, payload: Any, headers: Mapping[str, str]) -> httpx.Response:
         return self.client.post(path, content=json.dumps(payload).encode(), headers=dict(headers))
@@ -355,8 +368,4 @@ class ServiceProcess:
 
     def push(self, ref: str, sha: str, secret: str) -> str:
         """Delivers a signed push of ``acme/pipelines`` to `sha`; the id of the run it queued."""
-        body = json.dumps(github_push("acme/pipelines", ref, ZERO, sha)).encode()
-        answer = self.client.post("/webhooks/github", content=body, headers=github_headers(body, secret))
-        assert answer.status_code == 202, answer.text
-        run_id: str = answer.json()["run_id"]
-        return run_id
+        return deliver_push(self.client, ref, sha, secret)

@@ -70,10 +70,8 @@ def test_a_pushed_commit_is_fetched_once_with_its_tip_check(
     github_repo.push()
     service = make_service()
     fetches_before = _fetches(git_http)
-    body = json.dumps(github_push("acme/pipelines", "refs/heads/main", ZERO, sha)).encode()
-    headers = github_headers(body, GITHUB_SECRET)
-    answer = service.client.post("/webhooks/github", content=body, headers=headers)
-    assert service.wait_for(answer.json()["run_id"])["state"] == "succeeded"
+    run_id = service.push("refs/heads/main", sha, GITHUB_SECRET)
+    assert service.wait_for(run_id)["state"] == "succeeded"
     assert _fetches(git_http) - fetches_before == 1
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.gitops.conftest import GITHUB_SECRET
-from tests.gitops.helpers import ZERO, RunningService, github_headers, github_push
+from tests.gitops.helpers import RunningService
 
 PATIENCE = 30
 """Upper bound of every wait for something the page must show (never a timing assertion)."""
@@ -30,12 +29,7 @@ def gated_script(gate: Path, before: str, after: str, exit_code: int = 0) -> str
 
 def push(service: RunningService, ref: str, sha: str) -> str:
     """A signed GitHub push of `sha` to `ref` of acme/pipelines; the id of the run it queued."""
-    body = json.dumps(github_push("acme/pipelines", ref, ZERO, sha)).encode()
-    headers = github_headers(body, GITHUB_SECRET)
-    answer = service.client.post("/webhooks/github", content=body, headers=headers)
-    assert answer.status_code == 202, answer.text
-    run_id: str = answer.json()["run_id"]
-    return run_id
+    return service.push(ref, sha, GITHUB_SECRET)
 
 
 def wait_for(driver: WebDriver, script: str, what: str) -> Any:
