@@ -6,7 +6,6 @@ its group commit and awaited without blocking the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -139,11 +138,11 @@ class StoreMessageIds:
         return MessageRef(found.channel, found.ts, posted)
 
     async def put(self, run_id: str, channel: str, ts: str) -> None:
-        await asyncio.wrap_future(self.store.submit(self.store.put_message, run_id, SINK, channel, ts))
+        await self.store.write(self.store.put_message, run_id, SINK, channel, ts)
 
     async def log_posted(self, run_id: str, stage: str) -> None:
         part = self._part(run_id, stage)
-        await asyncio.wrap_future(self.store.submit(self.store.add_message_part, run_id, SINK, part))
+        await self.store.write(self.store.add_message_part, run_id, SINK, part)
 
 
 class StoreAudit:

@@ -284,7 +284,7 @@ class Service:
         )
         store = self.require_store()
         # Committed (fsync'ed) before this returns, in a batch with whatever else is being written.
-        accepted = await asyncio.wrap_future(store.submit(store.accept, new, keys))
+        accepted = await store.write(store.accept, new, keys)
         if accepted.duplicate:
             return Decision(accepted.run, duplicate=True)
         self.announce(accepted)

@@ -55,10 +55,10 @@ class _StoreBook:
         return self.store.schedules.get(schedule_id)
 
     async def save(self, record: ScheduleRecord) -> None:
-        await asyncio.wrap_future(self.store.submit(self.store.schedules.save, record))
+        await self.store.write(self.store.schedules.save, record)
 
     async def delete(self, schedule_id: str) -> bool:
-        return await asyncio.wrap_future(self.store.submit(self.store.schedules.delete, schedule_id))
+        return await self.store.write(self.store.schedules.delete, schedule_id)
 
 
 class _ServiceRuns:
@@ -103,7 +103,7 @@ class _ServiceRuns:
 
     async def fire(self, decisions: Sequence[Fired]) -> list[str | None]:
         rows = [(fired.schedule_id, fired.since, fired.entries, fired.run) for fired in decisions]
-        accepted = await asyncio.wrap_future(self.store.submit(self.store.schedules.record_fires, rows))
+        accepted = await self.store.write(self.store.schedules.record_fires, rows)
         for queued in accepted:
             if queued is not None:
                 self.service.announce(queued)

@@ -24,6 +24,18 @@ class NewRun:
     trigger: str
     delivery_id: str = ""
 
+    def queued(self, run_id: str, created_at: float) -> RunRecord:
+        """The record of this run as :meth:`~gitops.store.Store.accept` inserts it (the columns it
+        leaves to their defaults as they are in the schema)."""
+        return RunRecord(
+            id=run_id, repository=self.repository, provider=self.provider, ref=self.ref,
+            commit=self.commit, environment=self.environment, namespace=self.namespace,
+            preview=self.preview, action=self.action, trigger=self.trigger,
+            delivery_id=self.delivery_id, state=RunStatus.QUEUED, reason="", problems=[], pipeline="",
+            steps=[], superseded_by=None, interruptions=0, created_at=created_at, started_at=None,
+            finished_at=None,
+        )
+
 
 @dataclass(frozen=True)
 class RunRecord:

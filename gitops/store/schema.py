@@ -156,12 +156,33 @@ def _page_details(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN message TEXT NOT NULL DEFAULT ''")
 
 
+def _fewer_pages_per_webhook(db: sqlite3.Connection) -> None:
+    """A webhook's accept wrote 15 pages (60 KB) to the WAL, each fsync'ed before it is answered. The
+    ``runs_ref`` index is read by no query since ``runs_environment`` (migration 2) serves the
+    coalescing lookup, yet every new and superseded run moved its entries; and ``deliveries``, looked
+    up only by key, kept its rows in a rowid table besides the key's index: WITHOUT ROWID, the key's
+    index is the table."""
+    db.execute("DROP INDEX IF EXISTS runs_ref")
+    db.execute(
+        """CREATE TABLE deliveries_by_key (
+            key TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            received_at REAL NOT NULL
+        ) WITHOUT ROWID"""
+    )
+    db.execute("INSERT INTO deliveries_by_key SELECT key, run_id, received_at FROM deliveries")
+    db.execute("DROP TABLE deliveries")
+    db.execute("ALTER TABLE deliveries_by_key RENAME TO deliveries")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "failure kinds in their own column", _failure_kinds),
     Migration(2, "schedules and the history of their fires", create_schedule_tables),
     Migration(3, "chat messages of runs and the audit log", _messages_and_audit),
     Migration(4, "durable commit statuses (status_outbox)", _status_outbox),
     Migration(5, "service URLs and commit messages for the pages", _page_details),
+    Migration(6, "fewer pages written per webhook (runs_ref dropped, deliveries WITHOUT ROWID)",
+              _fewer_pages_per_webhook),
 )
 
 

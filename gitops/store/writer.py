@@ -60,8 +60,9 @@ _FRAME_HEADER_BYTES = 24
 _MAX_FRAME = struct.Struct("=I")  # mxFrame: the WAL-index header's u32 at offset 16, in native order
 _MAX_FRAME_OFFSET = 16
 
-_Write = tuple[Callable[..., Any], tuple[Any, ...], concurrent.futures.Future[Any]]
-_Outcome = tuple[concurrent.futures.Future[Any], Any, BaseException | None]
+_AnyFuture = concurrent.futures.Future[Any] | asyncio.Future[Any]
+_Write = tuple[Callable[..., Any], tuple[Any, ...], _AnyFuture]
+_Outcome = tuple[_AnyFuture, Any, BaseException | None]
 
 
 class Writer:
@@ -100,15 +101,27 @@ class Writer:
                 outcomes = self._commit_batch([*self._take_queued(), (method, args, future)])
                 self._answer_durable(outcomes, wait=True)
             return future
+        self._queue(loop, (method, args, future))
+        return future
+
+    async def write(self, method: Callable[..., T], *args: Any) -> T:
+        """On an event loop: :meth:`submit`, awaited. Its answer comes back to the loop with the rest
+        of its batch in one hand-off; a concurrent future awaited through ``asyncio.wrap_future`` takes
+        a hand-off (a wake-up of the loop through its self-pipe) of its own."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue(loop, (method, args, future))
+        return await future
+
+    def _queue(self, loop: asyncio.AbstractEventLoop, write: _Write) -> None:
         with self._queued_lock:
-            self._queued.append((method, args, future))
+            self._queued.append(write)
             if self._flush_loop is loop:
-                return future
+                return
             # A flush may still be due on a loop that has since stopped (asyncio.run ended, a test's
             # loop): this loop flushes instead. Two flushes of one queue are harmless.
             self._flush_loop = loop
         loop.call_soon(self._flush, loop)
-        return future
 
     def close(self) -> None:
         """Commits what is queued, stops both threads and closes the connection."""
@@ -239,6 +252,8 @@ class Syncer:
     def __init__(self, wal: Path) -> None:
         self.wal = wal
         self._folder_synced = False
+        self._fd: int | None = None
+        self._open_lock = threading.Lock()
         self._waiting: list[_Outcome] = []
         self._wake = threading.Condition()
         self._closing = False
@@ -252,11 +267,10 @@ class Syncer:
 
     def sync(self) -> OSError | None:
         """fsyncs the WAL (and, on the first call, its folder: the file's name is new); returns the
-        failure, if any. The WAL is opened for each sync: a file SQLite deleted and made again must
-        not be mistaken for the one an old descriptor points to."""
+        failure, if any."""
         try:
-            fd = os.open(self.wal, os.O_RDONLY)
-        except FileNotFoundError:  # no WAL: every commit is already in the database file, synced
+            fd = self._wal_descriptor()
+        except FileNotFoundError:  # no WAL yet: every commit is already in the database file, synced
             return None
         except OSError as problem:
             return problem
@@ -264,17 +278,29 @@ class Syncer:
             _sync_data(fd)
         except OSError as problem:
             return problem
-        finally:
-            os.close(fd)
         if not self._folder_synced:
             self._folder_synced = _sync_folder(self.wal.parent) is None
         return None
+
+    def _wal_descriptor(self) -> int:
+        """The WAL, opened once: SQLite deletes (and later makes anew) the WAL only when the last
+        connection to the database closes, and the writer's stays open as long as this syncer. An
+        open and a close per sync were two more system calls, each giving up the interpreter lock
+        and waiting to take it back from the busy event loop."""
+        with self._open_lock:
+            if self._fd is None:
+                self._fd = os.open(self.wal, os.O_RDONLY)
+            return self._fd
 
     def close(self) -> None:
         with self._wake:
             self._closing = True
             self._wake.notify()
         self._thread.join(timeout=30)
+        with self._open_lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def _sync_and_answer(self) -> None:
         while True:
@@ -312,13 +338,31 @@ def _failed_if(problem: OSError | None, outcomes: list[_Outcome]) -> list[_Outco
 
 
 def _answer(outcomes: list[_Outcome]) -> None:
-    for future, result, exception in outcomes:
-        if future.cancelled():  # its waiter was cancelled (a shutdown); the write is committed
-            continue
-        # ... and may be cancelled between that check and this answer: setting the outcome of a
-        # cancelled future raises.
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
-            if exception is not None:
-                future.set_exception(exception)
-            else:
-                future.set_result(result)
+    """Resolves the futures: concurrent ones here, those of an event loop on its thread, one hand-off
+    per loop (the syncer answers a batch of webhooks' writes at once)."""
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    elsewhere: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        future = outcome[0]
+        if isinstance(future, asyncio.Future) and future.get_loop() is not here:
+            elsewhere.setdefault(future.get_loop(), []).append(outcome)
+        else:
+            _settle(*outcome)
+    for loop, theirs in elsewhere.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nothing awaits its futures
+            loop.call_soon_threadsafe(_answer, theirs)
+
+
+def _settle(future: _AnyFuture, result: Any, exception: BaseException | None) -> None:
+    if future.cancelled():  # its waiter was cancelled (a shutdown); the write is committed
+        return
+    # ... and may be cancelled between that check and this answer: setting the outcome of a
+    # cancelled future raises.
+    with contextlib.suppress(concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)

@@ -10,9 +10,15 @@ import pytest
 
 from gitops.status import FailureKind, RunStatus
 from gitops.store import Store
+from gitops.store.records import NewRun
 from gitops.store.schema import MIGRATIONS, Migration, migrate, version
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store_v0.sqlite3"
+
+
+def _new_run(commit: str) -> NewRun:
+    return NewRun("github:acme/pipelines", "github", "refs/heads/main", commit, "prod", None, False,
+                  "deploy", "webhook")
 
 
 
@@ -29,6 +35,7 @@ def test_a_store_of_the_previous_release_is_upgraded_with_nothing_lost(old_store
         old_logs = db.execute("SELECT id, run_id, stage, line, at FROM logs ORDER BY id").fetchall()
         old_stages = db.execute("SELECT * FROM stages ORDER BY run_id, stage").fetchall()
         old_deliveries = db.execute("SELECT * FROM deliveries ORDER BY key").fetchall()
+        old_delivery_keys = [key for key, *_ in old_deliveries]
     db.close()
 
     store = Store(old_store)
@@ -51,6 +58,9 @@ def test_a_store_of_the_previous_release_is_upgraded_with_nothing_lost(old_store
     ]
     assert [line.line for line in store.logs(runs["a"].id)] == ["preparing", "epoch 1", "done"]
     assert [r.id for r in store.queued()] == [runs["f"].id]
+    # Migration 6 rebuilt the deliveries table: a delivery seen before the upgrade is still one.
+    redelivered = store.accept(_new_run(runs["a"].commit), [old_delivery_keys[0]])
+    assert redelivered.duplicate
     # What the service does with an upgraded store still works: the interrupted run is re-queued.
     assert [r.id for r in store.recover(max_reruns=1).requeued] == [runs["2"].id]
     store.close()
@@ -61,6 +71,9 @@ def test_a_store_of_the_previous_release_is_upgraded_with_nothing_lost(old_store
                           (old_logs[-1][0],)).fetchall() == old_logs
         assert db.execute("SELECT * FROM deliveries ORDER BY key").fetchall() == old_deliveries
         assert len(old_deliveries) == 5
+        without_rowid = db.execute("SELECT sql FROM sqlite_schema WHERE name = 'deliveries'").fetchone()[0]
+        assert "WITHOUT ROWID" in without_rowid
+        assert db.execute("SELECT name FROM sqlite_schema WHERE name = 'runs_ref'").fetchall() == []
         stages = db.execute(
             "SELECT run_id, stage, kind, state, attempts, started_at, finished_at, reason FROM stages "
             "ORDER BY run_id, stage"

@@ -55,6 +55,64 @@ def test_a_cancelled_waiter_neither_undoes_the_write_nor_stops_the_writer(tmp_pa
         store.close()
 
 
+def test_an_awaited_write_whose_task_is_cancelled_is_still_written(tmp_path: Path) -> None:
+    """A webhook's client can hang up while its accept is in flight: the run is recorded anyway (the
+    retry finds it), and the writes after it go on."""
+    store = Store(tmp_path / "store.sqlite3")
+    try:
+        run = store.accept(_push(1), []).run
+
+        async def cancel_then_write() -> None:
+            given_up = asyncio.ensure_future(store.write(store.set_message, run.id, "written anyway"))
+            await asyncio.sleep(0)  # queued; the flush is due
+            given_up.cancel()
+            url = "http://127.0.0.1:5000"
+            await asyncio.wait_for(store.write(store.set_stage_url, run.id, "serve", url), 10)
+
+        asyncio.run(cancel_then_write())
+        record = store.get(run.id)
+        assert record is not None and record.message == "written anyway"
+    finally:
+        store.close()
+
+
+def test_a_write_queued_on_the_loop_and_committed_by_a_thread_is_answered_on_the_loop(
+    tmp_path: Path,
+) -> None:
+    """A worker thread's write commits whatever the loop queued before it; the loop's waiter must
+    still be woken (its future belongs to the loop, and is answered through it)."""
+    store = Store(tmp_path / "store.sqlite3")
+    try:
+        run = store.accept(_push(1), []).run
+
+        def worker_writes_first(queued: threading.Event, done: threading.Event) -> None:
+            with store._writer.lock:  # the loop's flush finds the lock taken and tries again later
+                queued.wait(5)
+                store.submit(store.set_stage_url, run.id, "serve", "http://127.0.0.1:5000").result(5)
+            done.set()
+
+        async def loop_writes() -> float:
+            queued, done = threading.Event(), threading.Event()
+            worker = threading.Thread(target=worker_writes_first, args=(queued, done))
+            worker.start()
+            await asyncio.sleep(0.05)  # the worker holds the lock
+            started = asyncio.get_running_loop().time()
+            write = asyncio.ensure_future(store.write(store.set_message, run.id, "queued on the loop"))
+            await asyncio.sleep(0)
+            queued.set()
+            await asyncio.wait_for(write, 10)
+            await asyncio.get_running_loop().run_in_executor(None, worker.join)
+            assert done.is_set()
+            return asyncio.get_running_loop().time() - started
+
+        waited = asyncio.run(loop_writes())
+        assert waited < 2, f"the loop's waiter was woken only after {waited:.1f} s"
+        record = store.get(run.id)
+        assert record is not None and record.message == "queued on the loop"
+    finally:
+        store.close()
+
+
 def test_a_webhook_is_answered_only_once_its_commit_is_on_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -71,7 +129,7 @@ def test_a_webhook_is_answered_only_once_its_commit_is_on_disk(
     try:
 
         async def accept_while_the_disk_is_slow() -> None:
-            accepted = asyncio.wrap_future(store.submit(store.accept, _push(1), ["github:delivery:1"]))
+            accepted = asyncio.ensure_future(store.write(store.accept, _push(1), ["github:delivery:1"]))
             await asyncio.sleep(0.3)
             assert not accepted.done(), "answered before its commit reached the disk"
             assert len(store.query("SELECT id FROM runs", ())) == 1  # committed: readers see it
@@ -104,8 +162,8 @@ def test_a_failed_fsync_fails_the_write_it_covered_and_not_the_next(
 
         async def two_writes() -> None:
             with pytest.raises(OSError, match="Input/output error"):
-                await asyncio.wrap_future(store.submit(store.accept, _push(1), ["github:delivery:1"]))
-            again = await asyncio.wrap_future(store.submit(store.accept, _push(1), ["github:delivery:1"]))
+                await store.write(store.accept, _push(1), ["github:delivery:1"])
+            again = await store.write(store.accept, _push(1), ["github:delivery:1"])
             assert again.duplicate  # the retried delivery finds its run
 
         asyncio.run(two_writes())

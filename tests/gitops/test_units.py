@@ -229,6 +229,8 @@ def test_store_accepts_once_per_key_and_coalesces_queued_runs_of_a_ref(tmp_path:
     store = Store(tmp_path / "store.sqlite3")
     first = store.accept(_new("a" * 40), ["k1"])
     assert not first.duplicate and first.run.state is RunStatus.QUEUED
+    # The record accept answers with (built, not read back) is the one the store holds.
+    assert first.run == store.get(first.run.id)
     again = store.accept(_new("a" * 40), ["k1"])
     assert again.duplicate and again.run.id == first.run.id
     other_ref = store.accept(_new("c" * 40, ref="refs/heads/other", environment="other"), ["k3"])
