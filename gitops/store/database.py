@@ -35,6 +35,8 @@ from gitops.store.writer import Writer
 from runner.events import StageState
 
 T = TypeVar("T")
+PAGE_SIZE = 1024
+"""The page size of a new store (see ``Store.__init__``)."""
 _ACTIVE = tuple(status.value for status in ACTIVE)
 
 
@@ -47,6 +49,11 @@ class Store(RunReads):
         """`on_commit` is told how long each batch's commit took (seconds, before its fsync)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        # A new store's pages are 1 KB, not SQLite's 4 KB: a webhook's accept changes a row or an index
+        # entry on each of a dozen pages, and the WAL takes (and the fsync writes) each page whole:
+        # 17 KB per webhook instead of 48 KB, and less of the commit's time on the event loop. A
+        # store made with 4 KB pages keeps them (WAL mode cannot change it); both work the same.
+        db.execute(f"PRAGMA page_size={PAGE_SIZE}")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # the writer's syncer makes a commit durable, off the loop
         db.execute("PRAGMA busy_timeout=5000")

@@ -16,8 +16,8 @@ committed before it began (group commit). Without a loop (the CLI, a worker thre
 committed and synced at once, in the caller's thread, under the same lock.
 
 Checkpoints (copying the WAL into the database, with an fsync of it) happen in a thread of their own,
-when the WAL holds :data:`_RESTART_BYTES` (a webhook's accept adds about 50 KB: twelve 4 KB pages of
-rows and indexes), and every :data:`_IDLE_CHECKPOINT_SECONDS` otherwise. Not every second, as before:
+when the WAL holds :data:`_RESTART_BYTES` (a webhook's accept and its status add about 17 KB: a
+dozen 1 KB pages of rows and indexes), and every :data:`_IDLE_CHECKPOINT_SECONDS` otherwise. Not every second, as before:
 a checkpoint's fsync of the database delays the commits' own fsyncs by 10-20 ms, which at 500
 webhooks/s was the p99 of their answers. The thread reads how full the WAL is from the WAL-index
 header in the ``-shm`` file (https://sqlite.org/walformat.html), which costs no lock.

@@ -10,6 +10,7 @@ import pytest
 
 from gitops.status import FailureKind, RunStatus
 from gitops.store import Store
+from gitops.store.database import PAGE_SIZE
 from gitops.store.records import NewRun
 from gitops.store.schema import MIGRATIONS, Migration, migrate, version
 
@@ -74,6 +75,7 @@ def test_a_store_of_the_previous_release_is_upgraded_with_nothing_lost(old_store
         without_rowid = db.execute("SELECT sql FROM sqlite_schema WHERE name = 'deliveries'").fetchone()[0]
         assert "WITHOUT ROWID" in without_rowid
         assert db.execute("SELECT name FROM sqlite_schema WHERE name = 'runs_ref'").fetchall() == []
+        assert db.execute("PRAGMA page_size").fetchone()[0] == 4096  # as it was made: WAL cannot change it
         stages = db.execute(
             "SELECT run_id, stage, kind, state, attempts, started_at, finished_at, reason FROM stages "
             "ORDER BY run_id, stage"
@@ -126,4 +128,6 @@ def test_a_new_store_starts_at_the_latest_version(tmp_path: Path) -> None:
     Store(path).close()
     db = sqlite3.connect(path)
     assert version(db) == MIGRATIONS[-1].version
+    # Small pages: a webhook's accept touches a dozen of them, and the WAL takes each one whole.
+    assert db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 1024
     db.close()

@@ -174,11 +174,11 @@ def test_a_failed_fsync_fails_the_write_it_covered_and_not_the_next(
 def test_the_wal_starts_over_under_a_steady_stream_of_writes(tmp_path: Path) -> None:
     """Webhooks arriving without a pause, each awaiting its own commit: the WAL file (and the index
     of it mapped into the service's memory) stays bounded instead of growing with every delivery the
-    service has ever accepted (about 50 KB of WAL each: 150 MB for these, without a restart)."""
+    service has ever accepted (about 12 KB of WAL each: 100 MB for these, without a restart)."""
     path = tmp_path / "store.sqlite3"
     store = Store(path)
     wal = Path(f"{path}-wal")
-    pushes = 3000
+    pushes = 8000
     largest = 0
 
     async def stream() -> None:
