@@ -17,7 +17,8 @@ committed and synced at once, in the caller's thread, under the same lock.
 
 Checkpoints (copying the WAL into the database, with an fsync of it) happen in a thread of their own,
 when the WAL holds :data:`_RESTART_BYTES` (a webhook's accept and its status add about 17 KB: a
-dozen 1 KB pages of rows and indexes), and every :data:`_IDLE_CHECKPOINT_SECONDS` otherwise. Not every second, as before:
+dozen 1 KB pages of rows and indexes), and every :data:`_IDLE_CHECKPOINT_SECONDS` otherwise. Not
+every second, as before:
 a checkpoint's fsync of the database delays the commits' own fsyncs by 10-20 ms, which at 500
 webhooks/s was the p99 of their answers. The thread reads how full the WAL is from the WAL-index
 header in the ``-shm`` file (https://sqlite.org/walformat.html), which costs no lock.
@@ -39,6 +40,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import queue
 import sqlite3
 import struct
 import threading
@@ -254,16 +256,14 @@ class Syncer:
         self._folder_synced = False
         self._fd: int | None = None
         self._open_lock = threading.Lock()
-        self._waiting: list[_Outcome] = []
-        self._wake = threading.Condition()
-        self._closing = False
+        # A C queue, not a Condition: putting and taking cost no Python code under the interpreter
+        # lock, which this thread and the event loop would otherwise pass back and forth. None: stop.
+        self._waiting: queue.SimpleQueue[list[_Outcome] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._sync_and_answer, name="store-fsync", daemon=True)
         self._thread.start()
 
     def answer_after_sync(self, outcomes: list[_Outcome]) -> None:
-        with self._wake:
-            self._waiting += outcomes
-            self._wake.notify()
+        self._waiting.put(outcomes)
 
     def sync(self) -> OSError | None:
         """fsyncs the WAL (and, on the first call, its folder: the file's name is new); returns the
@@ -293,9 +293,7 @@ class Syncer:
             return self._fd
 
     def close(self) -> None:
-        with self._wake:
-            self._closing = True
-            self._wake.notify()
+        self._waiting.put(None)  # after what it was given, which it answers first
         self._thread.join(timeout=30)
         with self._open_lock:
             if self._fd is not None:
@@ -304,13 +302,15 @@ class Syncer:
 
     def _sync_and_answer(self) -> None:
         while True:
-            with self._wake:
-                while not self._waiting and not self._closing:
-                    self._wake.wait()
-                if not self._waiting:
-                    return
-                outcomes, self._waiting = self._waiting, []
-            _answer(_failed_if(self.sync(), outcomes))
+            batches = [self._waiting.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:  # all committed before the sync below begins: it covers them all
+                    batches.append(self._waiting.get_nowait())
+            outcomes = [outcome for batch in batches if batch is not None for outcome in batch]
+            if outcomes:
+                _answer(_failed_if(self.sync(), outcomes))
+            if None in batches:
+                return
 
 
 # What SQLite itself calls on Linux: the data and the size, not the times (which would cost a journal
