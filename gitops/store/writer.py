@@ -15,6 +15,12 @@ a commit is answered once it is on disk, as with ``synchronous=FULL``, and one f
 committed before it began (group commit). Without a loop (the CLI, a worker thread) a write is
 committed and synced at once, in the caller's thread, under the same lock.
 
+A coroutine awaits a write with :meth:`Writer.write`: its future belongs to the loop, and the syncer
+hands each batch's loop futures back with one ``call_soon_threadsafe``, where a concurrent future
+awaited through ``asyncio.wrap_future`` costs a wake-up of the loop (a write to its self-pipe, made by
+the syncer holding the interpreter lock) of its own. Concurrent futures are answered in the syncer's
+thread, so their callbacks run there.
+
 Checkpoints (copying the WAL into the database, with an fsync of it) happen in a thread of their own,
 when the WAL holds :data:`_RESTART_BYTES` (a webhook's accept and its status add about 17 KB: a
 dozen 1 KB pages of rows and indexes), and every :data:`_IDLE_CHECKPOINT_SECONDS` otherwise. Not
