@@ -54,7 +54,13 @@ class MessageIds(Protocol):
 class RunSource(Protocol):
     def view(self, run_id: str) -> RunView | None: ...
 
-    def stage_log(self, run_id: str, stage: str) -> Sequence[str]: ...
+    def stage_log(self, run_id: str, stage: str) -> Sequence[str]:
+        """The end of the stage's log, as much as a reply attaches."""
+        ...
+
+    def stage_log_length(self, run_id: str, stage: str) -> int:
+        """How many lines the stage wrote."""
+        ...
 
 
 _LOGGED_STAGE_STATES = frozenset({"succeeded", "failed", "rolled_back", "cancelled"})
@@ -217,7 +223,9 @@ class Notifier:
         for stage in run.stages:
             if stage.state not in _LOGGED_STAGE_STATES or stage.name in ref.logs_posted:
                 continue
-            reply = log_reply(run, stage, self.source.stage_log(run.id, stage.name), self.mask)
+            lines = self.source.stage_log(run.id, stage.name)
+            written = self.source.stage_log_length(run.id, stage.name)
+            reply = log_reply(run, stage, lines, self.mask, written)
             await self.courier.deliver(
                 ref.channel,
                 lambda reply=reply: self.api.post_message(  # type: ignore[misc]

@@ -246,9 +246,16 @@ def _actions(run: RunView) -> list[dict[str, Any]]:
     return elements
 
 
-def log_reply(run: RunView, stage: StageView, lines: Sequence[str], mask: Mask = no_mask) -> LogReply:
-    """The thread reply of a finished stage: its state, the tail of its log, the whole log as a file."""
+def log_reply(
+    run: RunView, stage: StageView, lines: Sequence[str], mask: Mask = no_mask, written: int | None = None
+) -> LogReply:
+    """The thread reply of a finished stage: its state, the tail of its log, the log as a file.
+
+    `lines` is the end of the stage's log, `written` how many lines it wrote in all (None: `lines`
+    is all of them); when the file holds only the end, the reply says so and links the run page,
+    which has the whole log."""
     masked = [mask(line) for line in lines]
+    written = max(written or 0, len(masked))
     header = (
         f"{_STAGE_ICONS.get(stage.state, '')} Log of `{escape(stage.name)}` ({stage.state.replace('_', ' ')})"
     )
@@ -257,11 +264,14 @@ def log_reply(run: RunView, stage: StageView, lines: Sequence[str], mask: Mask =
             Message(text=f"Log of {stage.name}: empty", blocks=(section(f"{header}: no output"),)), None, ""
         )
     tail = masked[-LOG_TAIL_LINES:]
-    note = (
-        f", last {len(tail)} of {len(masked)} lines; the whole log is attached"
-        if len(tail) < len(masked)
-        else ""
-    )
+    note = ""
+    if written > len(masked):
+        note = (
+            f", last {len(tail)} of {written} lines; the last {len(masked)} are attached, "
+            f"the whole log is on <{run.url}|the run's page>"
+        )
+    elif len(tail) < len(masked):
+        note = f", last {len(tail)} of {len(masked)} lines; the whole log is attached"
     body = _code_block(escape("\n".join(tail)), MAX_SECTION_TEXT - len(header) - len(note) - 4)
     blocks = (section(f"{header}{note}\n{body}"),)
     whole = "\n".join(masked)

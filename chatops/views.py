@@ -112,6 +112,9 @@ class ServiceViews:
         """The stage's log as attached to its thread reply: its last :data:`ATTACHED_LOG_LINES` lines."""
         return [line.line for line in self.store.log_tail(run_id, ATTACHED_LOG_LINES, stage)]
 
+    def stage_log_length(self, run_id: str, stage: str) -> int:
+        return self.store.count_logs(run_id, stage)
+
 
 def _in_dag_order(run: RunRecord, stages: Sequence[StageRecord]) -> list[StageRecord]:
     order = {name: index for index, name in enumerate(name for step in run.steps for name in step)}

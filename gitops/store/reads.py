@@ -126,6 +126,15 @@ class RunReads:
             ).fetchall()
         return [LogRecord(*row) for row in reversed(rows)]
 
+    def count_logs(self, run_id: str, stage: str | None = None) -> int:
+        """How many lines a run's log, or one of its stages', holds."""
+        of_stage = "" if stage is None else " AND stage = ?"
+        rows = self.query(
+            f"SELECT COUNT(*) FROM logs WHERE run_id = ?{of_stage}",
+            (run_id,) if stage is None else (run_id, stage),
+        )
+        return int(rows[0][0])
+
     def logs(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[LogRecord]:
         with self._read_lock:
             rows = self._read.execute(

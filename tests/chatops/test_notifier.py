@@ -35,6 +35,9 @@ class Memory:
     def stage_log(self, run_id: str, stage: str) -> Sequence[str]:
         return self.logs.get((run_id, stage), [])
 
+    def stage_log_length(self, run_id: str, stage: str) -> int:
+        return len(self.stage_log(run_id, stage))
+
     def get(self, run_id: str) -> MessageRef | None:
         return self.refs.get(run_id)
 

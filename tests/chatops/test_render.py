@@ -99,6 +99,19 @@ def test_a_short_log_goes_inline_and_a_long_one_also_as_a_file() -> None:
     assert block_errors(list(long.message.blocks)) == []
 
 
+def test_a_log_longer_than_the_attachment_says_only_its_end_is_attached() -> None:
+    """A stage that printed 25,000 lines: the file holds the last 10,000, and the reply must not
+    claim it is the whole log; it points to the run page, which has it."""
+    run = a_run("failed")
+    lines = [f"line {i}" for i in range(15_000, 25_000)]
+    reply = log_reply(run, StageView("train", "batch", "failed", 1.0, 2.0), lines, written=25_000)
+    shown = texts(reply.message.blocks)
+    assert "last 20 of 25000 lines; the last 10000 are attached" in shown
+    assert "the whole log is attached" not in shown and run.url in shown
+    assert reply.upload is not None and reply.upload.splitlines()[0] == "line 15000"
+    assert block_errors(list(reply.message.blocks)) == []
+
+
 def test_a_log_with_huge_lines_keeps_its_end_within_the_section_limit() -> None:
     reply = log_reply(a_run(), StageView("t", "batch", "failed"), ["a" * 5000, "the end ```"])
     assert block_errors(list(reply.message.blocks)) == []

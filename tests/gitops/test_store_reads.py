@@ -21,5 +21,6 @@ def test_the_tail_of_a_long_log_is_its_last_lines_of_the_run_or_of_one_stage(tmp
         serve = [r.line for r in store.log_tail(run.id, 2, stage="serve")]
         assert serve == ["line 11994", "line 11997"]
         assert len(store.log_tail(run.id, 10_000, stage="train")) == 8_000
+        assert (store.count_logs(run.id), store.count_logs(run.id, "serve")) == (12_000, 4_000)
     finally:
         store.close()
