@@ -13,6 +13,7 @@ per status, and webhooks waiting for their own commit wait less.
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from gitops.store.records import RUN_COLUMNS, RunRecord, run_from_row
 TokenFor = Callable[[str, str, str], str | None]
 """(provider, api_base, repository) -> the API token of that repository, None when unconfigured."""
 
+_Unwritten = dict[tuple[str, str, str, str, str], tuple[CommitStatus, float]]
 _KEY = "provider = ? AND api_base = ? AND repository = ? AND sha = ? AND context = ?"
 _COLUMNS = "provider, api_base, repository, sha, context, ref, state, description, target_url"
 
@@ -33,16 +35,19 @@ class StatusOutbox:
         self.store = store
         self.token_for = token_for
         self._lock = threading.Lock()
-        self._unwritten: dict[tuple[str, str, str, str, str], tuple[CommitStatus, float]] = {}
+        self._unwritten: _Unwritten = {}
+        self._write_queued = False
 
     # -- StatusJournal ------------------------------------------------------------------------
 
     def record(self, status: CommitStatus) -> None:
         with self._lock:
-            first = not self._unwritten
             self._unwritten[_key(status)] = (status, time.time())
+            first, self._write_queued = not self._write_queued, True
         if first:  # later ones join this write until the group commit takes it
-            self.store.submit(self._record_unwritten)
+            taken: _Unwritten = {}
+            write = self.store.submit(self._record_unwritten, taken)
+            write.add_done_callback(lambda done: self._keep_if_failed(done, taken))
 
     def settle(self, status: CommitStatus, outcome: str, reason: str = "") -> None:
         self.store.submit(self._settle, status, outcome, reason, time.time())
@@ -84,9 +89,10 @@ class StatusOutbox:
 
     # -- writes, in the store's group commit ---------------------------------------------------
 
-    def _record_unwritten(self) -> None:
+    def _record_unwritten(self, taken: _Unwritten) -> None:
         with self._lock:
-            unwritten, self._unwritten = self._unwritten, {}
+            taken.update(self._unwritten)
+            self._unwritten, self._write_queued = {}, False
         # A settle is submitted after the record of its status, so it is written after this.
         with self.store.transaction() as db:
             db.executemany(
@@ -97,9 +103,18 @@ class StatusOutbox:
                 "outcome = 'pending', settled_at = NULL, reason = ''",
                 [
                     (*key, status.ref, status.state.value, status.description, status.target_url, at)
-                    for key, (status, at) in unwritten.items()
+                    for key, (status, at) in taken.items()
                 ],
             )
+
+    def _keep_if_failed(self, write: concurrent.futures.Future[None], taken: _Unwritten) -> None:
+        """A write that failed (its statement, its commit or its fsync) leaves its statuses for the
+        next status's write, unless a newer one of the same commit and context came meanwhile: the
+        publisher still holds them, but only the store survives a restart."""
+        if write.cancelled() or write.exception() is None:
+            return
+        with self._lock:
+            self._unwritten = {**taken, **self._unwritten}
 
     def _settle(self, status: CommitStatus, outcome: str, reason: str, at: float) -> None:
         # Only the row that still holds this status: a newer one recorded since stays pending.
