@@ -44,9 +44,14 @@ class Store(RunReads):
     """The store: its reads are :class:`~gitops.store.reads.RunReads`'s; its writes are here."""
 
     def __init__(
-        self, path: Path, on_commit: Callable[[float], None] | None = None, fsync_commits: bool = True
+        self,
+        path: Path,
+        on_commit: Callable[[float], None] | None = None,
+        fsync_commits: bool = True,
+        fsync_helper: bool = True,
     ) -> None:
-        """`on_commit` is told how long each batch's commit took (seconds, before its fsync)."""
+        """`on_commit` is told how long each batch's commit took (seconds, before its fsync);
+        `fsync_helper` False fsyncs the event loop's commits in a thread instead of a helper process."""
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         # A new store's pages are 1 KB, not SQLite's 4 KB: a webhook's accept changes a row or an index
@@ -60,7 +65,7 @@ class Store(RunReads):
         db.execute("PRAGMA wal_autocheckpoint=0")  # the writer's checkpoint thread does it
         migrate(db)
         self._db = db
-        self._writer = Writer(db, path, on_commit, fsync_commits)
+        self._writer = Writer(db, path, on_commit, fsync_commits, fsync_helper)
         self._read_lock = threading.Lock()
         self._read = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._read.execute("PRAGMA busy_timeout=5000")

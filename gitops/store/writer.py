@@ -10,16 +10,15 @@ the busy loop, so a webhook's answer waited 4-5 ms at p99 for a write that takes
 What must not run on the loop is the fsync: it takes 0.2 ms, but 10-20 ms now and then (when the disk
 is busy with a checkpoint), and the loop would stall for it. So the connection commits with
 ``synchronous=NORMAL`` (into the WAL, in the kernel's page cache: that survives kill -9) and, with
-`fsync_commits`, a :class:`Syncer` thread fsyncs the WAL file and only then resolves the batch's futures:
+`fsync_commits`, a :class:`~gitops.store.syncer.Syncer` fsyncs the WAL file (in a helper process for
+the loop's commits) and only then resolves the batch's futures:
 a commit is answered once it is on disk, as with ``synchronous=FULL``, and one fsync covers every batch
 committed before it began (group commit). Without a loop (the CLI, a worker thread) a write is
 committed and synced at once, in the caller's thread, under the same lock.
 
-A coroutine awaits a write with :meth:`Writer.write`: its future belongs to the loop, and the syncer
-hands each batch's loop futures back with one ``call_soon_threadsafe``, where a concurrent future
-awaited through ``asyncio.wrap_future`` costs a wake-up of the loop (a write to its self-pipe, made by
-the syncer holding the interpreter lock) of its own. Concurrent futures are answered in the syncer's
-thread, so their callbacks run there.
+A coroutine awaits a write with :meth:`Writer.write`: its future belongs to the loop and is answered
+there, where a concurrent future awaited through ``asyncio.wrap_future`` costs a wake-up of the loop
+through its self-pipe of its own.
 
 Checkpoints (copying the WAL into the database, with an fsync of it) happen in a thread of their own,
 when the WAL holds :data:`_RESTART_BYTES` (a webhook's accept and its status add about 17 KB: a
@@ -45,8 +44,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import os
-import queue
 import sqlite3
 import struct
 import threading
@@ -55,6 +52,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+
+from gitops.store.syncer import AnyFuture, Outcome, Syncer, answer, failed_if
 
 T = TypeVar("T")
 _BATCH_LIMIT = 256
@@ -68,9 +67,7 @@ _FRAME_HEADER_BYTES = 24
 _MAX_FRAME = struct.Struct("=I")  # mxFrame: the WAL-index header's u32 at offset 16, in native order
 _MAX_FRAME_OFFSET = 16
 
-_AnyFuture = concurrent.futures.Future[Any] | asyncio.Future[Any]
-_Write = tuple[Callable[..., Any], tuple[Any, ...], _AnyFuture]
-_Outcome = tuple[_AnyFuture, Any, BaseException | None]
+_Write = tuple[Callable[..., Any], tuple[Any, ...], AnyFuture]
 
 
 class Writer:
@@ -80,12 +77,14 @@ class Writer:
         path: Path,
         on_commit: Callable[[float], None] | None = None,
         fsync_commits: bool = True,
+        fsync_helper: bool = True,
     ) -> None:
         """`db` is in WAL mode with ``synchronous=NORMAL``; `on_commit` is told the seconds each batch
         took to commit (the service's metrics)."""
         db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         self.db = db
-        self._syncer = Syncer(path.with_name(path.name + "-wal")) if fsync_commits else None
+        wal = path.with_name(path.name + "-wal")
+        self._syncer = Syncer(wal, helper=fsync_helper) if fsync_commits else None
         self._on_commit = on_commit
         self.lock = threading.RLock()
         self._batching = False
@@ -189,19 +188,19 @@ class Writer:
             queued, self._queued = self._queued, []
             return queued
 
-    def _answer_durable(self, outcomes: list[_Outcome], wait: bool) -> None:
+    def _answer_durable(self, outcomes: list[Outcome], wait: bool) -> None:
         """Resolves the futures once their commit is on disk: now when `wait` (in this thread), else
         from the syncer's thread."""
         if self._syncer is None or not outcomes:
-            _answer(outcomes)
+            answer(outcomes)
         elif wait:
-            _answer(_failed_if(self._syncer.sync(), outcomes))
+            answer(failed_if(self._syncer.sync(), outcomes))
         else:
             self._syncer.answer_after_sync(outcomes)
 
-    def _commit_batch(self, batch: list[_Write]) -> list[_Outcome]:
+    def _commit_batch(self, batch: list[_Write]) -> list[Outcome]:
         started = time.perf_counter()
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self._batching = True
@@ -252,123 +251,3 @@ def _wal_frames(index: Path) -> int:
     if len(header) < _MAX_FRAME_OFFSET + _MAX_FRAME.size:
         return 0
     return int(_MAX_FRAME.unpack_from(header, _MAX_FRAME_OFFSET)[0])
-
-
-class Syncer:
-    """fsyncs the WAL file in a thread of its own, then answers the commits that sync covered."""
-
-    def __init__(self, wal: Path) -> None:
-        self.wal = wal
-        self._folder_synced = False
-        self._fd: int | None = None
-        self._open_lock = threading.Lock()
-        # A C queue, not a Condition: putting and taking cost no Python code under the interpreter
-        # lock, which this thread and the event loop would otherwise pass back and forth. None: stop.
-        self._waiting: queue.SimpleQueue[list[_Outcome] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._sync_and_answer, name="store-fsync", daemon=True)
-        self._thread.start()
-
-    def answer_after_sync(self, outcomes: list[_Outcome]) -> None:
-        self._waiting.put(outcomes)
-
-    def sync(self) -> OSError | None:
-        """fsyncs the WAL (and, on the first call, its folder: the file's name is new); returns the
-        failure, if any."""
-        try:
-            fd = self._wal_descriptor()
-        except FileNotFoundError:  # no WAL yet: every commit is already in the database file, synced
-            return None
-        except OSError as problem:
-            return problem
-        try:
-            _sync_data(fd)
-        except OSError as problem:
-            return problem
-        if not self._folder_synced:
-            self._folder_synced = _sync_folder(self.wal.parent) is None
-        return None
-
-    def _wal_descriptor(self) -> int:
-        """The WAL, opened once: SQLite deletes (and later makes anew) the WAL only when the last
-        connection to the database closes, and the writer's stays open as long as this syncer. An
-        open and a close per sync were two more system calls, each giving up the interpreter lock
-        and waiting to take it back from the busy event loop."""
-        with self._open_lock:
-            if self._fd is None:
-                self._fd = os.open(self.wal, os.O_RDONLY)
-            return self._fd
-
-    def close(self) -> None:
-        self._waiting.put(None)  # after what it was given, which it answers first
-        self._thread.join(timeout=30)
-        with self._open_lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-    def _sync_and_answer(self) -> None:
-        while True:
-            batches = [self._waiting.get()]
-            with contextlib.suppress(queue.Empty):
-                while True:  # all committed before the sync below begins: it covers them all
-                    batches.append(self._waiting.get_nowait())
-            outcomes = [outcome for batch in batches if batch is not None for outcome in batch]
-            if outcomes:
-                _answer(_failed_if(self.sync(), outcomes))
-            if None in batches:
-                return
-
-
-# What SQLite itself calls on Linux: the data and the size, not the times (which would cost a journal
-# commit of the file system each time).
-_sync_data = getattr(os, "fdatasync", os.fsync)
-
-
-def _sync_folder(folder: Path) -> OSError | None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as problem:
-        return problem
-    return None
-
-
-def _failed_if(problem: OSError | None, outcomes: list[_Outcome]) -> list[_Outcome]:
-    """When the sync failed, a commit may not be on disk: its writer is told, and may try again."""
-    if problem is None:
-        return outcomes
-    return [(future, None, exception or problem) for future, _, exception in outcomes]
-
-
-def _answer(outcomes: list[_Outcome]) -> None:
-    """Resolves the futures: concurrent ones here, those of an event loop on its thread, one hand-off
-    per loop (the syncer answers a batch of webhooks' writes at once)."""
-    try:
-        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        here = None
-    elsewhere: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-    for outcome in outcomes:
-        future = outcome[0]
-        if isinstance(future, asyncio.Future) and future.get_loop() is not here:
-            elsewhere.setdefault(future.get_loop(), []).append(outcome)
-        else:
-            _settle(*outcome)
-    for loop, theirs in elsewhere.items():
-        with contextlib.suppress(RuntimeError):  # that loop is closed: nothing awaits its futures
-            loop.call_soon_threadsafe(_answer, theirs)
-
-
-def _settle(future: _AnyFuture, result: Any, exception: BaseException | None) -> None:
-    if future.cancelled():  # its waiter was cancelled (a shutdown); the write is committed
-        return
-    # ... and may be cancelled between that check and this answer: setting the outcome of a
-    # cancelled future raises.
-    with contextlib.suppress(concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
+import signal
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
 from gitops.store import NewRun, Store
-from gitops.store import writer as store_writer
+from gitops.store import syncer as store_syncer
 from gitops.store.writer import WAL_SIZE_LIMIT
 
 
@@ -124,8 +127,8 @@ def test_a_webhook_is_answered_only_once_its_commit_is_on_disk(
         disk.wait(10)
         synced.append(fd)
 
-    monkeypatch.setattr(store_writer, "_sync_data", slow_disk)
-    store = Store(tmp_path / "store.sqlite3")
+    monkeypatch.setattr(store_syncer, "_sync_data", slow_disk)
+    store = Store(tmp_path / "store.sqlite3", fsync_helper=False)  # the thread: its disk can be held
     try:
 
         async def accept_while_the_disk_is_slow() -> None:
@@ -143,21 +146,72 @@ def test_a_webhook_is_answered_only_once_its_commit_is_on_disk(
         store.close()
 
 
+def _helper_of(store: Store) -> subprocess.Popen[bytes]:
+    syncer = store._writer._syncer
+    assert syncer is not None and syncer._helper is not None
+    return syncer._helper._process
+
+
+def test_the_loop_s_commits_are_answered_only_once_the_helper_has_synced_them(tmp_path: Path) -> None:
+    """The event loop's commits are fsync'ed by a helper process: while it is stopped, nothing is
+    answered; once it runs again, everything is."""
+    store = Store(tmp_path / "store.sqlite3")
+    helper = _helper_of(store)
+    try:
+
+        async def accept_while_the_helper_is_stopped() -> None:
+            await store.write(store.accept, _push(0), ["github:delivery:0"])  # the helper is up
+            os.kill(helper.pid, signal.SIGSTOP)
+            accepted = asyncio.ensure_future(store.write(store.accept, _push(1), ["github:delivery:1"]))
+            await asyncio.sleep(0.3)
+            assert not accepted.done(), "answered before the helper synced its commit"
+            os.kill(helper.pid, signal.SIGCONT)
+            assert not (await asyncio.wait_for(accepted, 10)).duplicate
+
+        asyncio.run(accept_while_the_helper_is_stopped())
+    finally:
+        os.kill(helper.pid, signal.SIGCONT)
+        store.close()
+    assert helper.wait(10) == 0  # it ends when the store closes
+
+
+def test_writes_are_answered_when_the_helper_dies(tmp_path: Path) -> None:
+    """A killed helper: what it had not answered is synced by the thread, and so is what follows."""
+    store = Store(tmp_path / "store.sqlite3")
+    helper = _helper_of(store)
+    try:
+
+        async def kill_the_helper_mid_write() -> int:
+            await store.write(store.accept, _push(0), ["github:delivery:0"])
+            os.kill(helper.pid, signal.SIGSTOP)
+            in_flight = asyncio.ensure_future(store.write(store.accept, _push(1), ["github:delivery:1"]))
+            await asyncio.sleep(0.1)
+            helper.kill()
+            await asyncio.wait_for(in_flight, 10)
+            for number in range(2, 20):
+                await asyncio.wait_for(store.write(store.accept, _push(number), [f"d:{number}"]), 10)
+            return len(store.query("SELECT id FROM runs", ()))
+
+        assert asyncio.run(kill_the_helper_mid_write()) == 20
+    finally:
+        store.close()
+
+
 def test_a_failed_fsync_fails_the_write_it_covered_and_not_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A disk error: the webhook is not told its delivery is safe (it gets an error and is sent
     again; the delivery id then finds the run already recorded)."""
     failures = [OSError(errno.EIO, "Input/output error")]
-    real_sync = store_writer._sync_data
+    real_sync = store_syncer._sync_data
 
     def failing_once(fd: int) -> None:
         if failures:
             raise failures.pop()
         real_sync(fd)
 
-    monkeypatch.setattr(store_writer, "_sync_data", failing_once)
-    store = Store(tmp_path / "store.sqlite3")
+    monkeypatch.setattr(store_syncer, "_sync_data", failing_once)
+    store = Store(tmp_path / "store.sqlite3", fsync_helper=False)
     try:
 
         async def two_writes() -> None:
