@@ -118,22 +118,15 @@ class RunReads:
 
     def log_tail(self, run_id: str, limit: int, stage: str | None = None) -> list[LogRecord]:
         """The last `limit` lines of a run's log, or of one of its stages, oldest first."""
-        of_stage = "" if stage is None else " AND stage = ?"
-        with self._read_lock:
-            rows = self._read.execute(
-                f"SELECT id, stage, line, at FROM logs WHERE run_id = ?{of_stage} ORDER BY id DESC LIMIT ?",
-                (run_id, limit) if stage is None else (run_id, stage, limit),
-            ).fetchall()
+        where, values = _of_run(run_id, stage)
+        rows = self.query(f"SELECT id, stage, line, at FROM logs WHERE {where} ORDER BY id DESC LIMIT ?",
+                          (*values, limit))
         return [LogRecord(*row) for row in reversed(rows)]
 
     def count_logs(self, run_id: str, stage: str | None = None) -> int:
         """How many lines a run's log, or one of its stages', holds."""
-        of_stage = "" if stage is None else " AND stage = ?"
-        rows = self.query(
-            f"SELECT COUNT(*) FROM logs WHERE run_id = ?{of_stage}",
-            (run_id,) if stage is None else (run_id, stage),
-        )
-        return int(rows[0][0])
+        where, values = _of_run(run_id, stage)
+        return int(self.query(f"SELECT COUNT(*) FROM logs WHERE {where}", values)[0][0])
 
     def logs(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[LogRecord]:
         with self._read_lock:
@@ -142,3 +135,8 @@ class RunReads:
                 (run_id, after, limit),
             ).fetchall()
         return [LogRecord(*row) for row in rows]
+
+
+def _of_run(run_id: str, stage: str | None) -> tuple[str, tuple[str, ...]]:
+    """The condition on `logs` for a run's lines, or one of its stages'."""
+    return ("run_id = ?", (run_id,)) if stage is None else ("run_id = ? AND stage = ?", (run_id, stage))

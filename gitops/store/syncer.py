@@ -22,6 +22,7 @@ import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ AnyFuture = concurrent.futures.Future[Any] | asyncio.Future[Any]
 Outcome = tuple[AnyFuture, Any, BaseException | None]
 """A write's future, its result and the exception it raised (None when it did not)."""
 
+_Fallback = Callable[[list[Outcome]], None]
+"""Where a batch goes that the helper can no longer answer: the thread's queue."""
 _HELPER = Path(__file__).with_name("fsync_helper.py")
 _ASK = b"\x00"
 
@@ -109,7 +112,7 @@ class _Helper:
     """The fsync helper process, as the event loop sees it: a byte asked per batch of commits, a
     byte answered per ask (0, or the fsync's errno), in order."""
 
-    def __init__(self, process: subprocess.Popen[bytes], fallback: Any) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], fallback: _Fallback) -> None:
         assert process.stdin is not None and process.stdout is not None
         self._process = process
         self._asks = process.stdin.fileno()
@@ -117,11 +120,11 @@ class _Helper:
         os.set_blocking(self._replies, False)
         self._in_flight: collections.deque[list[Outcome]] = collections.deque()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._fallback = fallback  # the thread's queue: batches the helper can no longer answer
+        self._fallback = fallback
         self._gone = False
 
     @classmethod
-    def start(cls, wal: Path, fallback: Any) -> _Helper | None:
+    def start(cls, wal: Path, fallback: _Fallback) -> _Helper | None:
         try:
             process = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(_HELPER), str(wal)],

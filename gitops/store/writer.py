@@ -112,9 +112,8 @@ class Writer:
         return future
 
     async def write(self, method: Callable[..., T], *args: Any) -> T:
-        """On an event loop: :meth:`submit`, awaited. Its answer comes back to the loop with the rest
-        of its batch in one hand-off; a concurrent future awaited through ``asyncio.wrap_future`` takes
-        a hand-off (a wake-up of the loop through its self-pipe) of its own."""
+        """On an event loop: :meth:`submit`, awaited, with a future of the loop's own (see the module's
+        docstring)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue(loop, (method, args, future))
