@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -225,12 +226,19 @@ def _lease(settings: ScheduleSettings, backend: str, options: Mapping[str, Any])
     return lease_lock(
         settings.lease_name,
         settings.lease_namespace or _own_namespace(),
-        f"{socket.gethostname()}-{os.getpid()}",
+        _identity(),
         kubeconfig=options.get("kubeconfig"),
         context=options.get("context"),
         in_cluster=in_cluster,
         duration=settings.lease_seconds,
     )
+
+
+def _identity() -> str:
+    """Who holds the Lease: unique per lock, not only per host and process. A pod on the host's
+    network has the node's hostname and, as its container's first process, pid 1: two replicas on one
+    node would otherwise share an identity, each renew the other's hold, and both fire."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _own_namespace() -> str:

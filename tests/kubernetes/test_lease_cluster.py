@@ -133,6 +133,21 @@ async def until(check: Callable[[], bool], rounds: Rounds | None = None) -> None
     raise AssertionError("timed out")
 
 
+def test_two_services_in_one_process_are_two_candidates(
+    lease_namespace: tuple[KubeApi, str], kube_cluster: KubeCluster
+) -> None:
+    # Same hostname and pid, as two replicas on the host's network (pid 1 each) would have: they must
+    # not take each other's hold for their own, or both fire.
+    _, namespace = lease_namespace
+    settings = ScheduleSettings(lease="true", lease_namespace=namespace)
+    first, second = (_lease(settings, "kubernetes", {"kubeconfig": kube_cluster.kubeconfig}) for _ in range(2))
+    assert isinstance(first, LeaseLock) and isinstance(second, LeaseLock)
+    assert first.identity != second.identity
+    assert first.try_hold() is True
+    assert second.try_hold() is False
+    assert first.try_hold() is True  # renews
+
+
 def test_of_two_replicas_one_fires_and_the_other_takes_over_when_it_stops(
     lease_namespace: tuple[KubeApi, str], kube_cluster: KubeCluster
 ) -> None:
