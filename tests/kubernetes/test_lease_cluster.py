@@ -140,7 +140,8 @@ def test_two_services_in_one_process_are_two_candidates(
     # not take each other's hold for their own, or both fire.
     _, namespace = lease_namespace
     settings = ScheduleSettings(lease="true", lease_namespace=namespace)
-    first, second = (_lease(settings, "kubernetes", {"kubeconfig": kube_cluster.kubeconfig}) for _ in range(2))
+    options = {"kubeconfig": kube_cluster.kubeconfig}
+    first, second = (_lease(settings, "kubernetes", options) for _ in range(2))
     assert isinstance(first, LeaseLock) and isinstance(second, LeaseLock)
     assert first.identity != second.identity
     assert first.try_hold() is True
