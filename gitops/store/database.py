@@ -79,10 +79,13 @@ class Store(RunReads):
     def ping(self) -> bool:
         return self.query("SELECT 1", ()) == [(1,)]
 
-    def submit(self, method: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+    def submit(
+        self, method: Callable[..., T], *args: Any, lazy: bool = False
+    ) -> concurrent.futures.Future[T]:
         """Queues the write `method(*args)` (one of this class's) for the next group commit; the
-        future is resolved once it is committed and on disk. Writes run in the order submitted."""
-        return self._writer.submit(method, *args)
+        future is resolved once it is committed and on disk. Writes run in the order submitted. A
+        `lazy` write (nothing awaits it) waits a few milliseconds for another write to batch with."""
+        return self._writer.submit(method, *args, lazy=lazy)
 
     async def write(self, method: Callable[..., T], *args: Any) -> T:
         """On the event loop: the write `method(*args)`, committed and on disk when this returns, in

@@ -46,11 +46,11 @@ class StatusOutbox:
             first, self._write_queued = not self._write_queued, True
         if first:  # later ones join this write until the group commit takes it
             taken: _Unwritten = {}
-            write = self.store.submit(self._record_unwritten, taken)
+            write = self.store.submit(self._record_unwritten, taken, lazy=True)
             write.add_done_callback(lambda done: self._keep_if_failed(done, taken))
 
     def settle(self, status: CommitStatus, outcome: str, reason: str = "") -> None:
-        self.store.submit(self._settle, status, outcome, reason, time.time())
+        self.store.submit(self._settle, status, outcome, reason, time.time(), lazy=True)
 
     def pending(self) -> list[CommitStatus]:
         rows = self.store.query(
@@ -85,7 +85,7 @@ class StatusOutbox:
 
     def prune(self, older_than: float) -> None:
         """Forgets settled statuses settled before `older_than` (epoch seconds)."""
-        self.store.submit(self._prune, older_than)
+        self.store.submit(self._prune, older_than, lazy=True)
 
     # -- writes, in the store's group commit ---------------------------------------------------
 

@@ -20,6 +20,11 @@ A coroutine awaits a write with :meth:`Writer.write`: its future belongs to the 
 there, where a concurrent future awaited through ``asyncio.wrap_future`` costs a wake-up of the loop
 through its self-pipe of its own.
 
+A write that nothing awaits (the commit statuses' journal) is submitted `lazy`: it waits up to
+:data:`_LAZY_SECONDS` for a batch that something else starts, and joins it. Every webhook journals its
+run's statuses just after its accept is answered; committed at once, that was a second commit and a
+second fsync per webhook, on the loop, half of all the commits under load.
+
 Checkpoints (copying the WAL into the database, with an fsync of it) happen in a thread of their own,
 when the WAL holds :data:`_RESTART_BYTES` (a webhook's accept and its status add about 17 KB: a
 dozen 1 KB pages of rows and indexes), and every :data:`_IDLE_CHECKPOINT_SECONDS` otherwise. Not
@@ -58,6 +63,8 @@ from gitops.store.syncer import AnyFuture, Outcome, Syncer, answer, failed_if
 T = TypeVar("T")
 _BATCH_LIMIT = 256
 _LOCKED_RETRY_SECONDS = 0.0005
+_LAZY_SECONDS = 0.005
+"""How long a lazy write waits for a batch to join before it is committed in one of its own."""
 WAL_SIZE_LIMIT = 32 * 1024 * 1024
 """What the WAL file is cut back to when it starts over (``PRAGMA journal_size_limit``)."""
 _RESTART_BYTES = WAL_SIZE_LIMIT // 2
@@ -91,15 +98,19 @@ class Writer:
         self._queued: list[_Write] = []
         self._queued_lock = threading.Lock()  # submit may come from more than one event loop's thread
         self._flush_loop: asyncio.AbstractEventLoop | None = None  # where a flush is due, if anywhere
+        self._lazy_flush: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
         self._closing = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint, args=(path,), name="store-checkpoint", daemon=True
         )
         self._checkpointer.start()
 
-    def submit(self, method: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+    def submit(
+        self, method: Callable[..., T], *args: Any, lazy: bool = False
+    ) -> concurrent.futures.Future[T]:
         """Queues the write `method(*args)`; the future is resolved once its transaction is committed
-        (and, with `fsync_commits`, on disk). Writes are committed in the order they were submitted."""
+        (and, with `fsync_commits`, on disk). Writes are committed in the order they were submitted.
+        A `lazy` write on an event loop waits up to :data:`_LAZY_SECONDS` for another to batch with."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         try:
             loop = asyncio.get_running_loop()
@@ -108,7 +119,7 @@ class Writer:
                 outcomes = self._commit_batch([*self._take_queued(), (method, args, future)])
                 self._answer_durable(outcomes, wait=True)
             return future
-        self._queue(loop, (method, args, future))
+        self._queue(loop, (method, args, future), lazy)
         return future
 
     async def write(self, method: Callable[..., T], *args: Any) -> T:
@@ -119,10 +130,14 @@ class Writer:
         self._queue(loop, (method, args, future))
         return await future
 
-    def _queue(self, loop: asyncio.AbstractEventLoop, write: _Write) -> None:
+    def _queue(self, loop: asyncio.AbstractEventLoop, write: _Write, lazy: bool = False) -> None:
         with self._queued_lock:
             self._queued.append(write)
             if self._flush_loop is loop:
+                return
+            if lazy:
+                if self._lazy_flush is None or self._lazy_flush[0] is not loop:
+                    self._lazy_flush = (loop, loop.call_later(_LAZY_SECONDS, self._flush, loop))
                 return
             # A flush may still be due on a loop that has since stopped (asyncio.run ended, a test's
             # loop): this loop flushes instead. Two flushes of one queue are harmless.
@@ -175,6 +190,9 @@ class Writer:
                 more = bool(self._queued)
                 if not more and self._flush_loop is loop:
                     self._flush_loop = None
+                if not more and self._lazy_flush is not None and self._lazy_flush[0] is loop:
+                    self._lazy_flush[1].cancel()  # the lazy writes are in this batch (or it is their timer)
+                    self._lazy_flush = None
             outcomes = self._commit_batch(batch) if batch else []
         finally:
             self.lock.release()

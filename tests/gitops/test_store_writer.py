@@ -116,6 +116,34 @@ def test_a_write_queued_on_the_loop_and_committed_by_a_thread_is_answered_on_the
         store.close()
 
 
+def test_a_lazy_write_joins_the_next_write_s_commit_or_commits_alone_when_none_comes(
+    tmp_path: Path,
+) -> None:
+    """The status journal's writes are lazy: under load each would otherwise be a commit and an fsync
+    of its own after every webhook's accept."""
+    commits: list[float] = []
+    store = Store(tmp_path / "store.sqlite3", on_commit=commits.append)
+    try:
+        run = store.accept(_push(1), []).run
+        commits.clear()
+
+        async def writes() -> None:
+            lazy = store.submit(store.set_message, run.id, "lazy", lazy=True)
+            await asyncio.sleep(0)  # a turn of the loop: a write submitted now would be committed
+            assert not lazy.done()
+            await store.write(store.set_stage_url, run.id, "serve", "http://127.0.0.1:5000")
+            assert lazy.done() and len(commits) == 1  # one commit for both
+            alone = store.submit(store.set_message, run.id, "alone", lazy=True)
+            await asyncio.wait_for(asyncio.wrap_future(alone), 5)  # nothing else comes: it commits
+            assert len(commits) == 2
+
+        asyncio.run(writes())
+        reread = store.get(run.id)
+        assert reread is not None and reread.message == "alone"
+    finally:
+        store.close()
+
+
 def test_a_webhook_is_answered_only_once_its_commit_is_on_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
