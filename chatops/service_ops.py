@@ -23,7 +23,6 @@ from gitops.schedules.model import HistoryEntry
 from gitops.schedules.service import ScheduleService
 from gitops.service import Service
 from gitops.settings import RepositorySettings
-from gitops.status import RunStatus
 
 
 class ServiceOperations:
@@ -111,14 +110,7 @@ class ServiceOperations:
         live = await asyncio.to_thread(_live_services, self.service)
         found: dict[tuple[str, str], ServiceView] = {}
         store = self.views.store
-        done: set[tuple[str, str]] = set()
-        succeeded = store.list_runs(
-            repository=repository, environment=environment, state=RunStatus.SUCCEEDED, limit=500
-        )
-        for run in succeeded:  # newest first: an environment's latest deploy says what it runs
-            if run.action != "deploy" or (run.repository, run.environment) in done:
-                continue
-            done.add((run.repository, run.environment))
+        for run in store.latest_deploys(repository, environment):  # what each environment runs
             namespace = run.namespace or run.environment
             where = _backend_namespace(self.service, namespace)
             for stage in store.stages(run.id):

@@ -88,6 +88,27 @@ class RunReads:
             ).fetchall()
         return [run_from_row(row) for row in rows]
 
+    def latest_deploys(
+        self, repository: str | None = None, environment: str | None = None
+    ) -> list[RunRecord]:
+        """The newest succeeded deploy of each (repository, environment), newest first: what each
+        environment was last deployed with, however many runs came after it elsewhere."""
+        clauses, values = ["state = ?", "action = ?"], [RunStatus.SUCCEEDED.value, "deploy"]
+        if repository:
+            clauses.append("repository LIKE ?")
+            values.append(f"%:{repository.lower()}")
+        if environment:
+            clauses.append("environment = ?")
+            values.append(environment)
+        with self._read_lock:
+            rows = self._read.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE rowid IN (SELECT MAX(rowid) FROM runs "
+                f"WHERE {' AND '.join(clauses)} GROUP BY repository, environment) "
+                "ORDER BY created_at DESC, rowid DESC",
+                values,
+            ).fetchall()
+        return [run_from_row(row) for row in rows]
+
     def distinct(self, column: str) -> list[str]:
         """The values of `column` (environment, trigger, repository, ref) found in runs, sorted."""
         if column not in ("environment", "trigger", "repository", "ref"):
