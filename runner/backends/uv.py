@@ -1,9 +1,10 @@
 """uv, the installer that builds stage environments: where its binary is, and the environment it runs in.
 
 uv ships as a binary inside its PyPI wheel, installed beside this project's interpreter; nothing imports
-it. pip's settings from the environment keep working: each is translated to uv's own variable unless
-that is set already. uv trusts the system's certificate store (UV_SYSTEM_CERTS), as pip does through
-the system's CA bundle, so a TLS-inspecting proxy whose CA the machine trusts keeps working.
+it. pip's settings keep working, from the environment and from pip's configuration files
+(:mod:`runner.backends.pip_config`): each is translated to uv's own variable unless that is set
+already. uv trusts the system's certificate store (UV_SYSTEM_CERTS), as pip does through the system's
+CA bundle, so a TLS-inspecting proxy whose CA the machine trusts keeps working.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sysconfig
 from pathlib import Path
 
 from runner.backends.base import StageError
+from runner.backends.pip_config import pip_settings_from_files
 
 # What uv inherits from the runner's environment as it is (besides every UV_* variable).
 _INHERITED = (
@@ -28,6 +30,7 @@ _PIP_TO_UV = {
     "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
     "PIP_NO_INDEX": "UV_NO_INDEX",
     "PIP_DEFAULT_TIMEOUT": "UV_HTTP_TIMEOUT",
+    "PIP_TIMEOUT": "UV_HTTP_TIMEOUT",
 }
 # pip's CA bundle settings, in pip's order of precedence; uv reads SSL_CERT_FILE.
 _CA_BUNDLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE")
@@ -45,16 +48,18 @@ def uv_command() -> list[str]:
 
 
 def uv_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment uv runs in: pip's index, link and CA settings translated, system certificates on."""
+    """The environment uv runs in: pip's index, link and CA settings translated (a ``PIP_*`` variable
+    over pip's files, as for pip), system certificates on."""
     source = dict(os.environ if environ is None else environ)
+    pip = {**pip_settings_from_files(source), **{k: v for k, v in source.items() if k.startswith("PIP_")}}
     env = {name: source[name] for name in _INHERITED if name in source}
     for pip_name, uv_name in _PIP_TO_UV.items():
-        if pip_name in source:
-            env[uv_name] = source[pip_name]
-    if "PIP_FIND_LINKS" in source:
-        env["UV_FIND_LINKS"] = ",".join(source["PIP_FIND_LINKS"].split())
+        if pip_name in pip:
+            env[uv_name] = pip[pip_name]
+    if "PIP_FIND_LINKS" in pip:
+        env["UV_FIND_LINKS"] = ",".join(pip["PIP_FIND_LINKS"].split())
     if "SSL_CERT_FILE" not in env:
-        bundle = next((source[n] for n in _CA_BUNDLES if source.get(n)), None)
+        bundle = next((v for n in _CA_BUNDLES if (v := pip.get(n) or source.get(n))), None)
         if bundle is not None:
             env["SSL_CERT_FILE"] = bundle
     env["UV_SYSTEM_CERTS"] = "1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -52,6 +53,61 @@ def test_pip_settings_from_the_environment_become_uv_settings() -> None:
     assert "GITHUB_TOKEN" not in env
     both = uv_environment({"SSL_CERT_FILE": "/a.pem", "REQUESTS_CA_BUNDLE": "/b.pem"})
     assert both["SSL_CERT_FILE"] == "/a.pem"
+
+
+def _pip_conf(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_pip_s_configuration_files_become_uv_settings_in_pip_s_order(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    legacy = "[global]\nindex-url = https://legacy.example/simple\ntimeout = 7\n"
+    _pip_conf(home / ".pip" / "pip.conf", legacy)
+    _pip_conf(home / ".config" / "pip" / "pip.conf", (
+        "[global]\nindex-url = https://user.example/simple\ntrusted-host = user.example\n"
+        "extra-index-url =\n    https://a.example/simple\n    https://b.example/simple\n"
+        "[install]\nfind-links = /opt/one /opt/two\n[download]\nindex-url = https://not-install.example\n"
+    ))
+    machine = {"HOME": str(home), "XDG_CONFIG_DIRS": str(tmp_path / "no-global")}
+
+    env = uv_environment({**machine, "PIP_TRUSTED_HOST": "env.example"})
+
+    assert env["UV_INDEX_URL"] == "https://user.example/simple"  # the current file over the legacy one
+    assert env["UV_HTTP_TIMEOUT"] == "7"
+    assert env["UV_EXTRA_INDEX_URL"].split() == ["https://a.example/simple", "https://b.example/simple"]
+    assert env["UV_FIND_LINKS"] == "/opt/one,/opt/two"  # [install] counts, other commands' do not
+    assert env["UV_INSECURE_HOST"] == "env.example"  # a PIP_* variable over every file, as for pip
+    assert uv_environment({**machine, "UV_INDEX_URL": "https://uv.example"})["UV_INDEX_URL"] == (
+        "https://uv.example"
+    )
+
+    named = _pip_conf(tmp_path / "named.conf", "[global]\nno-index = true\n")
+    with_named = uv_environment({**machine, "PIP_CONFIG_FILE": str(named)})
+    assert with_named["UV_NO_INDEX"] == "true"
+    assert "UV_INDEX_URL" not in with_named  # a named file that exists: the user's files are not read
+    assert "UV_INDEX_URL" not in uv_environment({**machine, "PIP_CONFIG_FILE": os.devnull})
+
+
+def test_an_index_set_in_pip_conf_is_used(
+    tmp_path: Path, local_index: str, seed_wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine set up for pip (its index in pip.conf, no variable) builds stage environments."""
+    for name in ("PIP_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    _pip_conf(home / ".config" / "pip" / "pip.conf",
+              f"[global]\nindex-url = {local_index}\nfind-links = {seed_wheels}\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    cache = VenvCache(tmp_path / "cache" / "venvs")
+
+    python = asyncio.run(cache.ensure(["bodywork-test-only-package==2.0"], lambda line: None))
+
+    result = subprocess.run([str(python), "-c", "import bw_test_only; print(bw_test_only.X)"],
+                            capture_output=True, text=True, check=False)
+    assert result.stdout.strip() == "2"
 
 
 def test_an_environment_is_like_bodyworks_image_and_is_reused(tmp_path: Path) -> None:

@@ -109,7 +109,11 @@ WRONG_IMPORTS = [
     ("gitops/service.py", "import uvicorn", "uvicorn (and its h11) only in gitops.commands.serve"),
     ("gitops/runs.py", "import httpx", "httpx only in gitops.statuses.http"),
     ("gitops/queue.py", "import sqlite3", "sqlite3 only in the gitops.store package"),
-    ("runner/ini_layout.py", "import configparser as _", "configparser only in runner.ini_files"),
+    (
+        "runner/ini_layout.py",
+        "import configparser as _",
+        "configparser only in runner.ini_files and runner.backends.pip_config",
+    ),
     ("chatops/notifier.py", "import slack_sdk", "slack_sdk only in chatops.slack_api"),
     ("gitops/service.py", "import apscheduler", APSCHEDULER),
     ("runner/schedule.py", "import apscheduler", APSCHEDULER),
