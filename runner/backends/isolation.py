@@ -8,11 +8,16 @@ backend this module provides, without the backend's other modules knowing the de
   (``PR_SET_PDEATHSIG``); everywhere, each started stage is recorded in a folder of the backend's
   state, and :meth:`Isolation.reap` stops what a killed predecessor left running (its whole process
   group), so a restarted service never runs a stage twice or finds a port held by an orphan;
-* **no access to secrets**: when the service runs as root, stages run as an unprivileged user
-  (``nobody`` by default), with a scrubbed environment (:mod:`runner.backends.processes`) and a
-  HOME of their own; the service's ``/proc/<pid>/environ``, its secret files (mode 0600) and its
-  store (mode 0600, in a folder only root may list) are then out of reach. The service also marks
-  itself non-dumpable, so that a same-user process cannot read its memory or environment either.
+* **no access to secrets**: when the service runs as root, stages run as an unprivileged user, with
+  a scrubbed environment (:mod:`runner.backends.processes`) and a HOME of their own; the service's
+  ``/proc/<pid>/environ``, its secret files (mode 0600) and its store (mode 0600, in a folder only
+  root may list) are then out of reach. The service also marks itself non-dumpable, so that a
+  same-user process cannot read its memory or environment either;
+* **environments apart**: each environment's stages get a user id of their own (:class:`StageUsers`,
+  from :data:`STAGE_UID_BASE`, no account needed), and their workspace and artifacts folders are that
+  user's alone (0700). A preview branch's stage (anyone who can push) can then neither read a
+  production stage's environment (its secrets) through ``/proc`` nor read or change its artifacts, as
+  it could when every stage ran as ``nobody``. A configured ``stage_user`` is shared by all.
 
 Where the service does not run as root, a stage runs as the service's user and could read what the
 service can: :attr:`Isolation.isolated` is False and the service refuses untrusted (preview) code.
@@ -28,6 +33,7 @@ import os
 import pwd
 import signal
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +45,10 @@ from runner.backends.ports import group_members
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+STAGE_UID_BASE = 2_000_000_000
+"""The first user (and group) id of the environments' stage users: far above any account's, and below
+2**31, which some tools still read as a signed number."""
+_STAGE_USER_NAME = "bodywork-stage"
 _PR_SET_DUMPABLE = 4
 MARKER_VARIABLE = "BODYWORK_STAGE_ID"
 """Set in every stage's environment: how a process found at start-up is recognized as one of ours."""
@@ -83,12 +93,43 @@ def stage_user(name: str | None) -> StageUser | None:
     return StageUser(entry.pw_uid, entry.pw_gid, entry.pw_name)
 
 
+class StageUsers:
+    """One unprivileged user id per environment (keyed by its artifacts folder), recorded in `path`
+    so that an environment keeps its id across restarts and no two environments ever share one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def of(self, key: str) -> StageUser:
+        with self._lock:
+            try:
+                table: dict[str, int] = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                table = {}
+            uid = table.get(key)
+            if not isinstance(uid, int):
+                uid = table[key] = max(table.values(), default=STAGE_UID_BASE - 1) + 1
+                temporary = self.path.with_suffix(".tmp")
+                temporary.write_text(json.dumps(table))
+                temporary.replace(self.path)
+        return StageUser(uid, uid, _STAGE_USER_NAME)
+
+
 class Isolation:
     """How stage processes are started and kept track of; one per backend."""
 
-    def __init__(self, record_dir: Path, user: StageUser | None = None, niceness: int = 0) -> None:
+    def __init__(
+        self,
+        record_dir: Path,
+        user: StageUser | None = None,
+        niceness: int = 0,
+        users: StageUsers | None = None,
+    ) -> None:
+        """Stages run as `user` when given, else as their environment's user from `users` (if any)."""
         self.record_dir = record_dir
         self.user = user
+        self.users = users
         self.niceness = niceness
         record_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(record_dir, 0o700)
@@ -97,15 +138,28 @@ class Isolation:
     def for_state_dir(
         cls, state_dir: Path, user_name: str | None = None, switch_user: bool = True, niceness: int = 0
     ) -> Isolation:
-        """Records under `state_dir`; stages run as `user_name` (when root) if `switch_user`, at
-        `niceness` (added to this process's)."""
-        user = stage_user(user_name) if switch_user else None
-        return cls(state_dir / "stage-processes", user, niceness)
+        """Records under `state_dir`; if `switch_user` and this process is root, stages run as
+        `user_name`, or by default as a user of their environment's own; at `niceness` (added to this
+        process's)."""
+        record_dir = state_dir / "stage-processes"
+        if not switch_user:
+            return cls(record_dir, niceness=niceness)
+        if user_name:
+            return cls(record_dir, stage_user(user_name), niceness)
+        if not hasattr(os, "geteuid") or os.geteuid() != 0:  # no user to switch to
+            return cls(record_dir, niceness=niceness)
+        return cls(record_dir, niceness=niceness, users=StageUsers(state_dir / "stage-users.json"))
 
     @property
     def isolated(self) -> bool:
         """Whether a stage runs as a user that cannot read the service's secrets."""
-        return self.user is not None
+        return self.user is not None or self.users is not None
+
+    def user_for(self, env: Mapping[str, str]) -> StageUser | None:
+        """The user a stage with environment `env` runs as (None: this process's)."""
+        if self.user is not None or self.users is None:
+            return self.user
+        return self.users.of(env.get(ARTIFACTS_DIR_VARIABLE, ""))
 
     # -- starting --------------------------------------------------------------------------------
 
@@ -114,20 +168,22 @@ class Isolation:
         reach its interpreter."""
         prepared = dict(env)
         prepared[MARKER_VARIABLE] = uuid.uuid4().hex
-        if self.user is not None:
+        user = self.user_for(env)
+        if user is not None:
             for folder in (cwd, Path(env.get(ARTIFACTS_DIR_VARIABLE, cwd))):
-                _hand_over(folder, self.user)
+                _hand_over(folder, user)
             _let_through(Path(argv[0]))
             _let_through(Path(argv[0]).resolve())  # a venv's python links to the base interpreter
             prepared["HOME"] = str(cwd)
-            prepared["USER"] = prepared["LOGNAME"] = self.user.name
+            prepared["USER"] = prepared["LOGNAME"] = user.name
         return prepared
 
-    def spawn_options(self) -> dict[str, object]:
-        """Keyword arguments for ``subprocess.Popen``: a session (and process group) of its own, the
-        CPU priority, the stage user, and the death signal, set in that order in the child."""
+    def spawn_options(self, env: Mapping[str, str]) -> dict[str, object]:
+        """Keyword arguments for ``subprocess.Popen`` of a stage with environment `env`: a session
+        (and process group) of its own, the CPU priority, the stage user, and the death signal, set in
+        that order in the child."""
         parent = os.getpid()
-        user = self.user
+        user = self.user_for(env)
         niceness = self.niceness
 
         def in_child() -> None:  # runs between fork and exec: async-signal-safe calls only
@@ -201,7 +257,8 @@ def _is_our_group(pgid: int, marker: str) -> bool:
 
 
 def _hand_over(folder: Path, user: StageUser) -> None:
-    """Makes `folder` and everything in it the stage user's (a workspace, an artifacts folder)."""
+    """Makes `folder` and everything in it the stage user's alone (a workspace, an artifacts folder):
+    another environment's stage user may neither list it nor read what is in it."""
     if not folder.exists():
         return
     for root, folders, files in os.walk(folder):
@@ -210,6 +267,8 @@ def _hand_over(folder: Path, user: StageUser) -> None:
                 os.lchown(os.path.join(root, name), user.uid, user.gid)
         with contextlib.suppress(OSError):
             os.lchown(root, user.uid, user.gid)
+    with contextlib.suppress(OSError):
+        os.chmod(folder, 0o700)
     _let_through(folder)
 
 

@@ -88,10 +88,11 @@ class LocalBackend:
         stage_user: str | None = None,
         stage_niceness: int = 0,
     ) -> None:
-        """`isolate_stages`: run stages as `stage_user` (default ``nobody``) when this process is root
-        (:mod:`runner.backends.isolation`); stages always die with this process, and what a killed
-        predecessor left running is stopped here. `stage_niceness` (0-19) lowers the CPU priority of
-        stages (and what they start), so that the process starting them stays responsive."""
+        """`isolate_stages`: when this process is root, run stages as `stage_user`, by default as a user
+        of their environment's own (:mod:`runner.backends.isolation`); stages always die with this
+        process, and what a killed predecessor left running is stopped here. `stage_niceness` (0-19)
+        lowers the CPU priority of stages (and what they start), so that the process starting them
+        stays responsive."""
         if not 0 <= stage_niceness <= 19:
             raise StageError(
                 f"the backend option stage_niceness must be from 0 (as this process) to 19 (idle CPU "

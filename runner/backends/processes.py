@@ -88,7 +88,7 @@ class StageProcess:
         options: dict[str, Any] = {"start_new_session": True}
         if isolation is not None:
             env = isolation.prepare(argv, cwd, env)
-            options = isolation.spawn_options()
+            options = isolation.spawn_options(env)
         loop = asyncio.get_running_loop()
         spawn = asyncio.wrap_future(_SPAWNER.submit(_popen, argv, cwd, env, options))
         try:
