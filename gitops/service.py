@@ -294,9 +294,11 @@ class Service:
         """A run was queued (by a push, the API or a schedule): wake the dispatcher, report statuses."""
         if self.dispatcher is not None:
             self.dispatcher.wake()
-        self.reporter.queued(accepted.run)
+        # The superseded first: a run of the same commit (a re-run asked twice) shares its commit's
+        # status, and the newest status of a commit and context is the one it shows.
         for old in accepted.superseded:
             self.reporter.superseded(old, accepted.run)
+        self.reporter.queued(accepted.run)
 
     def cancel(self, run_id: str, reason: str = "cancelled through the API") -> RunRecord | None:
         """Cancels a queued or running run; returns the run as it is now (None when unknown)."""

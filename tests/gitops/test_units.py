@@ -10,8 +10,10 @@ import pytest
 from gitops.environments import Target, preview_environment, target_for
 from gitops.queue import Candidate, Picked, pick
 from gitops.secret import Secret
-from gitops.settings import RepositorySettings, SettingsError, load_settings
+from gitops.service import Service
+from gitops.settings import RepositorySettings, Settings, SettingsError, load_settings
 from gitops.status import RunStatus
+from gitops.statuses import CommitStatus, StatusState
 from gitops.store import NewRun, Store
 from gitops.webhooks import ZERO_SHA, Ignored, MalformedWebhook, Ping, PushEvent, github, gitlab
 
@@ -245,6 +247,34 @@ def test_store_accepts_once_per_key_and_coalesces_queued_runs_of_a_ref(tmp_path:
     assert store.prune_deliveries(older_than=second.run.created_at + 1) == 3
     assert not store.accept(_new("a" * 40), ["k1"]).duplicate
     store.close()
+
+
+def test_a_run_that_supersedes_a_run_of_its_own_commit_leaves_its_own_status_on_the_commit(
+    tmp_path: Path,
+) -> None:
+    """A re-run asked twice: both runs are of one commit, so they share its status; the commit must
+    show the queued run, not the superseded one as cancelled."""
+    repository = RepositorySettings(
+        url="https://github.com/acme/pipelines.git", provider="github", name="acme/pipelines",
+        api_base="https://api.github.com", webhook_secret=Secret("s"), api_token=Secret("t"),
+    )
+    published: list[CommitStatus] = []
+
+    class Recording:
+        def publish(self, status: CommitStatus) -> None:
+            published.append(status)
+
+    settings = Settings(repositories=(repository,), data_dir=tmp_path)
+    service = Service(settings, publisher=Recording())  # type: ignore[arg-type]
+    store = Store(tmp_path / "store.sqlite3")
+    try:
+        store.accept(_new("a" * 40), ["first"])
+        again = store.accept(_new("a" * 40), ["second"])
+        service.announce(again)
+    finally:
+        store.close()
+    assert [s.state for s in published] == [StatusState.CANCELED, StatusState.PENDING]
+    assert published[-1].target_url.endswith(again.run.id)
 
 
 def test_store_recovery_requeues_interrupted_runs_once_then_fails_them(tmp_path: Path) -> None:
