@@ -96,7 +96,6 @@ class Store(RunReads):
         """A write transaction (a savepoint in the writer's batch); also for the store's other modules."""
         return self._writer.transaction()
 
-    _transaction = transaction
 
     # -- accepting -----------------------------------------------------------------------------
 
@@ -109,7 +108,7 @@ class Store(RunReads):
         keys = list(dict.fromkeys(k for k in keys if k))
         now = time.time()
         # Few statements on purpose: this runs on the event loop while a webhook waits for its answer.
-        with self._transaction() as db:
+        with self.transaction() as db:
             if keys:
                 marks = ", ".join("?" * len(keys))
                 seen = db.execute(
@@ -158,7 +157,7 @@ class Store(RunReads):
 
     def mark_running(self, run_id: str) -> bool:
         """queued -> running; False when the run is no longer queued (cancelled, superseded)."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             cursor = db.execute(
                 "UPDATE runs SET state = ?, started_at = ? WHERE id = ? AND state = ?",
                 (RunStatus.RUNNING.value, time.time(), run_id, RunStatus.QUEUED.value),
@@ -168,7 +167,7 @@ class Store(RunReads):
     def set_pipeline(
         self, run_id: str, pipeline: str, steps: Sequence[Sequence[str]], namespace: str
     ) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE runs SET pipeline = ?, steps = ?, namespace = ? WHERE id = ?",
                 (pipeline, json.dumps([list(s) for s in steps]), namespace, run_id),
@@ -192,7 +191,7 @@ class Store(RunReads):
         """Sets the final status of a queued or running run (ended `at`, default now) and, for a failed
         one, its kind of failure; returns it, or None if it was already final."""
         at = time.time() if at is None else at
-        with self._transaction() as db:
+        with self.transaction() as db:
             cursor = db.execute(
                 "UPDATE runs SET state = ?, reason = ?, problems = ?, finished_at = ?, failure = ? "
                 "WHERE id = ? AND state IN (?, ?)",
@@ -208,7 +207,7 @@ class Store(RunReads):
             return self._get(run_id)
 
     def stage_started(self, run_id: str, stage: str, kind: str, attempt: int, at: float) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO stages (run_id, stage, kind, state, attempts, started_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, stage) DO UPDATE SET "
@@ -220,7 +219,7 @@ class Store(RunReads):
     def stage_finished(
         self, run_id: str, stage: str, state: str, attempts: int, started_at: float, at: float, reason: str
     ) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO stages (run_id, stage, state, attempts, started_at, finished_at, reason) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, stage) DO UPDATE SET "
@@ -232,17 +231,17 @@ class Store(RunReads):
 
     def set_message(self, run_id: str, message: str) -> None:
         """The message of the run's commit (at most 4000 characters are kept)."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute("UPDATE runs SET message = ? WHERE id = ?", (message[:4000], run_id))
 
     def set_stage_url(self, run_id: str, stage: str, url: str) -> None:
         """Where a deployed service stage answers (in the cluster, or on this machine)."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute("UPDATE stages SET url = ? WHERE run_id = ? AND stage = ?", (url, run_id, stage))
 
     def add_logs(self, run_id: str, lines: Iterable[tuple[str, str, float]]) -> None:
         """Appends (stage, line, at) records."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.executemany(
                 "INSERT INTO logs (run_id, stage, line, at) VALUES (?, ?, ?, ?)",
                 [(run_id, stage, line, at) for stage, line, at in lines],
@@ -258,7 +257,7 @@ class Store(RunReads):
         return MessageRecord(rows[0][0], rows[0][1], frozenset(json.loads(rows[0][2]))) if rows else None
 
     def put_message(self, run_id: str, sink: str, channel: str, ts: str) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO run_messages (run_id, sink, channel, ts) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (run_id, sink) DO UPDATE SET channel = excluded.channel, ts = excluded.ts",
@@ -266,7 +265,7 @@ class Store(RunReads):
             )
 
     def add_message_part(self, run_id: str, sink: str, part: str) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             rows = db.execute(
                 "SELECT parts FROM run_messages WHERE run_id = ? AND sink = ?", (run_id, sink)
             ).fetchall()
@@ -278,7 +277,7 @@ class Store(RunReads):
                 )
 
     def add_audit(self, at: float, actor: str, action: str, outcome: str, entry: dict[str, Any]) -> int:
-        with self._transaction() as db:
+        with self.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO audit (at, actor, action, outcome, entry) VALUES (?, ?, ?, ?, ?)",
                 (at, actor, action, outcome, json.dumps(entry)),
@@ -296,14 +295,14 @@ class Store(RunReads):
 
     def prune_deliveries(self, older_than: float) -> int:
         """Forgets delivery ids received before `older_than` (epoch seconds); returns how many."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             return db.execute("DELETE FROM deliveries WHERE received_at < ?", (older_than,)).rowcount
 
     def recover(self, max_reruns: int) -> Recovered:
         """After a restart: each run left 'running' is queued again, or failed after `max_reruns`."""
         requeued, failed = [], []
         now = time.time()
-        with self._transaction() as db:
+        with self.transaction() as db:
             rows = db.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs WHERE state = ? ORDER BY created_at",
                 (RunStatus.RUNNING.value,),
