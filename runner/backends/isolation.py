@@ -45,11 +45,11 @@ from runner.backends.ports import group_members
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 STAGE_UID_BASE = 2_000_000_000
 """The first user (and group) id of the environments' stage users: far above any account's, and below
 2**31, which some tools still read as a signed number."""
 _STAGE_USER_NAME = "bodywork-stage"
-_PR_SET_DUMPABLE = 4
 MARKER_VARIABLE = "BODYWORK_STAGE_ID"
 """Set in every stage's environment: how a process found at start-up is recognized as one of ours."""
 
