@@ -190,6 +190,23 @@ def memory_run(service: ServiceProcess, pid: int, webhooks: int, request: Reques
     return chunk * 10, accepted
 
 
+_NOISY = ("etcd", "kube-apiserver", "kubelet", "containerd")
+"""What the Kubernetes test cluster runs: left up after a test run, it competes for the two CPUs."""
+
+
+def noisy_neighbours() -> list[str]:
+    """The names of the test cluster's processes running on this machine (Linux; empty elsewhere)."""
+    found = set()
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            name = comm.read_text().strip()
+        except OSError:  # the process ended
+            continue
+        if name in _NOISY:
+            found.add(name)
+    return sorted(found)
+
+
 def drain(service: ServiceProcess, db: Path) -> None:
     def idle() -> bool:
         runs = service.client.get("/api/runs", params={"state": "queued", "limit": 1}).json()["runs"]
@@ -233,6 +250,9 @@ def main() -> int:
     parser.add_argument("--latency-runs", type=int, default=15)
     parser.add_argument("--commits", type=int, default=5000)
     args = parser.parse_args()
+    if neighbours := noisy_neighbours():
+        print(f"note: the Kubernetes test cluster is running ({', '.join(neighbours)}); its etcd and "
+              "controllers widen both servers' tails. `.venv/bin/python scripts/cluster.py down` stops it.")
 
     with tempfile.TemporaryDirectory(prefix="bench-service-") as folder:
         work = Path(folder)
