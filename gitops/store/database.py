@@ -96,7 +96,6 @@ class Store(RunReads):
         """A write transaction (a savepoint in the writer's batch); also for the store's other modules."""
         return self._writer.transaction()
 
-
     # -- accepting -----------------------------------------------------------------------------
 
     def accept(self, new: NewRun, keys: Iterable[str], coalesce: bool = True) -> Accepted:

@@ -79,14 +79,7 @@ class RunReads:
 
     def latest_runs(self, repository: str | None = None) -> list[RunRecord]:
         """The newest run of each (repository, environment), found in SQL: no row parsed for the rest."""
-        where, values = ("WHERE repository LIKE ?", [f"%:{repository.lower()}"]) if repository else ("", [])
-        with self._read_lock:
-            rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE rowid IN "
-                f"(SELECT MAX(rowid) FROM runs {where} GROUP BY repository, environment)",
-                values,
-            ).fetchall()
-        return [run_from_row(row) for row in rows]
+        return self._newest_of_each_environment([], [], repository)
 
     def latest_deploys(
         self, repository: str | None = None, environment: str | None = None
@@ -94,19 +87,23 @@ class RunReads:
         """The newest succeeded deploy of each (repository, environment), newest first: what each
         environment was last deployed with, however many runs came after it elsewhere."""
         clauses, values = ["state = ?", "action = ?"], [RunStatus.SUCCEEDED.value, "deploy"]
-        if repository:
-            clauses.append("repository LIKE ?")
-            values.append(f"%:{repository.lower()}")
         if environment:
             clauses.append("environment = ?")
             values.append(environment)
-        with self._read_lock:
-            rows = self._read.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE rowid IN (SELECT MAX(rowid) FROM runs "
-                f"WHERE {' AND '.join(clauses)} GROUP BY repository, environment) "
-                "ORDER BY created_at DESC, rowid DESC",
-                values,
-            ).fetchall()
+        return self._newest_of_each_environment(clauses, values, repository)
+
+    def _newest_of_each_environment(
+        self, clauses: list[str], values: list[str], repository: str | None
+    ) -> list[RunRecord]:
+        """Of the runs matching `clauses`, the newest of each (repository, environment), newest first."""
+        if repository:
+            clauses, values = [*clauses, "repository LIKE ?"], [*values, f"%:{repository.lower()}"]
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.query(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE rowid IN (SELECT MAX(rowid) FROM runs {where} "
+            "GROUP BY repository, environment) ORDER BY created_at DESC, rowid DESC",
+            values,
+        )
         return [run_from_row(row) for row in rows]
 
     def distinct(self, column: str) -> list[str]:

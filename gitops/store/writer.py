@@ -207,7 +207,7 @@ class Writer:
 
     def _answer_durable(self, outcomes: list[Outcome], wait: bool) -> None:
         """Resolves the futures once their commit is on disk: now when `wait` (in this thread), else
-        from the syncer's thread."""
+        when the syncer (its helper process or its thread) has synced it."""
         if self._syncer is None or not outcomes:
             answer(outcomes)
         elif wait:

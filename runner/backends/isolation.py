@@ -100,18 +100,21 @@ class StageUsers:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._table: dict[str, int] | None = None  # read once: only this backend writes it
 
     def of(self, key: str) -> StageUser:
         with self._lock:
-            try:
-                table: dict[str, int] = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                table = {}
-            uid = table.get(key)
-            if not isinstance(uid, int):
-                uid = table[key] = max(table.values(), default=STAGE_UID_BASE - 1) + 1
+            if self._table is None:
+                try:
+                    loaded = json.loads(self.path.read_text())
+                except (OSError, ValueError):
+                    loaded = {}
+                self._table = {k: v for k, v in loaded.items() if isinstance(v, int)}
+            uid = self._table.get(key)
+            if uid is None:
+                uid = self._table[key] = max(self._table.values(), default=STAGE_UID_BASE - 1) + 1
                 temporary = self.path.with_suffix(".tmp")
-                temporary.write_text(json.dumps(table))
+                temporary.write_text(json.dumps(self._table))
                 temporary.replace(self.path)
         return StageUser(uid, uid, _STAGE_USER_NAME)
 

@@ -51,15 +51,15 @@ def uv_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The environment uv runs in: pip's index, link and CA settings translated (a ``PIP_*`` variable
     over pip's files, as for pip), system certificates on."""
     source = dict(os.environ if environ is None else environ)
-    pip = {**pip_settings_from_files(source), **{k: v for k, v in source.items() if k.startswith("PIP_")}}
+    settings = {**pip_settings_from_files(source), **source}  # a variable wins over pip's files
     env = {name: source[name] for name in _INHERITED if name in source}
     for pip_name, uv_name in _PIP_TO_UV.items():
-        if pip_name in pip:
-            env[uv_name] = pip[pip_name]
-    if "PIP_FIND_LINKS" in pip:
-        env["UV_FIND_LINKS"] = ",".join(pip["PIP_FIND_LINKS"].split())
+        if pip_name in settings:
+            env[uv_name] = settings[pip_name]
+    if "PIP_FIND_LINKS" in settings:
+        env["UV_FIND_LINKS"] = ",".join(settings["PIP_FIND_LINKS"].split())
     if "SSL_CERT_FILE" not in env:
-        bundle = next((v for n in _CA_BUNDLES if (v := pip.get(n) or source.get(n))), None)
+        bundle = next((settings[n] for n in _CA_BUNDLES if settings.get(n)), None)
         if bundle is not None:
             env["SSL_CERT_FILE"] = bundle
     env["UV_SYSTEM_CERTS"] = "1"
