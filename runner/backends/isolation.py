@@ -13,11 +13,12 @@ backend this module provides, without the backend's other modules knowing the de
   ``/proc/<pid>/environ``, its secret files (mode 0600) and its store (mode 0600, in a folder only
   root may list) are then out of reach. The service also marks itself non-dumpable, so that a
   same-user process cannot read its memory or environment either;
-* **environments apart**: each environment's stages get a user id of their own (:class:`StageUsers`,
-  from :data:`STAGE_UID_BASE`, no account needed), and their workspace and artifacts folders are that
-  user's alone (0700). A preview branch's stage (anyone who can push) can then neither read a
-  production stage's environment (its secrets) through ``/proc`` nor read or change its artifacts, as
-  it could when every stage ran as ``nobody``. A configured ``stage_user`` is shared by all.
+* **environments apart**: each environment's stages get a user id of their own
+  (:mod:`runner.backends.stage_users`: no account needed, never an id this machine uses), and their
+  workspace and artifacts folders are that user's alone (0700). A preview branch's stage (anyone who
+  can push) can then neither read a production stage's environment (its secrets) through ``/proc``
+  nor read or change its artifacts, as it could when every stage ran as ``nobody``. A configured
+  ``stage_user`` is shared by all.
 
 Where the service does not run as root, a stage runs as the service's user and could read what the
 service can: :attr:`Isolation.isolated` is False and the service refuses untrusted (preview) code.
@@ -33,23 +34,19 @@ import os
 import pwd
 import signal
 import sys
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from runner.backends.base import ARTIFACTS_DIR_VARIABLE
 from runner.backends.ports import group_members
+from runner.backends.stage_users import STAGE_UID_BASE as STAGE_UID_BASE  # re-exported
+from runner.backends.stage_users import StageUser, StageUsers
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
-STAGE_UID_BASE = 2_000_000_000
-"""The first user (and group) id of the environments' stage users: far above any account's, and below
-2**31, which some tools still read as a signed number."""
-_STAGE_USER_NAME = "bodywork-stage"
 MARKER_VARIABLE = "BODYWORK_STAGE_ID"
 """Set in every stage's environment: how a process found at start-up is recognized as one of ours."""
 
@@ -73,13 +70,6 @@ def make_undumpable() -> bool:
     return _PRCTL is not None and _PRCTL(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
 
 
-@dataclass(frozen=True)
-class StageUser:
-    uid: int
-    gid: int
-    name: str
-
-
 def stage_user(name: str | None) -> StageUser | None:
     """The user stages run as: `name` (default ``nobody``) when this process is root, else None."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
@@ -91,32 +81,6 @@ def stage_user(name: str | None) -> StageUser | None:
     if entry.pw_uid == 0:
         return None
     return StageUser(entry.pw_uid, entry.pw_gid, entry.pw_name)
-
-
-class StageUsers:
-    """One unprivileged user id per environment (keyed by its artifacts folder), recorded in `path`
-    so that an environment keeps its id across restarts and no two environments ever share one."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._table: dict[str, int] | None = None  # read once: only this backend writes it
-
-    def of(self, key: str) -> StageUser:
-        with self._lock:
-            if self._table is None:
-                try:
-                    loaded = json.loads(self.path.read_text())
-                except (OSError, ValueError):
-                    loaded = {}
-                self._table = {k: v for k, v in loaded.items() if isinstance(v, int)}
-            uid = self._table.get(key)
-            if uid is None:
-                uid = self._table[key] = max(self._table.values(), default=STAGE_UID_BASE - 1) + 1
-                temporary = self.path.with_suffix(".tmp")
-                temporary.write_text(json.dumps(self._table))
-                temporary.replace(self.path)
-        return StageUser(uid, uid, _STAGE_USER_NAME)
 
 
 class Isolation:
