@@ -7,12 +7,18 @@ an environment keeps its id across restarts, and holds ``next``, the id above ev
 far. An environment whose artifacts folder is gone (torn down) leaves the record when the next new
 environment is given an id, but ``next`` keeps its id from being handed out again: files of a torn-down
 environment may outlive it, and must not become a new environment's.
+
+So the record is written durably (a power loss leaves the old record or the new one, whole), and a
+record that cannot be read or is not one (an empty file, ids out of range, ``next`` not above them)
+refuses the stage with the fix: read as empty, it would hand out the ids again from the base.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,36 +103,101 @@ class StageUsers:
                 f"the subordinate range that holds them, or set the backend option stage_user to run "
                 f"every environment's stages as that one account"
             )
-        record.ids = {folder: id_ for folder, id_ in record.ids.items() if Path(folder).exists()}
-        record.ids[key] = uid
-        record.next = uid + 1
+        ids = {folder: id_ for folder, id_ in record.ids.items() if Path(folder).exists()}
+        ids[key] = uid
+        # On disk before any stage runs as it; the record in memory changes only once it is.
+        try:
+            _write_durably(self.path, json.dumps({"next": uid + 1, "environments": ids}))
+        except OSError as error:
+            raise StageError(
+                f"{self.path} cannot be written ({error}), so the stage user id {uid} of a new environment "
+                f"would not be recorded and could be handed out again. Fix the file system of "
+                f"{self.path.parent} (space, permissions, errors in the system log)"
+            ) from error
+        record.ids, record.next = ids, uid + 1
         self._checked.intersection_update(record.ids)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"next": record.next, "environments": record.ids}))
-        temporary.replace(self.path)
         return uid
 
     def _read(self) -> _Record:
+        """The record; none yet (no environment) when there is no file. One that cannot be read or is
+        not a record is kept as it is and refuses the stage: the ids handed out are unknown then."""
         try:
-            loaded = json.loads(self.path.read_text())
+            content = self.path.read_bytes()
         except FileNotFoundError:
-            loaded = {}
-        except (OSError, ValueError) as error:
-            log.warning("%s cannot be read (%s): stage user ids may repeat ones handed out", self.path, error)
-            loaded = {}
-        return _parse(loaded if isinstance(loaded, dict) else {})
+            return _Record({}, STAGE_UID_BASE)
+        except OSError as error:
+            raise self._untrusted(f"cannot be read ({error})") from error
+        try:
+            return _parse(json.loads(content))
+        except ValueError as error:  # not text, not JSON, or not a record (_Corrupt)
+            raise self._untrusted(f"is not a record of stage user ids ({error})") from error
+
+    def _untrusted(self, problem: str) -> StageError:
+        state = self.path.parent
+        return StageError(
+            f"{self.path} {problem}, so the stage user ids handed out before cannot be trusted: a new "
+            f"environment could get one another environment has, and with it that environment's files "
+            f"and, while both run, its secrets. Restore it from a backup; or delete it only if every "
+            f"environment's workspace and artifacts folder under {state} ({state / 'runs'}, "
+            f"{state / 'environments'}) is removed too, as their files are owned by the ids it recorded"
+        )
 
 
-def _parse(loaded: dict[str, object]) -> _Record:
+class _Corrupt(ValueError):
+    """What makes a record's JSON not a record."""
+
+
+def _parse(loaded: object) -> _Record:
     """The record from its JSON; also of the first format, ``{folder: id}`` with no ``next``, whose ids
-    were all handed out in order (so ``next`` is above the largest)."""
-    environments = loaded.get("environments")
-    table = environments if isinstance(environments, dict) else loaded
-    ids = {str(folder): id_ for folder, id_ in table.items() if _is_id(id_)}
-    recorded_next = loaded.get("next") if isinstance(environments, dict) else None
-    floor = recorded_next if _is_id(recorded_next) else STAGE_UID_BASE
-    return _Record(ids, max([STAGE_UID_BASE, floor, *(id_ + 1 for id_ in ids.values())]))
+    were all handed out in order (so ``next`` is above the largest). Raises _Corrupt for anything else."""
+    if not isinstance(loaded, dict):
+        raise _Corrupt(f"a JSON {type(loaded).__name__}, not an object")
+    if "next" not in loaded and "environments" not in loaded:  # the first format (its keys are paths)
+        ids = _environments(loaded)
+        return _Record(ids, max([STAGE_UID_BASE, *(id_ + 1 for id_ in ids.values())]))
+    if set(loaded) != {"next", "environments"}:
+        raise _Corrupt(f'keys {sorted(loaded)}, not "next" and "environments"')
+    ids, next_id = _environments(loaded["environments"]), loaded["next"]
+    if not _is_id(next_id) or not STAGE_UID_BASE <= next_id <= LAST_ID + 1:
+        raise _Corrupt(f'"next" is {next_id!r}, not a number from {STAGE_UID_BASE} to {LAST_ID + 1}')
+    if ids and next_id <= max(ids.values()):
+        raise _Corrupt(f'"next" is {next_id}, not above the id {max(ids.values())} of an environment')
+    return _Record(ids, next_id)
+
+
+def _environments(table: object) -> dict[str, int]:
+    """Artifacts folder -> id, each id in the stage users' range and no two environments' the same."""
+    if not isinstance(table, dict):
+        raise _Corrupt(f"the environments are a JSON {type(table).__name__}, not an object")
+    for folder, id_ in table.items():
+        if not _is_id(id_) or not STAGE_UID_BASE <= id_ <= LAST_ID:
+            raise _Corrupt(f"the id of {folder} is {id_!r}, not a number from {STAGE_UID_BASE} to {LAST_ID}")
+    if len(set(table.values())) != len(table):
+        raise _Corrupt("two environments have the same id")
+    return {str(folder): id_ for folder, id_ in table.items()}
 
 
 def _is_id(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Replaces `path` by a file of `text`, on disk when this returns. Without the fsyncs a power loss
+    could leave the new name on an empty or partial file (ext4 and xfs write the data later), or bring
+    back the old file: an old record's lower "next" would hand out the new ids again."""
+    temporary = path.with_suffix(".tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)  # the rename is a change of the folder
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
