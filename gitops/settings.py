@@ -19,6 +19,7 @@ from gitops.extensions import Extension, check_sections, discover
 from gitops.limits import HttpLimits, read_limits
 from gitops.logs import FORMATS as LOG_FORMATS
 from gitops.pages_access import PagesSettings, read_pages
+from gitops.public_url import path_prefix, read_public_url
 from gitops.repository_settings import PROVIDERS as PROVIDERS  # re-exported
 from gitops.repository_settings import RepositorySettings as RepositorySettings
 from gitops.repository_settings import read_repositories
@@ -42,7 +43,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
-    """Base of the links in commit statuses (the run pages)."""
+    """Base of the links in commit statuses and Slack messages; its path is the prefix the service is
+    served under (:attr:`path_prefix`)."""
     data_dir: Path = Path(".bodywork/service")
     """Holds the store (SQLite), the mirrors and the checkouts."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -82,6 +84,12 @@ class Settings:
     trust_preview_branches: bool = False
     """Run preview branches on the local backend even where stages cannot be isolated from the
     service (see "Threat model" in docs/service.md); off, they are refused there."""
+
+    @property
+    def path_prefix(self) -> str:
+        """The path of `public_url` (``/bodywork``): links, redirects and the login cookie carry it, and
+        requests are answered with it and without it (a proxy may strip it). "" at the root of a host."""
+        return path_prefix(self.public_url)
 
     @property
     def store_path(self) -> Path:
@@ -223,12 +231,13 @@ def _listening(reader: ConfigReader, service: Mapping[str, Any], environ: Mappin
         reader.problem("service.backend", f"must be one of {', '.join(BACKENDS)}, not {backend!r}")
     port = reader.integer(service, "port", "service", defaults.port, 0)
     host = reader.string(service, "host", "service", defaults.host) or defaults.host
-    public_url = reader.string(service, "public_url", "service") or f"http://{host}:{port}"
+    written = reader.string(service, "public_url", "service")
+    public_url = read_public_url(reader, written) if written else f"http://{host}:{port}"
     backend_options = reader.mapping(service.get("backend_options"), "service.backend_options")
     if backend in BACKENDS:
         _check_backend_options(reader, backend, backend_options)
     return dataclasses.replace(
-        defaults, backend=backend, port=port, host=host, public_url=public_url.rstrip("/"),
+        defaults, backend=backend, port=port, host=host, public_url=public_url,
         backend_options=dict(backend_options),
     )
 

@@ -7,6 +7,8 @@ service (schedules, metrics) is a new module here whose ``routes`` :func:`create
 extension (:mod:`gitops.extensions`, e.g. ChatOps) brings its own through ``Extension.routes``.
 
 Pages and the read API are guarded by :class:`~gitops.web.access.PagesGuard` (``pages.access``).
+Behind a path prefix (the path of ``service.public_url``) every route answers with the prefix and
+without it, and everything the service sends carries it (:mod:`gitops.web.prefix`).
 
 Bad input never yields a 5xx: 400 malformed, 401 bad signature, 403/401 bad API token, 404 unknown run,
 413 body too large; an event that is merely ignored answers 200 with the reason.
@@ -25,6 +27,7 @@ from gitops.service import Service
 from gitops.web import api, live, metrics, pages, schedules, session, sources, webhooks
 from gitops.web.access import PagesGuard
 from gitops.web.bodies import ByteBudget
+from gitops.web.prefix import PathPrefix, check_prefix
 from gitops.web.templating import static
 
 BUILTIN_ROUTES: tuple[Sequence[BaseRoute], ...] = (
@@ -56,7 +59,8 @@ def create_app(
 ) -> Starlette:
     """The ASGI app of `service`: its routes, then `extra_routes`, then the extensions' routes.
 
-    The app's lifespan starts and stops the service (and so its extensions).
+    The app's lifespan starts and stops the service (and so its extensions). A prefix that begins one
+    of the routes' paths raises :class:`~gitops.settings.SettingsError`.
     """
 
     @contextlib.asynccontextmanager
@@ -69,8 +73,12 @@ def create_app(
 
     routes = [route for group in BUILTIN_ROUTES for route in group]
     routes += [*extra_routes, *extension_routes(service)]
-    # The guard comes first: pages and the read API follow `pages.access` (gitops.web.access).
+    check_prefix(service.settings.public_url, routes)
+    # The guard comes first: pages and the read API follow `pages.access` (gitops.web.access); before
+    # it, a request without the prefix gets it (gitops.web.prefix).
     guarded = [Middleware(PagesGuard), *middleware]
+    if service.settings.path_prefix:
+        guarded.insert(0, Middleware(PathPrefix, prefix=service.settings.path_prefix))
     app = Starlette(routes=routes, middleware=guarded, lifespan=lifespan)
     app.state.service = service
     app.state.body_budget = ByteBudget(service.settings.limits.max_buffered_bytes)

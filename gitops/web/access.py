@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 
 from gitops.secret import Secret
 from gitops.web.bodies import BodyRefused
+from gitops.web.prefix import prefix_of, route_path
 from gitops.web.responses import error, read_body, refused, service_of
 
 COOKIE = "bodywork_session"
@@ -93,7 +94,7 @@ def csrf_ok(request: Request, form: dict[str, str]) -> bool:
 def _guarded(scope: Scope) -> bool:
     if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
         return False
-    path: str = scope["path"]
+    path = route_path(scope)
     return path == "/" or path.startswith(_READ_PREFIXES)
 
 
@@ -123,14 +124,15 @@ def _refusal(request: Request) -> Response:
             "(open, or proxy behind an authenticating proxy) or a token (pages.token_env, "
             "service.api_token_env); see docs/pages.md",
         )
-    if request.url.path.startswith("/api/"):
+    if route_path(request.scope).startswith("/api/"):
         if pages.access == "proxy":
             return error(401, f"sign in through the proxy (it sets {pages.proxy_user_header})")
         return error(401, "the read API needs a bearer token (pages.access: token)")
     if pages.access == "proxy":
         return error(401, "sign in through the authenticating proxy in front of this service")
+    # The path as the browser sees it (with the prefix, gitops.web.prefix), back after the login.
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+    return RedirectResponse(f"{prefix_of(request)}/login?next={quote(target, safe='')}", status_code=303)
 
 
 async def read_form(request: Request) -> dict[str, str] | Response:

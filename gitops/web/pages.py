@@ -20,6 +20,7 @@ from gitops.status import RunStatus
 from gitops.store import RunRecord
 from gitops.web import views
 from gitops.web.access import csrf_ok, read_form, visitor
+from gitops.web.prefix import prefix_of
 from gitops.web.responses import service_of
 from gitops.web.schedules_view import schedule_of
 from gitops.web.templating import render, render_streaming
@@ -105,7 +106,7 @@ async def rerun(request: Request) -> Response:
     decision = await service.trigger(repository, ref, run.commit, target, None)
     if decision.run is None:
         return _problem(request, 409, "Cannot re-run", decision.reason)
-    return RedirectResponse(f"/runs/{decision.run.id}", status_code=303)
+    return RedirectResponse(f"{prefix_of(request)}/runs/{decision.run.id}", status_code=303)
 
 
 async def cancel(request: Request) -> Response:
@@ -114,7 +115,7 @@ async def cancel(request: Request) -> Response:
         return checked
     run, service = checked
     service.cancel(run.id)
-    return RedirectResponse(f"/runs/{run.id}", status_code=303)
+    return RedirectResponse(f"{prefix_of(request)}/runs/{run.id}", status_code=303)
 
 
 async def environments(request: Request) -> Response:

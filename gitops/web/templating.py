@@ -3,6 +3,9 @@
 Templates are ``.html`` files, so every ``{{ value }}`` is escaped (``select_autoescape``): a branch
 name, a commit message or a log line is text on the page, never markup. Only this module knows where
 the templates and static files live (package data of ``gitops``).
+
+Every path a template writes (links, form actions, the style sheet and the script, the run page's
+stream) begins with ``{{ root }}``: the service's prefix (:mod:`gitops.web.prefix`), "" at the root.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from starlette.templating import Jinja2Templates
 
 from gitops.web import views
 from gitops.web.access import visitor
+from gitops.web.prefix import prefix_of
 
 _HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=_HERE / "templates")
@@ -28,6 +32,7 @@ templates.env.filters.update(
     ref=views.ref_name,
     short=lambda sha: sha[:10],
 )
+templates.env.globals["root"] = ""  # a page rendered without a request (render_text)
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 
@@ -35,8 +40,9 @@ static = Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="sta
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    """The page `name` with `context`, plus what every page shows (who is signed in)."""
+    """The page `name` with `context`, plus what every page shows (who is signed in, the prefix)."""
     context.setdefault("visitor", visitor(request))
+    context.setdefault("root", prefix_of(request))
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -49,6 +55,7 @@ def render_streaming(request: Request, name: str, context: dict[str, Any]) -> Re
     browser draws the top of the page while the log is still being rendered, and the rendering runs
     in a worker thread, so the event loop (webhooks, live updates) never waits for it."""
     context.setdefault("visitor", visitor(request))
+    context.setdefault("root", prefix_of(request))
     context.setdefault("request", request)
     parts = templates.get_template(name).generate(context)
     return StreamingResponse(_chunks(parts), media_type="text/html; charset=utf-8")

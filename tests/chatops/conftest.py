@@ -100,6 +100,7 @@ def slack_service(
         socket_mode: bool = False,
         backend: str = "",
         repo_extra: str = "",
+        public_url: str = "http://bodywork.example.invalid",
         **options: Any,
     ) -> SlackService:
         environ = {
@@ -113,7 +114,7 @@ def slack_service(
         config = f"""
 service:
   data_dir: {tmp_path / "data"}
-  public_url: http://bodywork.example.invalid
+  public_url: {public_url}
   api_token_env: API_TOKEN
   status_min_interval_seconds: 0
   quiet_period_seconds: 0

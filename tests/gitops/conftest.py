@@ -88,6 +88,7 @@ def make_service(
         repo_extra: str = "",
         github_url: str = "",
         max_concurrent: int = 4,
+        public_url: str = "http://bodywork.example.invalid",
         **service_options: Any,
     ) -> RunningService:
         environ = {
@@ -100,7 +101,7 @@ def make_service(
         config = f"""
 service:
   data_dir: {tmp_path / "data"}
-  public_url: http://bodywork.example.invalid
+  public_url: {public_url}
   api_token_env: API_TOKEN
   status_min_interval_seconds: 0
   fetch_attempts: 4

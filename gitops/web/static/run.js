@@ -90,7 +90,8 @@
     }
   }
 
-  var source = new EventSource("/runs/" + encodeURIComponent(main.dataset.run) + "/events?after=" + empty.dataset.after);
+  // The stream's path comes from the page: it carries the service's prefix (behind a proxy at a path).
+  var source = new EventSource(main.dataset.events + "?after=" + empty.dataset.after);
   source.addEventListener("logs", function (event) { addLines(JSON.parse(event.data)); });
   source.addEventListener("run", function (event) { showRun(JSON.parse(event.data)); });
   source.addEventListener("end", function () { source.close(); main.dataset.final = "true"; });
