@@ -49,12 +49,27 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "http://%s.%s.svc:%v" (include "bodywork.fullname" .) .Release.Namespace .Values.service.port -}}
 {{- end -}}
 
-{{/* Where GitHub, GitLab and Slack reach the service, and what run links in commit statuses use. */}}
+{{/*
+The Ingress rule's path: ingress.path, else the path of config.public_url (the prefix the service is
+served under, docs/pages.md), else /.
+*/}}
+{{- define "bodywork.ingressPath" -}}
+{{- if .Values.ingress.path -}}
+{{- .Values.ingress.path -}}
+{{- else -}}
+{{- default "/" ((urlParse (.Values.config.public_url | default "")).path | trimSuffix "/") -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Where GitHub, GitLab, Slack and browsers reach the service, and what run links in commit statuses use;
+its path is the prefix the service is served under.
+*/}}
 {{- define "bodywork.publicUrl" -}}
 {{- if .Values.config.public_url -}}
 {{- .Values.config.public_url | trimSuffix "/" -}}
 {{- else if and .Values.ingress.enabled .Values.ingress.host -}}
-{{- printf "%s://%s%s" (ternary "https" "http" (not (empty .Values.ingress.tlsSecretName))) .Values.ingress.host (.Values.ingress.path | trimSuffix "/") -}}
+{{- printf "%s://%s%s" (ternary "https" "http" (not (empty .Values.ingress.tlsSecretName))) .Values.ingress.host (include "bodywork.ingressPath" . | trimSuffix "/") -}}
 {{- else -}}
 {{- include "bodywork.internalUrl" . -}}
 {{- end -}}

@@ -156,6 +156,29 @@ def test_the_rendered_config_is_accepted_by_the_service_with_the_mounted_secrets
     assert gitlab.known_hosts_file.read_text() == GITLAB_REPOSITORY["known_hosts"]
 
 
+def test_the_ingress_path_follows_the_prefix_of_the_public_url(helm: Helm) -> None:
+    """The service is served under the path of its public URL (docs/pages.md): the Ingress routes that
+    path to it, and the probes keep calling the pod at its root."""
+    ingress = {"enabled": True, "host": "example.com", "tlsSecretName": "tls"}
+
+    def rendered(values: dict[str, Any]) -> tuple[str, str, str]:
+        objects = helm.template(values)
+        [path] = find(objects, "Ingress")["spec"]["rules"][0]["http"]["paths"]
+        config = yaml.safe_load(find(objects, "ConfigMap")["data"]["config.yaml"])
+        (container,) = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        return path["path"], path["pathType"], config["service"]["public_url"]
+
+    prefixed = {"config": {"public_url": "https://example.com/ml/bodywork/"}, "ingress": ingress}
+    assert rendered(prefixed) == ("/ml/bodywork", "Prefix", "https://example.com/ml/bodywork")
+    at_root = {"config": {"public_url": "https://example.com"}, "ingress": ingress}
+    assert rendered(at_root) == ("/", "Prefix", "https://example.com")
+    by_path = {"ingress": {**ingress, "path": "/bodywork"}}  # no public_url: the Ingress makes it
+    assert rendered(by_path) == ("/bodywork", "Prefix", "https://example.com/bodywork")
+    assert rendered({"ingress": ingress}) == ("/", "Prefix", "https://example.com")
+    helm.run("lint", "--strict", str(CHART), values=prefixed)
+
+
 @pytest.mark.parametrize(
     ("values", "field", "problem"),
     [
@@ -163,6 +186,8 @@ def test_the_rendered_config_is_accepted_by_the_service_with_the_mounted_secrets
         ({"replicaCount": 2}, "/replicaCount", "maximum"),
         ({"replicas": 1}, "replicas", "additional properties"),
         ({"config": {"port": 9000}}, "/config", "port"),
+        ({"config": {"public_url": "https://example.com/bodywork?team=ml"}}, "/config/public_url", "pattern"),
+        ({"config": {"public_url": "https://example.com/ml team"}}, "/config/public_url", "pattern"),
         ({"rbac": {"mode": "namespaces"}}, "/rbac", "namespaces"),
         ({"rbac": {"mode": "everything"}}, "/rbac/mode", "cluster"),
         (
