@@ -7,7 +7,8 @@ before the webhook is answered. One concept per module:
 * :mod:`~gitops.store.schema`: the schema and its numbered migrations (``PRAGMA user_version``);
 * :mod:`~gitops.store.writer`: the write connection, group commit on the event loop, the fsync thread;
 * :mod:`~gitops.store.reads`: the reads of runs, stages and logs (a mixin of :class:`Store`);
-* :mod:`~gitops.store.database`: :class:`Store`, its connections and writes.
+* :mod:`~gitops.store.database`: :class:`Store`, its connections and writes;
+* :mod:`~gitops.store.changes`: the change feed its writes tell once committed (live pages, Slack).
 """
 
 from gitops.store.database import Store

@@ -1,7 +1,8 @@
 """The store's queries and writes: runs, their stages and logs, and delivery ids for idempotency.
 
 Statuses are bound as SQL parameters, never spelled in SQL text. Reads use a connection of their own,
-so a reader never waits for a writer's fsync.
+so a reader never waits for a writer's fsync. Each write of a run tells :attr:`Store.changes` what it
+changed, once committed (:mod:`gitops.store.changes`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gitops.status import ACTIVE, FailureKind, RunStatus
+from gitops.store.changes import Change, Changes
 from gitops.store.reads import RunReads
 from gitops.store.records import (
     RUN_COLUMNS,
@@ -66,12 +68,15 @@ class Store(RunReads):
         migrate(db)
         self._db = db
         self._writer = Writer(db, path, on_commit, fsync_commits, fsync_helper)
+        self.changes = Changes()
+        """Told of each committed change of a run (its logs, its row, its stages) by the writes below."""
         self._read_lock = threading.Lock()
         self._read = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._read.execute("PRAGMA busy_timeout=5000")
         self.schedules = ScheduleTables(self._writer, self._read, self._read_lock, self.accept)
 
     def close(self) -> None:
+        self.changes.stop()
         self._writer.close()
         with self._read_lock:
             self._read.close()
@@ -95,6 +100,10 @@ class Store(RunReads):
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction (a savepoint in the writer's batch); also for the store's other modules."""
         return self._writer.transaction()
+
+    def _changed(self, run_id: str, what: Change) -> None:
+        """Inside a write: the followers of `run_id` are told of `what` once it is committed."""
+        self._writer.after_commit(self.changes.changed, run_id, what)
 
     # -- accepting -----------------------------------------------------------------------------
 
@@ -144,6 +153,8 @@ class Store(RunReads):
                     ),
                 ).fetchall()
                 superseded = sorted(map(run_from_row, rows), key=lambda run: run.created_at)
+            for run in superseded:
+                self._changed(run.id, Change.RUN)
         return Accepted(created, duplicate=False, superseded=superseded)
 
     # -- reading -------------------------------------------------------------------------------
@@ -161,7 +172,10 @@ class Store(RunReads):
                 "UPDATE runs SET state = ?, started_at = ? WHERE id = ? AND state = ?",
                 (RunStatus.RUNNING.value, time.time(), run_id, RunStatus.QUEUED.value),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            self._changed(run_id, Change.RUN)
+            return True
 
     def set_pipeline(
         self, run_id: str, pipeline: str, steps: Sequence[Sequence[str]], namespace: str
@@ -177,6 +191,7 @@ class Store(RunReads):
                         "INSERT OR IGNORE INTO stages (run_id, stage, state) VALUES (?, ?, ?)",
                         (run_id, stage, StageState.PENDING.value),
                     )
+            self._changed(run_id, Change.RUN | Change.STAGES)
 
     def finish(
         self,
@@ -199,10 +214,11 @@ class Store(RunReads):
             )
             if cursor.rowcount != 1:
                 return None
-            db.execute(
+            cancelled = db.execute(
                 "UPDATE stages SET state = ?, finished_at = ? WHERE run_id = ? AND state = ?",
                 (StageState.CANCELLED.value, time.time(), run_id, StageState.RUNNING.value),
-            )
+            ).rowcount
+            self._changed(run_id, (Change.RUN | Change.STAGES) if cancelled else Change.RUN)
             return self._get(run_id)
 
     def stage_started(self, run_id: str, stage: str, kind: str, attempt: int, at: float) -> None:
@@ -214,6 +230,7 @@ class Store(RunReads):
                 "started_at = COALESCE(stages.started_at, excluded.started_at)",
                 (run_id, stage, kind, StageState.RUNNING.value, attempt, at),
             )
+            self._changed(run_id, Change.STAGES)
 
     def stage_finished(
         self, run_id: str, stage: str, state: str, attempts: int, started_at: float, at: float, reason: str
@@ -227,16 +244,19 @@ class Store(RunReads):
                 "finished_at = excluded.finished_at, reason = excluded.reason",
                 (run_id, stage, state, attempts, started_at, at, reason),
             )
+            self._changed(run_id, Change.STAGES)
 
     def set_message(self, run_id: str, message: str) -> None:
         """The message of the run's commit (at most 4000 characters are kept)."""
         with self.transaction() as db:
             db.execute("UPDATE runs SET message = ? WHERE id = ?", (message[:4000], run_id))
+            self._changed(run_id, Change.RUN)
 
     def set_stage_url(self, run_id: str, stage: str, url: str) -> None:
         """Where a deployed service stage answers (in the cluster, or on this machine)."""
         with self.transaction() as db:
             db.execute("UPDATE stages SET url = ? WHERE run_id = ? AND stage = ?", (url, run_id, stage))
+            self._changed(run_id, Change.STAGES)
 
     def add_logs(self, run_id: str, lines: Iterable[tuple[str, str, float]]) -> None:
         """Appends (stage, line, at) records."""
@@ -245,6 +265,7 @@ class Store(RunReads):
                 "INSERT INTO logs (run_id, stage, line, at) VALUES (?, ?, ?, ?)",
                 [(run_id, stage, line, at) for stage, line, at in lines],
             )
+            self._changed(run_id, Change.LOGS)
 
     # -- chat messages of runs, and the audit log ----------------------------------------------
 
@@ -338,6 +359,7 @@ class Store(RunReads):
                 db.execute(
                     "INSERT INTO logs (run_id, stage, line, at) VALUES (?, '', ?, ?)", (run.id, note, now)
                 )
+                self._changed(run.id, Change.ALL)
         return Recovered(
             [r for r in (self._get(x.id) for x in requeued) if r],
             [r for r in (self._get(x.id) for x in failed) if r],

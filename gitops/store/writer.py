@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import sqlite3
 import struct
 import threading
@@ -61,6 +62,7 @@ from typing import Any, TypeVar
 from gitops.store.syncer import AnyFuture, Outcome, Syncer, answer, failed_if
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _BATCH_LIMIT = 256
 _LOCKED_RETRY_SECONDS = 0.0005
 _LAZY_SECONDS = 0.005
@@ -99,6 +101,8 @@ class Writer:
         self._queued_lock = threading.Lock()  # submit may come from more than one event loop's thread
         self._flush_loop: asyncio.AbstractEventLoop | None = None  # where a flush is due, if anywhere
         self._lazy_flush: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
+        self._after: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        """What to call once the open transaction is committed (:meth:`after_commit`)."""
         self._closing = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint, args=(path,), name="store-checkpoint", daemon=True
@@ -155,10 +159,17 @@ class Writer:
                 self._syncer.close()  # after it has answered what it was given
             self.db.close()
 
+    def after_commit(self, callback: Callable[..., None], *args: Any) -> None:
+        """Inside :meth:`transaction`: `callback(*args)` is called once it is committed (with the batch
+        it is part of), in the thread that committed it, before the fsync (readers see the write
+        then); never if it is rolled back. For the store's change feed: it must be quick."""
+        self._after.append((callback, args))
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A transaction of its own, or a savepoint when inside a batch of queued writes."""
         with self.lock:
+            mark = len(self._after)
             if self._batching:
                 self.db.execute("SAVEPOINT write")
                 try:
@@ -166,6 +177,7 @@ class Writer:
                 except BaseException:
                     self.db.execute("ROLLBACK TO write")
                     self.db.execute("RELEASE write")
+                    del self._after[mark:]
                     raise
                 self.db.execute("RELEASE write")
                 return
@@ -174,8 +186,10 @@ class Writer:
                 yield self.db
             except BaseException:
                 self.db.execute("ROLLBACK")
+                del self._after[mark:]
                 raise
             self.db.execute("COMMIT")
+            self._committed()
             if self._syncer is not None and (problem := self._syncer.sync()) is not None:
                 raise problem
 
@@ -232,10 +246,20 @@ class Writer:
             self._batching = False
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
+            self._after.clear()
             outcomes = [(future, None, failure) for _, _, future in batch]
+        self._committed()
         if self._on_commit is not None:
             self._on_commit(time.perf_counter() - started)
         return outcomes
+
+    def _committed(self) -> None:
+        after, self._after = self._after, []
+        for callback, args in after:
+            try:
+                callback(*args)
+            except Exception:  # the write is committed whatever a listener does
+                log.exception("after a commit, %r failed", callback)
 
     def _checkpoint(self, path: Path) -> None:
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
