@@ -72,10 +72,20 @@ class Service:
         self.mirrors: Mirrors | None = None
         self.schedules: ScheduleService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.draining = False
-        """Set when the server begins to shut down: long-lived responses (live streams) end."""
+        self._draining = False
         self.metrics = Metrics(queue_depth=self._queue_depth)
         """The service's Prometheus metrics (``GET /metrics``); extensions count their calls here."""
+
+    @property
+    def draining(self) -> bool:
+        """Set when the server begins to shut down: long-lived responses (live streams) end."""
+        return self._draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self._draining = value
+        if value and self.store is not None:
+            self.store.changes.stop()  # the live streams waiting for a change look up now, and end
 
     # -- life cycle -----------------------------------------------------------------------------
 

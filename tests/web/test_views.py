@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def test_the_live_events_send_lines_and_states_then_end(tmp_path: Path) -> None:
 async def _events(store: Store, run_id: str, after: int, finish_after: int) -> list[tuple[str, Any]]:
     """The events `follow` yields; after `finish_after` of them, the run ends with a last line."""
     found: list[tuple[str, Any]] = []
-    async for text in follow(store, run_id, after, poll=0.01):
+    async for text in follow(store, run_id, after, fallback=0.01):
         if text.startswith(":"):
             continue
         fields = dict(line.split(": ", 1) for line in text.strip().splitlines())
@@ -146,6 +147,41 @@ async def _events(store: Store, run_id: str, after: int, finish_after: int) -> l
             store.add_logs(run_id, [("", "bye", 2.0)])
             store.finish(run_id, RunStatus.FAILED, "oops", failure=FailureKind.PIPELINE)
     return found
+
+
+def test_an_idle_stream_sends_keep_alive_comments_without_reading_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "store.sqlite3")
+    run = store.accept(NewRun("github:acme/p", "github", "refs/heads/main", SHA, "prod", None, False,
+                              "deploy", "webhook"), []).run
+    store.mark_running(run.id)
+    reads: list[str] = []
+    original = store.get
+
+    def counted_get(run_id: str) -> RunRecord | None:
+        reads.append(run_id)
+        return original(run_id)
+
+    store.get = counted_get  # type: ignore[method-assign]
+
+    async def go() -> list[str]:
+        texts: list[str] = []
+        stream = follow(store, run.id, 0, fallback=3600, keepalive=0.05)
+        async with contextlib.aclosing(stream):
+            async for text in stream:
+                texts.append(text)
+                if texts.count(": keep-alive\n\n") == 3:
+                    break
+        return texts
+
+    try:
+        texts = asyncio.run(asyncio.wait_for(go(), 10))
+        assert store.changes.followed() == {}
+    finally:
+        store.close()
+    assert texts[0].startswith("event: run") and texts[1:] == [": keep-alive\n\n"] * 3
+    assert reads == [run.id]  # the first look only: nothing changed since
 
 
 class _Visitor:
