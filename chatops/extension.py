@@ -25,6 +25,7 @@ from gitops.secret import Secret
 from gitops.service import Service
 from gitops.settings import Settings
 from gitops.store import RunRecord
+from gitops.store.changes import Change
 from runner.redaction import Redactor
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class SlackExtension:
 
     def __init__(self) -> None:
         self.notifier: Notifier | None = None
+        self._unwatch: Callable[[], None] | None = None
         self.courier: Courier | None = None
         self.dispatch: Dispatch | None = None
         self.http: HttpTransport | None = None
@@ -86,6 +88,7 @@ class SlackExtension:
         ids = StoreMessageIds(store)
         self.notifier = Notifier(api, courier, views, ids, slack.channel_for, mask)
         self.notifier.start()
+        self._unwatch = store.changes.watch(self.notifier.progressed, Change.STAGES)
         for run in store.list_runs(limit=500):
             has_message = ids.get(run.id) is not None
             if has_message and not run.state.is_final:
@@ -112,6 +115,8 @@ class SlackExtension:
             await self.socket.stop()
         if self.dispatch is not None:
             await self.dispatch.drain()
+        if self._unwatch is not None:
+            self._unwatch()
         if self.notifier is not None:
             await self.notifier.stop()
         if self.courier is not None:

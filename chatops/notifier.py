@@ -6,8 +6,9 @@ while Slack is slow or rate limited coalesce into one update, so a 429 storm cos
 
 - The message's channel and ``ts`` are kept through :class:`MessageIds` (the store), so a restarted
   service updates the same message. Which stage logs were posted is kept too.
-- Stage progress is not announced to the notifier: while a run is not final it is read again every
-  ``watch_interval`` seconds, and an unchanged message costs no call.
+- Stage progress is announced by the store's change feed (:meth:`Notifier.progressed`): a run whose
+  message is up (and not final) is read again at once when one of its stages changed, and at the
+  latest every ``watch_interval`` seconds (a fallback); an unchanged message costs no call.
 - A queued run gets its message only once it has waited ``queued_notice`` seconds (or when it starts):
   a burst of pushes coalesced into one run posts one message, not one per push.
 - A post whose outcome is unknown (timeout, 5xx) is never repeated: the run goes without a message
@@ -32,6 +33,8 @@ from chatops.render import Mask, log_reply, no_mask, run_message
 from chatops.slack_api import MaybeApplied, Posted, Refused, SlackApi
 
 log = logging.getLogger(__name__)
+WATCH_SECONDS = 10.0
+"""The default ``watch_interval``: how often a run in progress is read without a change announced."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class Notifier:
         channel_for: Callable[[str, str], str],
         mask: Mask = no_mask,
         queued_notice: float = 2.0,
-        watch_interval: float = 2.0,
+        watch_interval: float | None = None,
         retry_later: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -87,7 +90,7 @@ class Notifier:
         self.channel_for = channel_for
         self.mask = mask
         self.queued_notice = queued_notice
-        self.watch_interval = watch_interval
+        self.watch_interval = WATCH_SECONDS if watch_interval is None else watch_interval
         self.retry_later = retry_later
         self.clock = clock
         self._due: dict[str, float] = {}
@@ -96,6 +99,11 @@ class Notifier:
         self._abandoned: set[str] = set()
         self._with_message: set[str] = set()
         """Runs not final whose message this process posted or found in the store."""
+        self._watched: set[str] = set()
+        """Runs not final whose next look is the watch (``watch_interval``): a stage change brings it on."""
+        self._syncing: str | None = None
+        self._again = False
+        """A stage of the run being synced changed meanwhile: look again at once."""
         self._busy = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -116,6 +124,17 @@ class Notifier:
                 return
         self._due[run_id] = self.clock()
         self._wake.set()
+
+    def progressed(self, run_id: str) -> None:
+        """A stage of the run changed (the store's change feed). Safe to call from the event loop only.
+
+        A run being watched is brought up to date now rather than at its next look; any other run costs
+        nothing (a run without a message, or final, is told of its status by :meth:`changed`)."""
+        if run_id == self._syncing:
+            self._again = True
+        elif run_id in self._watched:
+            self._due[run_id] = self.clock()
+            self._wake.set()
 
     def remember(self, run_id: str) -> None:
         """The run has a message already (found in the store at start-up)."""
@@ -146,7 +165,8 @@ class Notifier:
                 continue
             run_id = ready[0][1]
             del self._due[run_id]
-            self._busy = True
+            self._watched.discard(run_id)
+            self._busy, self._syncing, self._again = True, run_id, False
             try:
                 await self._sync(run_id)
             except GaveUp as gave_up:
@@ -154,7 +174,7 @@ class Notifier:
             except Exception:
                 log.exception("Slack: could not bring run %s up to date", run_id)
             finally:
-                self._busy = False
+                self._busy, self._syncing = False, None
 
     def _gave_up(self, run_id: str, gave_up: GaveUp) -> None:
         if isinstance(gave_up.error, MaybeApplied) and self.ids.get(run_id) is None:
@@ -185,8 +205,13 @@ class Notifier:
         else:
             self._with_message.add(run_id)
         await self._post_logs(run, ref)
-        if not run.is_final:  # stage progress is read from the store, not announced: look again soon
+        if run.is_final:
+            return
+        if self._again:  # a stage changed while Slack was being told
+            self._due[run_id] = self.clock()
+        else:  # stage changes bring the next look on (progressed); this is the fallback
             self._due.setdefault(run_id, self.clock() + self.watch_interval)
+        self._watched.add(run_id)
 
     async def _post(self, run: RunView) -> MessageRef | None:
         if run.state == "superseded" or (

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
+from chatops import notifier
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.slack_api import FakeSlack
 from tests.gitops.helpers import ZERO, SourceRepo, pipeline_files, wait_until
+from tests.pages.helpers import gated_script
 
 from .conftest import SlackServiceFactory
 
@@ -123,3 +126,36 @@ def test_a_restart_mid_run_keeps_updating_the_one_message(
         "Log of prepare (succeeded)",
         "Log of train (succeeded)",
     ]
+
+
+def test_stage_progress_reaches_the_message_as_the_store_records_it(
+    slack_service: SlackServiceFactory,
+    github_repo: SourceRepo,
+    fake_slack: FakeSlack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The notifier follows the store's change feed: with its fallback look an hour away, a stage
+    that starts still shows on the message while the run waits."""
+    monkeypatch.setattr(notifier, "WATCH_SECONDS", 3600.0)
+    gate = tmp_path / "gate"
+    files = pipeline_files(dag="prepare", scripts={"prepare.py": gated_script(gate, "waiting", "done")})
+    sha = github_repo.commit(files)
+    github_repo.push()
+    service = slack_service()
+    run_id = service.push("refs/heads/main", ZERO, sha)
+
+    def shows_prepare_running() -> bool:
+        top = fake_slack.top_level()
+        return len(top) == 1 and "`prepare` (batch) running" in str(top[0].blocks)
+
+    wait_until(shows_prepare_running, what="the message saying prepare is running")
+    assert service.running.run(run_id)["state"] == "running"
+    gate.touch()
+    assert service.running.wait_for(run_id)["state"] == "succeeded"
+
+    def final() -> bool:
+        [message] = fake_slack.top_level()
+        return "Succeeded" in message.text and len(fake_slack.replies(message)) == 1
+
+    wait_until(final, what="the final message, prepare's log in its thread")

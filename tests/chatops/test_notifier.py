@@ -13,6 +13,7 @@ from chatops.model import RunView, StageView
 from chatops.notifier import MessageRef, Notifier
 from chatops.slack_api import SlackApi
 from gitops.secret import Secret
+from gitops.store.changes import Change, Changes
 from tests.fakes.clock import FakeTime
 from tests.fakes.slack_api import FakeSlack
 
@@ -245,3 +246,83 @@ def test_a_burst_of_queued_and_superseded_runs_costs_no_reads_until_one_is_due(s
 
     asyncio.run(go())
     assert reads == [] and slack.requests == []
+
+
+def test_a_stage_change_told_by_the_store_updates_the_message_at_once_and_lines_cost_nothing(
+    slack: FakeSlack,
+) -> None:
+    """The store's change feed announces stage changes (committed in any thread): a run whose message
+    is up is read again then, not at its next look (an hour away here); log lines, and runs the
+    notifier is not watching, cost no read."""
+    memory, fake_time = Memory(), FakeTime()
+    reads: list[str] = []
+    original = memory.view
+
+    def counting_view(run_id: str) -> RunView | None:
+        reads.append(run_id)
+        return original(run_id)
+
+    memory.view = counting_view  # type: ignore[method-assign]
+    feed = Changes()
+    run = a_run("running", stages=(StageView("prepare", "batch", "running", 1.0),))
+    finished = replace(run, stages=(StageView("prepare", "batch", "succeeded", 1.0, 2.0),))
+
+    async def go() -> None:
+        n = notifier(slack, memory, fake_time)
+        n.watch_interval = 3600.0
+        n.start()
+        unwatch = feed.watch(n.progressed, Change.STAGES)
+        memory.runs[run.id] = run
+        n.changed(run.id, "running")
+        await n.idle()
+        assert len(reads) == 1 and len(slack.top_level()) == 1
+        feed.changed(run.id, Change.LOGS)  # new lines: not on the message
+        feed.changed("not-watched", Change.STAGES)
+        await asyncio.sleep(0.1)
+        await n.idle()
+        assert len(reads) == 1
+        memory.runs[run.id] = finished
+        await asyncio.to_thread(feed.changed, run.id, Change.STAGES)  # committed in a worker thread
+        for _ in range(500):
+            if slack.top_level()[0].updates:
+                break
+            await asyncio.sleep(0.01)
+        await n.idle()
+        unwatch()
+        await n.stop()
+
+    asyncio.run(go())
+    [message] = slack.top_level()
+    assert len(message.updates) == 1 and "succeeded" in str(message.blocks) and len(reads) == 2
+    assert [r.text for r in slack.replies(message)] == ["Log of prepare: empty"]  # its log in the thread
+
+
+def test_a_stage_change_while_slack_is_being_told_is_looked_at_as_soon_as_that_is_done(
+    slack: FakeSlack,
+) -> None:
+    memory, fake_time = Memory(), FakeTime()
+    run = a_run("running", stages=(StageView("prepare", "batch", "running", 1.0),))
+    finished = replace(run, stages=(StageView("prepare", "batch", "succeeded", 1.0, 2.0),))
+    n = notifier(slack, memory, fake_time)
+    n.watch_interval = 3600.0
+    original = memory.view
+
+    def view_then_the_stage_finishes(run_id: str) -> RunView | None:
+        found = original(run_id)
+        if memory.runs[run_id] is run:  # committed while this look is under way
+            memory.runs[run_id] = finished
+            n.progressed(run_id)
+        return found
+
+    memory.view = view_then_the_stage_finishes  # type: ignore[method-assign]
+
+    async def go() -> None:
+        n.start()
+        memory.runs[run.id] = run
+        n.changed(run.id, "running")
+        await n.idle()
+        await n.stop()
+
+    asyncio.run(go())
+    [message] = slack.top_level()
+    assert len(message.updates) == 1 and "succeeded" in str(message.blocks)
