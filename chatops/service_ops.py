@@ -3,14 +3,17 @@
 ``rerun`` resolves the ref's current commit through the service's mirror and queues a run like
 ``POST /api/runs`` does (trigger ``slack:<user>``); ``cancel`` is the API's cancel; ``services`` are the
 service stages of each environment's latest successful run that the backend still runs; ``delete``
-asks the backend to remove one (local processes, or the Deployment, Service and Ingress on Kubernetes).
+asks the backend to remove one. Both ask the backend only through its optional
+:class:`~runner.backends.base.ServiceInventory` capability, never by its name: whichever backend it is
+(local processes; the Deployment, Service and Ingress on Kubernetes), its own module is never imported
+here.
 ``schedules`` are the service's schedules (``GET /api/schedules``); ``run_schedule`` fires one now as
 ``POST /api/schedules/{id}/run`` does, its history entry saying who asked.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,6 +26,9 @@ from gitops.schedules.model import HistoryEntry
 from gitops.schedules.service import ScheduleService
 from gitops.service import Service
 from gitops.settings import RepositorySettings
+from runner.backends.base import ServiceInventory
+
+log = logging.getLogger(__name__)
 
 
 class ServiceOperations:
@@ -107,12 +113,12 @@ class ServiceOperations:
         return self.views.of(run)
 
     async def services(self, repository: str | None, environment: str | None) -> Sequence[ServiceView]:
-        live = await asyncio.to_thread(_live_services, self.service)
+        live = await self._live_services()
         found: dict[tuple[str, str], ServiceView] = {}
         store = self.views.store
         for run in store.latest_deploys(repository, environment):  # what each environment runs
             namespace = run.namespace or run.environment
-            where = _backend_namespace(self.service, namespace)
+            where = self._backend_namespace(namespace)
             for stage in store.stages(run.id):
                 if stage.kind == "service" and (live is None or (where, stage.stage) in live):
                     url = self.service.reporter.target_url(run.id)
@@ -122,33 +128,45 @@ class ServiceOperations:
         return sorted(found.values(), key=lambda s: (s.repository, s.environment, s.name))
 
     async def delete_service(self, service: ServiceView) -> str:
+        """Through the backend's service inventory (locally the process; on Kubernetes its Deployment,
+        Service and Ingress, as ``bodywork services delete`` does)."""
         backend = self.service.backend
-        namespace = service.namespace or service.environment
-        if getattr(backend, "name", "") == "kubernetes":
-            return await self._delete_on_kubernetes(backend, namespace, service)
-        remove = getattr(backend, "remove_service", None)
-        if remove is None:
+        if not isinstance(backend, ServiceInventory):
             raise OperationError("This backend cannot delete services.")
-        if not await remove(namespace, service.name):
-            raise OperationError(f"`{service.name}` is not running in `{service.environment}` any more.")
-        return f"Deleted service {service.name} in {service.environment}."
-
-    async def _delete_on_kubernetes(self, backend: Any, namespace: str, service: ServiceView) -> str:
-        """Its Deployment, Service and Ingress, as ``bodywork services delete`` does."""
-        # Imported here: the Kubernetes client loads only in a service that uses that backend.
-        from runner.backends.kubernetes.inventory import delete_service
-
-        namespace = _backend_namespace(self.service, namespace)
+        namespace = backend.namespace_for(service.namespace or service.environment)
         try:
-            kinds = await asyncio.to_thread(delete_service, backend.api, namespace, service.name)
+            removed = await backend.remove_service(namespace, service.name)
         except Exception as error:  # not ours, or the API refused: say so, masked
             raise OperationError(
                 f"Could not delete `{service.name}`: {self.views.mask(str(error))}"
             ) from None
-        if not kinds:
-            raise OperationError(f"`{service.name}` is not deployed in namespace `{namespace}`.")
-        removed = ", ".join(sorted(kinds))
-        return f"Deleted service {service.name} in {service.environment} ({removed} in {namespace})."
+        if removed is None:
+            where = "" if namespace == service.environment else f" (namespace `{namespace}`)"
+            raise OperationError(
+                f"`{service.name}` is not running in `{service.environment}`{where} any more."
+            )
+        objects = f" ({', '.join(sorted(removed.objects))} in {removed.namespace})" if removed.objects else ""
+        return f"Deleted service {service.name} in {service.environment}{objects}."
+
+    def _backend_namespace(self, namespace: str) -> str:
+        """Where the backend puts a run's namespace (Kubernetes may map every one to one namespace)."""
+        backend = self.service.backend
+        return backend.namespace_for(namespace) if isinstance(backend, ServiceInventory) else namespace
+
+    async def _live_services(self) -> set[tuple[str, str]] | None:
+        """(namespace, name) of the services the backend runs now; None when it cannot say (no
+        inventory, or the API unreachable): then ``services`` lists what the runs deployed."""
+        backend = self.service.backend
+        if not isinstance(backend, ServiceInventory):
+            return None
+        try:
+            return await backend.list_services()
+        except Exception as error:
+            log.warning(
+                "the backend could not list its services (%s); answering with what the runs deployed",
+                self.views.mask(str(error)),
+            )
+            return None
 
     # Schedules.
 
@@ -210,25 +228,3 @@ class ServiceOperations:
 def _epoch(iso: object) -> float | None:
     """An instant of the schedules' API (ISO 8601, UTC) as epoch seconds."""
     return datetime.fromisoformat(iso).timestamp() if isinstance(iso, str) else None
-
-
-def _backend_namespace(service: Service, namespace: str) -> str:
-    """Where the backend puts a run's namespace (Kubernetes may map every one to one namespace)."""
-    namespace_for = getattr(service.backend, "namespace_for", None)
-    return str(namespace_for(namespace)) if namespace_for is not None else namespace
-
-
-def _live_services(service: Service) -> set[tuple[str, str]] | None:
-    """(namespace, name) of the services the backend runs now; None when it cannot say. Blocking."""
-    backend = service.backend
-    running = getattr(backend, "running_services", None)
-    if running is not None:  # the local backend
-        return {(namespace, name) for namespace, name, _port, _commit in running()}
-    if getattr(backend, "name", "") == "kubernetes":
-        from runner.backends.kubernetes.inventory import list_services
-
-        try:
-            return {(s.namespace, s.name) for s in list_services(backend.api)}  # type: ignore[union-attr]
-        except Exception:  # the API is unreachable: list what the runs deployed
-            return None
-    return None

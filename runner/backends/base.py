@@ -98,6 +98,40 @@ class Backend(Protocol):
         """Releases what the backend holds (the local backend stops its services)."""
 
 
+@dataclass(frozen=True)
+class RemovedService:
+    """What :meth:`ServiceInventory.remove_service` removed."""
+
+    namespace: str
+    """Where the service ran, as the backend names it (see :meth:`ServiceInventory.namespace_for`)."""
+    name: str
+    objects: tuple[str, ...] = ()
+    """The backend's objects that went with it (Kubernetes: Deployment, Service, Ingress); empty where
+    the service was one process and nothing more (the local backend)."""
+
+
+@runtime_checkable
+class ServiceInventory(Protocol):
+    """A backend that can say which services it runs and remove one: both backends implement it, and
+    callers (ChatOps' ``services`` and ``delete``) check for it with ``isinstance`` rather than by the
+    backend's name. Namespaces here are the backend's own: :meth:`namespace_for` maps a run's."""
+
+    def namespace_for(self, environment: str) -> str:
+        """Where the services of a run deployed into `environment` (:attr:`RunContext.environment`)
+        land: locally the same name; on Kubernetes its namespace, or the one fixed namespace when the
+        backend maps every environment to one. Pure, no I/O."""
+
+    async def list_services(self) -> set[tuple[str, str]]:
+        """(namespace, name) of every service stage running now. Async like the rest of a backend: the
+        local backend reads its own registry on the event loop, the Kubernetes backend asks the API in
+        a thread. Raises when the backend cannot say now (the cluster unreachable, a refused list)."""
+
+    async def remove_service(self, namespace: str, name: str) -> RemovedService | None:
+        """Stops the service stage `name` in `namespace` and removes what runs it (a process; a
+        Deployment with its Service and Ingress); None when nothing was there. Raises when the backend
+        refuses (on Kubernetes: a Deployment that bodywork does not manage, an API error)."""
+
+
 @runtime_checkable
 class SourceServer(Protocol):
     """A backend whose stage pods download their run's code from the service that runs it (the

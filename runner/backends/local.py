@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.backends import notebooks
-from runner.backends.base import ARTIFACTS_DIR_VARIABLE, RunContext, StageError, StageJob, StageResult
+from runner.backends.base import (
+    ARTIFACTS_DIR_VARIABLE,
+    RemovedService,
+    RunContext,
+    StageError,
+    StageJob,
+    StageResult,
+)
 from runner.backends.env_cache import Limits
 from runner.backends.interpreters import install_hint, interpreter_for
 from runner.backends.isolation import Isolation
@@ -211,14 +218,24 @@ class LocalBackend:
         await asyncio.gather(*(p.close() for p in proxies))
         self._remove_unused_workspaces()
 
-    async def remove_service(self, environment: str, name: str) -> bool:
-        """Stops the service stage `name` of `environment`; False when it is not running."""
-        service = self.services.running.pop((environment, name), None)
+    # -- the service inventory (runner.backends.base.ServiceInventory) ------------------------------
+
+    def namespace_for(self, environment: str) -> str:
+        """Services are kept apart by their run's environment, as it is named."""
+        return environment
+
+    async def list_services(self) -> set[tuple[str, str]]:
+        """(environment, stage) of every service this backend keeps running."""
+        return {(s.environment, s.stage.name) for s in self.services.running.values()}
+
+    async def remove_service(self, namespace: str, name: str) -> RemovedService | None:
+        """Stops the service stage `name` of environment `namespace`; None when it is not running."""
+        service = self.services.running.pop((namespace, name), None)
         if service is None:
-            return False
+            return None
         await self.services.stop(service)  # supervision first: the exit is not taken for a crash
         self._remove_unused_workspaces()
-        return True
+        return RemovedService(namespace, name)
 
     def running_services(self) -> list[tuple[str, str, int, str]]:
         """(environment, stage, port, commit) of every service this backend keeps running."""

@@ -3,8 +3,10 @@
 Layers, highest first: each module imports only modules of the layers below its own; modules of one
 layer (separated by ``|``) do not import each other. This is the import-linter ``layers`` contract:
 
-1. ``backend`` | ``inventory`` — :class:`KubernetesBackend`, the Backend facade | the CLI's listings.
-2. ``jobs`` | ``services`` — batch stages as Jobs | service stages: apply, roll out, roll back.
+1. ``backend`` — :class:`KubernetesBackend`, the Backend facade (with the ServiceInventory capability).
+2. ``inventory`` | ``jobs`` | ``services`` — what is deployed, listed and deleted by label (the CLI's
+   listings, the backend's service inventory) | batch stages as Jobs | service stages: apply, roll
+   out, roll back.
 3. ``driving`` | ``runs`` — feeds a reducer and performs its actions | a run's namespace, code,
    secrets, clean-up and teardown.
 4. ``watching`` | ``lease`` — watches and followed logs in threads, bridged onto the event loop |

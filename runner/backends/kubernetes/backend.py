@@ -4,7 +4,9 @@ One namespace per pipeline environment. Each run ships its checkout as immutable
 pipeline, commit and content digest, so every pod of the run (retries, restarts, new replicas) runs
 exactly that commit, and no Git credentials ever reach a stage pod. This module is the
 :class:`~runner.backends.base.Backend` facade: a run's preparation and clean-up are in :mod:`.runs`,
-batch stages in :mod:`.jobs`, service stages in :mod:`.services`. Blocking client calls run in threads.
+batch stages in :mod:`.jobs`, service stages in :mod:`.services`; the services it runs are listed and
+deleted through :mod:`.inventory` (the ``ServiceInventory`` capability, as ``bodywork services`` does).
+Blocking client calls run in threads.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from runner.backends.base import RunContext, StageError, StageJob, StageResult
-from runner.backends.kubernetes import jobs, runs, services
+from runner.backends.base import RemovedService, RunContext, StageError, StageJob, StageResult
+from runner.backends.kubernetes import inventory, jobs, runs, services
 from runner.backends.kubernetes import workloads as w
 from runner.backends.kubernetes.api import KubeApi
 from runner.backends.kubernetes.errors import KubeError
@@ -39,6 +41,8 @@ class KubernetesBackend:
         self._runs: dict[str, runs.PreparedRun] = {}
 
     def namespace_for(self, environment: str) -> str:
+        """The namespace a run deployed into `environment` uses: the setting ``namespace`` when it fixes
+        one for every environment, else the environment's own (as a DNS label)."""
         return dns_label(self.settings.namespace or environment)
 
     async def start_run(self, run: RunContext) -> None:
@@ -93,6 +97,21 @@ class KubernetesBackend:
 
     async def close(self) -> None:
         self.api.close()
+
+    # -- the service inventory (runner.backends.base.ServiceInventory) ------------------------------
+
+    async def list_services(self) -> set[tuple[str, str]]:
+        """(namespace, name) of every bodywork service stage in the cluster (every namespace the
+        credentials may list). Raises KubeError when the API cannot say."""
+        found = await asyncio.to_thread(inventory.list_services, self.api)
+        return {(service.namespace, service.name) for service in found}
+
+    async def remove_service(self, namespace: str, name: str) -> RemovedService | None:
+        """Deletes the Deployment, Service and Ingress of service `name`, as ``bodywork services delete``
+        does; None when none of them existed. Raises NotFound for a Deployment bodywork does not
+        manage, KubeError when the API refuses."""
+        kinds = await asyncio.to_thread(inventory.delete_service, self.api, namespace, name)
+        return RemovedService(namespace, name, tuple(kinds)) if kinds else None
 
     def source_archive(self, namespace: str, name: str, token: str) -> Path | None:
         """The archive a stage pod downloads (`token` from the run's Secret `name`); None once the run's
