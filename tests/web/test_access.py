@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,25 +13,11 @@ from gitops.settings import SettingsError, load_settings
 from tests.gitops.conftest import API_TOKEN, ServiceFactory
 from tests.gitops.helpers import RunningService, SourceRepo, pipeline_files
 from tests.pages.helpers import push
+from tests.web.clients import new_client
 
 pytestmark = pytest.mark.timeout(120)
 
 PAGES_TOKEN = "pages-read-token-4242"
-_clients: list[httpx.Client] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _clients:
-        _clients.pop().close()
-
-
-def new_client(service: RunningService) -> httpx.Client:
-    """A client of its own (its own cookies), closed after the test."""
-    client = httpx.Client(base_url=service.base_url, timeout=10)
-    _clients.append(client)
-    return client
 
 
 def pages_section(tmp_path: Path, body: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -30,26 +29,13 @@ from tests.gitops.helpers import (
     wait_until,
 )
 from tests.pages.helpers import gated_script
+from tests.web.clients import new_client
 
 pytestmark = pytest.mark.timeout(120)
 
 PREFIX = "/ml/bodywork"
 PUBLIC_URL = f"http://bodywork.example.invalid{PREFIX}"
 PAGES_TOKEN = "pages-read-token-5151"
-_clients: list[httpx.Client] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _clients:
-        _clients.pop().close()
-
-
-def new_client(service: RunningService, **options: object) -> httpx.Client:
-    client = httpx.Client(base_url=service.base_url, timeout=10, **options)  # type: ignore[arg-type]
-    _clients.append(client)
-    return client
 
 
 def prefixed_service(make_service: ServiceFactory, tmp_path: Path) -> RunningService:
