@@ -167,10 +167,11 @@ class Writer:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A transaction of its own, or a savepoint when inside a batch of queued writes."""
+        """A transaction of its own, or a savepoint when inside a batch of queued writes or another
+        transaction of this thread (a write made of writes, such as the schedules' ``record_fires``)."""
         with self.lock:
             mark = len(self._after)
-            if self._batching:
+            if self._batching or self.db.in_transaction:  # the lock is this thread's: so is the transaction
                 self.db.execute("SAVEPOINT write")
                 try:
                     yield self.db

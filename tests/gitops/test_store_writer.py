@@ -277,3 +277,21 @@ def test_the_wal_starts_over_under_a_steady_stream_of_writes(tmp_path: Path) -> 
     assert len(store.query("SELECT id FROM runs", ())) == pushes  # nothing lost by starting over
     store.close()
 
+
+
+def test_a_write_made_of_writes_commits_outside_a_batch_and_a_failing_part_fails_alone(
+    tmp_path: Path,
+) -> None:
+    """Without a loop (the CLI, a worker thread) a write commits at once in its own transaction; one
+    that calls other writes (the schedules' record_fires calls record_fire) nests them as savepoints.
+    It used to begin a second transaction inside the first, which SQLite refuses."""
+    store = Store(tmp_path / "store.sqlite3")
+    with store.transaction():
+        store.put_message("run-1", "slack", "C1", "1.0")
+        with pytest.raises(RuntimeError), store.transaction():
+            store.put_message("run-2", "slack", "C1", "2.0")
+            raise RuntimeError("this part fails")
+        store.put_message("run-3", "slack", "C1", "3.0")
+    assert store.message("run-1", "slack") is not None and store.message("run-3", "slack") is not None
+    assert store.message("run-2", "slack") is None
+    store.close()
