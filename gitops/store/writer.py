@@ -185,11 +185,12 @@ class Writer:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
+                self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:  # a failed COMMIT may leave it open: never nest into it
+                    self.db.execute("ROLLBACK")
                 del self._after[mark:]
                 raise
-            self.db.execute("COMMIT")
             self._committed()
             if self._syncer is not None and (problem := self._syncer.sync()) is not None:
                 raise problem

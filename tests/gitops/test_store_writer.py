@@ -6,6 +6,7 @@ import asyncio
 import errno
 import os
 import signal
+import sqlite3
 import subprocess
 import threading
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from gitops.store import NewRun, Store
 from gitops.store import syncer as store_syncer
-from gitops.store.writer import WAL_SIZE_LIMIT
+from gitops.store.writer import WAL_SIZE_LIMIT, Writer
 
 
 def _push(number: int) -> NewRun:
@@ -295,3 +296,23 @@ def test_a_write_made_of_writes_commits_outside_a_batch_and_a_failing_part_fails
     assert store.message("run-1", "slack") is not None and store.message("run-3", "slack") is not None
     assert store.message("run-2", "slack") is None
     store.close()
+
+
+def test_a_commit_that_fails_leaves_no_transaction_for_the_next_write_to_nest_in(tmp_path: Path) -> None:
+    """A deferred constraint fails at COMMIT and leaves the transaction open; the next write must still
+    commit on its own, not become a savepoint of a transaction nobody commits."""
+    path = tmp_path / "store.sqlite3"
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    db.execute("CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    writer = Writer(db, path, fsync_commits=False)
+    with pytest.raises(sqlite3.IntegrityError), writer.transaction() as failing:
+        failing.execute("INSERT INTO child VALUES (1)")  # refused only at COMMIT
+    with writer.transaction() as next_write:
+        next_write.execute("INSERT INTO parent VALUES (7)")
+    with sqlite3.connect(str(path)) as reader:
+        assert reader.execute("SELECT id FROM parent").fetchall() == [(7,)]
+        assert reader.execute("SELECT COUNT(*) FROM child").fetchone() == (0,)
+    writer.close()
