@@ -40,10 +40,15 @@ static = Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="sta
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    """The page `name` with `context`, plus what every page shows (who is signed in, the prefix)."""
+    """The page `name` with `context`, plus what every page shows (:func:`_every_page`)."""
+    return templates.TemplateResponse(request, name, _every_page(request, context), status_code=status_code)
+
+
+def _every_page(request: Request, context: dict[str, Any]) -> dict[str, Any]:
+    """`context` with what every page shows: who is signed in, and the prefix of its paths."""
     context.setdefault("visitor", visitor(request))
     context.setdefault("root", prefix_of(request))
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+    return context
 
 
 _FIRST_CHUNK = 16 * 1024
@@ -54,8 +59,7 @@ def render_streaming(request: Request, name: str, context: dict[str, Any]) -> Re
     """The page `name`, sent as it is rendered (for the run page and its 10,000 log lines): the
     browser draws the top of the page while the log is still being rendered, and the rendering runs
     in a worker thread, so the event loop (webhooks, live updates) never waits for it."""
-    context.setdefault("visitor", visitor(request))
-    context.setdefault("root", prefix_of(request))
+    context = _every_page(request, context)
     context.setdefault("request", request)
     parts = templates.get_template(name).generate(context)
     return StreamingResponse(_chunks(parts), media_type="text/html; charset=utf-8")

@@ -70,9 +70,14 @@ def make_undumpable() -> bool:
     return _PRCTL is not None and _PRCTL(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
 
 
+def _is_root() -> bool:
+    """Whether this process may switch users (root on a POSIX system)."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def stage_user(name: str | None) -> StageUser | None:
     """The user stages run as: `name` (default ``nobody``) when this process is root, else None."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+    if not _is_root():
         return None
     try:
         entry = pwd.getpwnam(name or "nobody")
@@ -113,7 +118,7 @@ class Isolation:
             return cls(record_dir, niceness=niceness)
         if user_name:
             return cls(record_dir, stage_user(user_name), niceness)
-        if not hasattr(os, "geteuid") or os.geteuid() != 0:  # no user to switch to
+        if not _is_root():  # no user to switch to
             return cls(record_dir, niceness=niceness)
         return cls(record_dir, niceness=niceness, users=StageUsers(state_dir / "stage-users.json"))
 
