@@ -219,8 +219,8 @@ def test_a_queued_run_waits_for_its_notice_period_before_it_is_posted(slack: Fak
     assert len(slack.top_level()) == 1
 
 
-def test_a_burst_of_queued_and_superseded_runs_costs_no_reads_until_one_is_due(slack: FakeSlack) -> None:
-    memory, fake_time = Memory(), FakeTime()
+def counted_views(memory: Memory) -> list[str]:
+    """The ids of the runs the notifier reads from `memory` from now on, in order."""
     reads: list[str] = []
     original = memory.view
 
@@ -229,6 +229,11 @@ def test_a_burst_of_queued_and_superseded_runs_costs_no_reads_until_one_is_due(s
         return original(run_id)
 
     memory.view = counting_view  # type: ignore[method-assign]
+    return reads
+
+def test_a_burst_of_queued_and_superseded_runs_costs_no_reads_until_one_is_due(slack: FakeSlack) -> None:
+    memory, fake_time = Memory(), FakeTime()
+    reads = counted_views(memory)
 
     async def go() -> None:
         n = notifier(slack, memory, fake_time)
@@ -255,14 +260,7 @@ def test_a_stage_change_told_by_the_store_updates_the_message_at_once_and_lines_
     is up is read again then, not at its next look (an hour away here); log lines, and runs the
     notifier is not watching, cost no read."""
     memory, fake_time = Memory(), FakeTime()
-    reads: list[str] = []
-    original = memory.view
-
-    def counting_view(run_id: str) -> RunView | None:
-        reads.append(run_id)
-        return original(run_id)
-
-    memory.view = counting_view  # type: ignore[method-assign]
+    reads = counted_views(memory)
     feed = Changes()
     run = a_run("running", stages=(StageView("prepare", "batch", "running", 1.0),))
     finished = replace(run, stages=(StageView("prepare", "batch", "succeeded", 1.0, 2.0),))
